@@ -1,0 +1,25 @@
+"""Realtime chat over API Gateway WebSocket APIs. The handlers delegate to chalicelib."""
+
+from chalice import Chalice
+from chalice.app import WebsocketEvent
+
+from chalicelib import service
+
+app = Chalice(app_name="chalice-chat")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+app.websocket_api.session = service.websocket_session()
+
+
+@app.on_ws_connect()
+def connect(event: WebsocketEvent) -> dict | None:
+    return service.chat(app.websocket_api).connect(event)
+
+
+@app.on_ws_message()
+def message(event: WebsocketEvent) -> None:
+    service.chat(app.websocket_api).message(event)
+
+
+@app.on_ws_disconnect()
+def disconnect(event: WebsocketEvent) -> None:
+    service.chat(app.websocket_api).disconnect(event)

@@ -1,0 +1,214 @@
+"""The chat itself: what each websocket event and each command does.
+
+`Chat` ties the protocol (what a frame means), the store (what is true) and the
+sender (who hears about it) together. Every failure a user can cause becomes an
+`error` frame for that user alone; a DynamoDB failure becomes `unavailable`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from chalice.app import WebsocketEvent
+
+from chalicelib import protocol
+from chalicelib.protocol import Command, ProtocolError
+from chalicelib.sending import Sender
+from chalicelib.settings import Settings
+from chalicelib.storage import ChatStore, Connection, ConnectionChanged, Member
+
+log = logging.getLogger(__name__)
+
+# Builds a frame from the room's live members (presence frames carry the count).
+FrameFor = Callable[[list[Member]], dict[str, Any]]
+
+# Rebuilding a stale copy of a connection and trying again settles a race
+# between two frames of the same client; more attempts would only hide a bug.
+ATTEMPTS = 3
+
+
+def guest_nick(connection_id: str) -> str:
+    """The nickname a connection starts with: stable for its id, no lookups needed."""
+    return "guest-" + hashlib.blake2s(connection_id.encode()).hexdigest()[:4]
+
+
+def _sorted_nicks(members: list[Member]) -> list[str]:
+    return sorted((m.nick for m in members), key=str.casefold)
+
+
+class Chat:
+    def __init__(self, store: ChatStore, sender: Sender, settings: Settings) -> None:
+        self._store = store
+        self._sender = sender
+        self._settings = settings
+
+    # Websocket events ------------------------------------------------------------------
+
+    def connect(self, event: WebsocketEvent) -> dict[str, Any] | None:
+        """Register the connection in its first room; a non-2xx answer rejects the upgrade.
+
+        `?nick=` and `?room=` on the URL pick the first nickname and room.
+        """
+        query = event.to_dict().get("queryStringParameters") or {}
+        nick = protocol.validate_nick(
+            query.get("nick", guest_nick(event.connection_id)), self._settings
+        )
+        join = protocol.validate_room(
+            query.get("room", self._settings.default_room), self._settings
+        )
+        for invalid in (nick, join):
+            if isinstance(invalid, ProtocolError):
+                return {"statusCode": 400, "body": invalid.message}
+        try:
+            conn = self._store.add_connection(event.connection_id, nick.name, join.room)
+            # The new connection cannot receive yet (API Gateway refuses posts
+            # to it until $connect returns), so only the others hear of it.
+            self._tell_room(conn.room, self._presence(conn, "join"), presence=True, exclude=conn.id)
+        except (ClientError, BotoCoreError):
+            log.exception("connect %s: storage unavailable", event.connection_id)
+            return {"statusCode": 503, "body": "chat storage unavailable"}
+        return None
+
+    def disconnect(self, event: WebsocketEvent) -> None:
+        try:
+            departed = self._store.remove_connection(event.connection_id)
+            if departed is not None:
+                self._tell_room(departed.room, self._presence(departed, "leave"), presence=True)
+        except (ClientError, BotoCoreError):
+            log.exception(
+                "disconnect %s: storage unavailable; TTL will clean it", event.connection_id
+            )
+
+    def message(self, event: WebsocketEvent) -> None:
+        connection_id = event.connection_id
+        command = protocol.parse_frame(event.to_dict().get("body"), self._settings)
+        if isinstance(command, ProtocolError):
+            self._reply_error(connection_id, command)
+            return
+        try:
+            for _ in range(ATTEMPTS):
+                try:
+                    self._run(self._connection(connection_id), command)
+                    return
+                except ConnectionChanged:
+                    continue
+            raise RuntimeError(f"connection {connection_id} kept changing during {command}")
+        except (ClientError, BotoCoreError, RuntimeError):
+            log.exception("message from %s failed", connection_id)
+            error = ProtocolError(protocol.UNAVAILABLE, "the chat is unavailable, try again")
+            self._reply_error(connection_id, error)
+
+    # Commands ------------------------------------------------------------------------
+
+    def _run(self, conn: Connection, command: Command) -> None:
+        if isinstance(command, protocol.SendMessage):
+            frame = protocol.message_frame(
+                self._store.add_message(conn.room, conn.nick, command.text)
+            )
+            self._tell_room(conn.room, lambda live: frame, always=conn.id)
+        elif isinstance(command, protocol.Join):
+            self._join(conn, command.room)
+        elif isinstance(command, protocol.Nick):
+            self._rename(conn, command.name)
+        elif isinstance(command, protocol.History):
+            messages, more = self._store.history(conn.room, command.limit, command.before)
+            self._sender.send(conn.id, protocol.history_frame(conn.room, messages, more))
+        elif isinstance(command, protocol.Who):
+            live = self._live_members(conn.room)
+            self._sender.send(conn.id, protocol.members_frame(conn.room, _sorted_nicks(live)))
+        elif isinstance(command, protocol.Rooms):
+            self._sender.send(conn.id, protocol.rooms_frame(self._store.rooms()))
+        elif isinstance(command, protocol.Ping):
+            self._sender.send(conn.id, {"type": "pong"})
+        elif isinstance(command, protocol.Help):
+            self._sender.send(conn.id, {"type": "help", "commands": protocol.HELP})
+
+    def _connection(self, connection_id: str) -> Connection:
+        """The sender's connection; one missing from the table (expired, or cleaned
+        after a failed send while it was still open) is registered again."""
+        conn = self._store.get_connection(connection_id)
+        if conn is None:
+            conn = self._store.add_connection(
+                connection_id, guest_nick(connection_id), self._settings.default_room
+            )
+        return conn
+
+    def _join(self, conn: Connection, room: str) -> None:
+        if room == conn.room:
+            live = self._live_members(room)
+        else:
+            left = conn
+            conn = self._store.move(conn, room)
+            self._tell_room(left.room, self._presence(left, "leave"), presence=True)
+            live = self._tell_room(
+                room, self._presence(conn, "join"), presence=True, exclude=conn.id
+            )
+        messages, more = self._store.history(room, self._settings.history_page_size)
+        joined = protocol.joined_frame(room, conn.nick, _sorted_nicks(live), messages, more)
+        self._sender.send(conn.id, joined)
+
+    def _rename(self, conn: Connection, nick: str) -> None:
+        renamed = self._store.rename(conn, nick)
+        # The renamer always gets the frame: it is the acknowledgement.
+        self._tell_room(
+            conn.room,
+            self._presence(renamed, "nick", previous=conn.nick),
+            presence=True,
+            always=conn.id,
+        )
+
+    # Fan-out and clean-up ----------------------------------------------------------------
+
+    def _presence(
+        self, who: Connection | Member, event: str, previous: str | None = None
+    ) -> FrameFor:
+        return lambda live: protocol.presence_frame(who.room, event, who.nick, len(live), previous)
+
+    def _live_members(self, room: str) -> list[Member]:
+        live, expired = self._store.members(room)
+        self._evict(room, [m.connection_id for m in expired])
+        return live
+
+    def _tell_room(
+        self,
+        room: str,
+        frame: FrameFor,
+        presence: bool = False,
+        exclude: str | None = None,
+        always: str | None = None,
+    ) -> list[Member]:
+        """Send a frame to the live members of `room`; return the members still there.
+
+        Presence frames go only to rooms within the presence limit, so that
+        filling a big room does not cost a send per member per arrival.
+        `always` receives the frame even when the member list misses it (an
+        acknowledgement must not depend on the index). Members found expired or
+        gone are removed, and the room is told they left.
+        """
+        live, expired = self._store.members(room)
+        targets = []
+        if not presence or len(live) <= self._settings.presence_limit:
+            targets = [m.connection_id for m in live if m.connection_id != exclude]
+        if always is not None and always not in targets:
+            targets.append(always)
+        gone = self._sender.broadcast(targets, frame(live))
+        self._evict(room, [m.connection_id for m in expired] + gone)
+        return [m for m in live if m.connection_id not in gone]
+
+    def _evict(self, room: str, connection_ids: list[str]) -> None:
+        """Remove connections that are gone and announce each departure once.
+
+        Every round removes members for good, so announcing can find new gone
+        members only a finite number of times.
+        """
+        for connection_id in dict.fromkeys(connection_ids):
+            departed = self._store.remove_connection(connection_id, room_hint=room)
+            if departed is not None:
+                self._tell_room(room, self._presence(departed, "leave"), presence=True)
+
+    def _reply_error(self, connection_id: str, error: ProtocolError) -> None:
+        self._sender.send(connection_id, protocol.error_frame(error))

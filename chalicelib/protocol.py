@@ -1,0 +1,297 @@
+"""The chat wire protocol: parse client frames into commands, build server frames.
+
+Pure functions only, no I/O, so that every rule is testable on its own and no
+input can make them raise (tests/test_protocol.py checks that with hypothesis).
+docs/protocol.md is the contract this module implements.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.settings import Settings
+
+# API Gateway refuses PostToConnection bodies above 128 KiB (413).
+MAX_FRAME_BYTES = 128 * 1024
+
+ROOM_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+MESSAGE_ID_PATTERN = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+BAD_REQUEST = "bad_request"
+UNKNOWN_ACTION = "unknown_action"
+INVALID_NICK = "invalid_nick"
+INVALID_ROOM = "invalid_room"
+TOO_LARGE = "too_large"
+UNAVAILABLE = "unavailable"
+
+HELP = [
+    {"command": "/nick NAME", "action": "nick", "help": "change your nickname"},
+    {"command": "/join ROOM", "action": "join", "help": "leave this room and enter ROOM"},
+    {"command": "/who", "action": "who", "help": "list the members of this room"},
+    {"command": "/rooms", "action": "rooms", "help": "list rooms with members"},
+    {"command": "/history [N]", "action": "history", "help": "show older messages"},
+    {"command": "/help", "action": "help", "help": "show this help"},
+    {"command": "//TEXT", "action": "sendmessage", "help": "send TEXT that starts with /"},
+]
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    text: str
+
+
+@dataclass(frozen=True)
+class Join:
+    room: str
+
+
+@dataclass(frozen=True)
+class Nick:
+    name: str
+
+
+@dataclass(frozen=True)
+class History:
+    limit: int
+    before: str | None = None
+
+
+@dataclass(frozen=True)
+class Who:
+    pass
+
+
+@dataclass(frozen=True)
+class Rooms:
+    pass
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class ProtocolError:
+    """A frame the server refuses; becomes an `error` frame for the sender only."""
+
+    code: str
+    message: str
+
+
+Command = SendMessage | Join | Nick | History | Who | Rooms | Ping | Help
+
+
+def parse_frame(body: str | None, settings: Settings) -> Command | ProtocolError:
+    """Turn one client text frame into a command, or say what is wrong with it."""
+    if body is None:
+        return ProtocolError(BAD_REQUEST, "empty frame: send a message or a JSON command")
+    if body.startswith("/"):
+        return _parse_slash(body, settings)
+    document = _json_object(body)
+    if document is None or "action" not in document:
+        return _message(body, settings)
+    return _parse_action(document, settings)
+
+
+def _json_object(body: str) -> dict[str, Any] | None:
+    if not body.lstrip().startswith("{"):
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _parse_action(document: dict[str, Any], settings: Settings) -> Command | ProtocolError:
+    action = document["action"]
+    if not isinstance(action, str):
+        return ProtocolError(BAD_REQUEST, '"action" must be a string')
+    if action == "sendmessage":
+        data = document.get("data")
+        if not isinstance(data, str):
+            return ProtocolError(BAD_REQUEST, 'sendmessage needs "data", a string')
+        return _message(data, settings)
+    if action == "join":
+        return validate_room(document.get("room"), settings)
+    if action == "nick":
+        return validate_nick(document.get("name"), settings)
+    if action == "history":
+        return _history(document.get("limit"), document.get("before"), settings)
+    simple = {"who": Who, "rooms": Rooms, "ping": Ping, "help": Help}.get(action)
+    if simple is None:
+        shown = action if len(action) <= 40 else action[:40] + "..."
+        return ProtocolError(UNKNOWN_ACTION, f"unknown action {shown!r}; send /help")
+    return simple()
+
+
+def _parse_slash(body: str, settings: Settings) -> Command | ProtocolError:
+    if body.startswith("//"):
+        return _message(body[1:], settings)
+    name, _, argument = body[1:].partition(" ")
+    argument = argument.strip()
+    if name == "nick":
+        return validate_nick(argument, settings)
+    if name == "join":
+        return validate_room(argument, settings)
+    if name == "history":
+        return _history(_slash_limit(argument), None, settings)
+    simple = {"who": Who, "rooms": Rooms, "ping": Ping, "help": Help}.get(name)
+    if simple is None or argument:
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        return ProtocolError(UNKNOWN_ACTION, f"unknown command /{shown}; send /help")
+    return simple()
+
+
+def _slash_limit(argument: str) -> int | str | None:
+    if not argument:
+        return None
+    if argument.isascii() and argument.isdigit() and len(argument) <= 9:
+        return int(argument)
+    return argument
+
+
+def _message(text: str, settings: Settings) -> SendMessage | ProtocolError:
+    text = text.strip()
+    if not text:
+        return ProtocolError(BAD_REQUEST, "message text is empty")
+    if not _is_unicode(text):
+        return ProtocolError(BAD_REQUEST, "message text is not valid Unicode")
+    if len(text) > settings.max_text_chars:
+        return ProtocolError(
+            TOO_LARGE, f"message is {len(text)} characters, at most {settings.max_text_chars}"
+        )
+    return SendMessage(text)
+
+
+def _history(limit: Any, before: Any, settings: Settings) -> History | ProtocolError:
+    if limit is None:
+        limit = settings.history_page_size
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        return ProtocolError(BAD_REQUEST, '"limit" must be a whole number of at least 1')
+    if before is not None and (
+        not isinstance(before, str) or not MESSAGE_ID_PATTERN.fullmatch(before)
+    ):
+        return ProtocolError(BAD_REQUEST, '"before" must be the id of a message')
+    return History(limit=min(limit, settings.history_page_size), before=before)
+
+
+def validate_nick(raw: Any, settings: Settings) -> Nick | ProtocolError:
+    """A nickname is 1..max printable characters once surrounding spaces go."""
+    if not isinstance(raw, str):
+        return ProtocolError(INVALID_NICK, "nickname must be a string")
+    name = raw.strip()
+    if not 1 <= len(name) <= settings.max_nick_chars or not name.isprintable():
+        return ProtocolError(
+            INVALID_NICK,
+            f"nickname must be 1 to {settings.max_nick_chars} printable characters",
+        )
+    return Nick(name)
+
+
+def validate_room(raw: Any, settings: Settings) -> Join | ProtocolError:
+    """A room name is 1..max characters of letters, digits, '_', '.' and '-'."""
+    if not isinstance(raw, str) or not (
+        1 <= len(raw) <= settings.max_room_chars and ROOM_PATTERN.fullmatch(raw)
+    ):
+        return ProtocolError(
+            INVALID_ROOM,
+            f"room must be 1 to {settings.max_room_chars} of A-Z a-z 0-9 _ . -",
+        )
+    return Join(raw)
+
+
+def _is_unicode(text: str) -> bool:
+    """False for strings with lone surrogates (JSON can smuggle them in as escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """One compact JSON text frame; non-ASCII stays UTF-8 to keep frames small."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def frame_size(frame: dict[str, Any]) -> int:
+    return len(encode(frame).encode("utf-8"))
+
+
+def message_frame(message: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "message", **message}
+
+
+def error_frame(error: ProtocolError) -> dict[str, Any]:
+    return {"type": "error", "code": error.code, "message": error.message}
+
+
+def presence_frame(
+    room: str, event: str, nick: str, count: int, previous: str | None = None
+) -> dict[str, Any]:
+    frame = {"type": "presence", "room": room, "event": event, "nick": nick, "count": count}
+    if previous is not None:
+        frame["previous"] = previous
+    return frame
+
+
+def members_frame(room: str, nicks: list[str]) -> dict[str, Any]:
+    return fit_list({"type": "members", "room": room, "count": len(nicks)}, "members", nicks)
+
+
+def joined_frame(
+    room: str, nick: str, nicks: list[str], history: list[dict[str, Any]], more: bool
+) -> dict[str, Any]:
+    frame = members_frame(room, nicks)
+    frame.update(type="joined", nick=nick)
+    return fit_history(frame, history, more)
+
+
+def history_frame(room: str, messages: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    return fit_history({"type": "history", "room": room}, messages, more)
+
+
+def rooms_frame(rooms: list[tuple[str, int]]) -> dict[str, Any]:
+    entries = [{"name": name, "members": count} for name, count in rooms]
+    return fit_list({"type": "rooms"}, "rooms", entries)
+
+
+def fit_list(frame: dict[str, Any], key: str, items: list[Any]) -> dict[str, Any]:
+    """Put as many of `items` under `key` as fit in one frame; say if some were left out."""
+    kept = _fit(frame, items, keep_last=False)
+    frame[key] = kept
+    if len(kept) < len(items):
+        frame["truncated"] = True
+    return frame
+
+
+def fit_history(
+    frame: dict[str, Any], messages: list[dict[str, Any]], more: bool
+) -> dict[str, Any]:
+    """Keep the newest messages that fit; `more` tells the client to page for the rest."""
+    kept = _fit({**frame, "more": True}, messages, keep_last=True)
+    frame["history" if frame["type"] == "joined" else "messages"] = kept
+    frame["more"] = more or len(kept) < len(messages)
+    return frame
+
+
+def _fit(frame: dict[str, Any], items: list[Any], keep_last: bool) -> list[Any]:
+    budget = MAX_FRAME_BYTES - frame_size(frame) - 64
+    ordered = reversed(items) if keep_last else iter(items)
+    kept: list[Any] = []
+    for item in ordered:
+        budget -= frame_size(item) + 1
+        if budget < 0:
+            break
+        kept.append(item)
+    return kept[::-1] if keep_last else kept

@@ -1,0 +1,54 @@
+"""Sending frames to connections through Chalice's websocket client, many at once.
+
+The Chalice tutorial sends to members one after another; here a broadcast
+serialises the frame once and fans the PostToConnection calls out over a
+bounded thread pool, whose size matches the boto3 session's connection pool
+(see chalicelib/service.py). A member that is gone or failing never stops
+delivery to the others: gone ones are reported back so the caller can clean up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import Executor
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from chalice import WebsocketDisconnectedError
+
+from chalicelib.protocol import encode
+
+log = logging.getLogger(__name__)
+
+SENT, GONE, FAILED = "sent", "gone", "failed"
+
+
+class Sender:
+    def __init__(self, websocket_api: Any, executor: Executor) -> None:
+        self._api = websocket_api
+        self._executor = executor
+
+    def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
+        """Send one frame; False when the connection is gone (or the send failed)."""
+        return self._post(connection_id, encode(frame)) == SENT
+
+    def broadcast(self, connection_ids: Iterable[str], frame: dict[str, Any]) -> list[str]:
+        """Send one frame to every connection concurrently; return the ones that are gone."""
+        data = encode(frame)
+        targets = list(connection_ids)
+        if len(targets) == 1:
+            outcomes: Iterable[str] = [self._post(targets[0], data)]
+        else:
+            outcomes = self._executor.map(lambda cid: self._post(cid, data), targets)
+        return [cid for cid, outcome in zip(targets, outcomes) if outcome == GONE]
+
+    def _post(self, connection_id: str, data: str) -> str:
+        try:
+            self._api.send(connection_id, data)
+        except WebsocketDisconnectedError:
+            return GONE
+        except (ClientError, BotoCoreError) as error:
+            log.warning("send to %s failed: %s", connection_id, error)
+            return FAILED
+        return SENT

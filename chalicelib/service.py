@@ -1,0 +1,53 @@
+"""Wiring: build the chat from the environment, reusing clients across invocations.
+
+A Lambda container runs many invocations; boto3 clients and the send pool are
+made once per container (client creation costs tens of milliseconds), while
+settings are read per invocation, since they come from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+
+from chalicelib.commands import Chat
+from chalicelib.sending import Sender
+from chalicelib.settings import Settings, positive_int
+from chalicelib.storage import ChatStore
+
+# Concurrent PostToConnection calls per broadcast. The send pool and the HTTP
+# connection pool of the websocket client get the same size: a thread without
+# a pooled connection would wait for one (and urllib3 would warn).
+SEND_CONCURRENCY = positive_int(os.environ, "SEND_CONCURRENCY", 64)
+
+
+def websocket_session() -> boto3.session.Session:
+    """The session for `app.websocket_api`, its client pool sized for concurrent sends."""
+    core = botocore.session.get_session()
+    core.set_default_client_config(
+        Config(max_pool_connections=SEND_CONCURRENCY, retries={"mode": "standard"})
+    )
+    return boto3.session.Session(botocore_session=core)
+
+
+@lru_cache(maxsize=1)
+def send_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=SEND_CONCURRENCY, thread_name_prefix="send")
+
+
+@lru_cache(maxsize=1)
+def dynamodb_client() -> Any:
+    """DynamoDB client from boto3's standard configuration (AWS_ENDPOINT_URL_DYNAMODB works)."""
+    return boto3.session.Session().client("dynamodb", config=Config(retries={"mode": "standard"}))
+
+
+def chat(websocket_api: Any) -> Chat:
+    settings = Settings.from_env()
+    store = ChatStore(dynamodb_client(), settings, send_pool())
+    return Chat(store, Sender(websocket_api, send_pool()), settings)

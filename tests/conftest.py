@@ -1,0 +1,139 @@
+"""Test set-up: fake AWS credentials, no network beyond loopback, moto's DynamoDB."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Before anything creates a boto3 client: fake credentials, a fixed region and
+# no endpoint or profile from the developer's environment.
+for _name in list(os.environ):
+    if _name.startswith("AWS_"):
+        del os.environ[_name]
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    AWS_CONFIG_FILE=os.devnull,
+    AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    AWS_EC2_METADATA_DISABLED="true",
+)
+
+from localgateway import netguard  # noqa: E402
+
+netguard.install()
+
+import json  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from chalice.test import Client  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from localgateway import events, tables  # noqa: E402
+from tests.fakes import FakeConnections  # noqa: E402
+
+API = events.Api(
+    api_id="abcdef1234",
+    stage="api",
+    domain_name="abcdef1234.execute-api.us-east-1.amazonaws.com",
+)
+
+
+def dev_table_name() -> str:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return config["stages"]["dev"]["environment_variables"]["TABLE_NAME"]
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    """moto's DynamoDB with the chat table created from .chalice/resources.json."""
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        template = tables.load_template(ROOT / ".chalice" / "resources.json")
+        (properties,) = tables.table_definitions(template).values()
+        tables.ensure_table(client, properties, dev_table_name())
+        yield client
+
+
+@pytest.fixture
+def connections() -> Iterator[FakeConnections]:
+    """The fake @connections API, wired into the app's own websocket session."""
+    from app import app
+    from chalicelib import service
+
+    fake = FakeConnections()
+    session = service.websocket_session()
+    fake.install(session)
+    original = app.websocket_api.session
+    app.websocket_api.session = session
+    app.websocket_api._client = None  # Chalice caches its client: drop it to use the new session
+    yield fake
+    app.websocket_api.session = original
+    app.websocket_api._client = None
+
+
+class ChatHarness:
+    """Drives the app's three handlers with AWS-shaped events, like API Gateway would."""
+
+    def __init__(self, client: Client, connections: FakeConnections) -> None:
+        self.client = client
+        self.connections = connections
+        self.callers: dict[str, events.Caller] = {}
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def connect(self, query: dict[str, str] | None = None, expect: int = 200) -> str:
+        caller = events.Caller(events.new_id(), self.now_ms(), "203.0.113.9", "pytest")
+        event = events.connect_event(
+            API,
+            caller,
+            [("Host", API.domain_name), ("Sec-WebSocket-Version", "13")],
+            list((query or {}).items()),
+            self.now_ms(),
+        )
+        response = self.client.lambda_.invoke("connect", event).payload
+        assert response["statusCode"] == expect, response
+        self.callers[caller.connection_id] = caller
+        return caller.connection_id
+
+    def send(self, connection_id: str, body: str | dict[str, Any]) -> Any:
+        text = body if isinstance(body, str) else json.dumps(body)
+        caller = self.callers[connection_id]
+        event = events.message_event(API, caller, text, self.now_ms())
+        return self.client.lambda_.invoke("message", event).payload
+
+    def disconnect(self, connection_id: str, code: int = 1000) -> Any:
+        caller = self.callers[connection_id]
+        event = events.disconnect_event(API, caller, code, "Client-side close frame", self.now_ms())
+        return self.client.lambda_.invoke("disconnect", event).payload
+
+    def take(self, connection_id: str) -> list[dict[str, Any]]:
+        return self.connections.take(connection_id)
+
+    def drain(self) -> None:
+        """Forget every frame posted so far (the presence of a test's set-up, say)."""
+        self.connections.frames.clear()
+
+    def take_one(self, connection_id: str, frame_type: str) -> dict[str, Any]:
+        frames = [f for f in self.take(connection_id) if f["type"] == frame_type]
+        assert len(frames) == 1, frames
+        return frames[0]
+
+
+@pytest.fixture
+def chat(dynamodb: Any, connections: FakeConnections) -> Iterator[ChatHarness]:
+    from app import app
+
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
+        yield ChatHarness(client, connections)

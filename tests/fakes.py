@@ -1,0 +1,57 @@
+"""A stand-in for API Gateway's @connections API, observed at the boto3 level.
+
+Handler tests run the real `app.websocket_api` (Chalice's boto3 client); this
+fake answers its calls through botocore's `before-call` event, so every frame
+the app posts goes through botocore's serialisation and error handling, and a
+`GoneException` is raised by botocore itself from a 410 response.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.awsrequest import AWSResponse
+
+
+class FakeConnections:
+    def __init__(self) -> None:
+        self.frames: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.calls: list[tuple[str, str]] = []
+        self.gone: set[str] = set()
+        self.failing: set[str] = set()
+        self._lock = threading.Lock()
+
+    def install(self, session: Any) -> None:
+        session.events.register("before-call.apigatewaymanagementapi", self._answer)
+
+    def take(self, connection_id: str) -> list[dict[str, Any]]:
+        """The frames posted to a connection since the last take, oldest first."""
+        with self._lock:
+            return self.frames.pop(connection_id, [])
+
+    def _answer(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        connection_id = unquote(params["url_path"].rsplit("/", 1)[1])
+        with self._lock:
+            self.calls.append((model.name, connection_id))
+            if connection_id in self.gone:
+                return _error(410, "GoneException")
+            if connection_id in self.failing:
+                return _error(500, "InternalServerErrorException")
+            if model.name == "PostToConnection":
+                body = params["body"]
+                self.frames[connection_id].append(json.loads(body))
+        return AWSResponse(params["url"], 200, {}, None), {
+            "ResponseMetadata": {"HTTPStatusCode": 200}
+        }
+
+
+def _error(status: int, code: str) -> tuple[Any, dict[str, Any]]:
+    parsed = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return AWSResponse("https://fake", status, {}, None), parsed

@@ -1,0 +1,196 @@
+"""The frame parser and validators: the documented rules, and no input makes them raise."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib import protocol
+from chalicelib.ids import new_message_id
+from chalicelib.protocol import (
+    Help,
+    History,
+    Join,
+    Nick,
+    Ping,
+    ProtocolError,
+    Rooms,
+    SendMessage,
+    Who,
+)
+from chalicelib.settings import Settings, SettingsError
+
+SETTINGS = Settings(table_name="t")
+
+
+def parse(body: str | None) -> object:
+    return protocol.parse_frame(body, SETTINGS)
+
+
+def code(result: object) -> str:
+    assert isinstance(result, ProtocolError), result
+    return result.code
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"action": "sendmessage", "data": "hello"}', SendMessage("hello")),
+        ("hello there", SendMessage("hello there")),
+        ('{"text": "no action"}', SendMessage('{"text": "no action"}')),
+        ("[1, 2]", SendMessage("[1, 2]")),
+        ('{"action": "join"', SendMessage('{"action": "join"')),
+        ('{"action": "join", "room": "dev-ops_1.0"}', Join("dev-ops_1.0")),
+        ('{"action": "nick", "name": "  Ada  "}', Nick("Ada")),
+        ('{"action": "history"}', History(limit=50)),
+        ('{"action": "history", "limit": 10}', History(limit=10)),
+        ('{"action": "history", "limit": 500}', History(limit=50)),
+        ('{"action": "who"}', Who()),
+        ('{"action": "rooms"}', Rooms()),
+        ('{"action": "ping"}', Ping()),
+        ('{"action": "help"}', Help()),
+        ("/nick Grace Hopper", Nick("Grace Hopper")),
+        ("/join general", Join("general")),
+        ("/who", Who()),
+        ("/rooms", Rooms()),
+        ("/history", History(limit=50)),
+        ("/history 5", History(limit=5)),
+        ("/help", Help()),
+        ("//shrug", SendMessage("/shrug")),
+    ],
+)
+def test_frames_parse_to_commands(body: str, expected: object) -> None:
+    assert parse(body) == expected
+
+
+def test_history_before_takes_a_message_id() -> None:
+    before = new_message_id(1_700_000_000_000)
+    assert parse(json.dumps({"action": "history", "before": before})) == History(50, before)
+    assert code(parse('{"action": "history", "before": "nope"}')) == "bad_request"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_code"),
+    [
+        (None, "bad_request"),
+        ("   ", "bad_request"),
+        ('{"action": "sendmessage"}', "bad_request"),
+        ('{"action": "sendmessage", "data": 5}', "bad_request"),
+        ('{"action": 7}', "bad_request"),
+        ('{"action": "dance"}', "unknown_action"),
+        ("/dance", "unknown_action"),
+        ("/who is there", "unknown_action"),
+        ('{"action": "join", "room": "no spaces"}', "invalid_room"),
+        ('{"action": "join", "room": ""}', "invalid_room"),
+        ('{"action": "join"}', "invalid_room"),
+        ("/join " + "r" * 65, "invalid_room"),
+        ('{"action": "nick", "name": ""}', "invalid_nick"),
+        ('{"action": "nick", "name": "tab\\there"}', "invalid_nick"),
+        ("/nick " + "n" * 33, "invalid_nick"),
+        ('{"action": "nick", "name": ["x"]}', "invalid_nick"),
+        ("x" * 4001, "too_large"),
+        ('{"action": "history", "limit": 0}', "bad_request"),
+        ('{"action": "history", "limit": true}', "bad_request"),
+        ('{"action": "history", "limit": "5"}', "bad_request"),
+        ("/history lots", "bad_request"),
+        ('{"action": "sendmessage", "data": "\\ud800"}', "bad_request"),
+    ],
+)
+def test_bad_frames_get_error_codes(body: str | None, expected_code: str) -> None:
+    assert code(parse(body)) == expected_code
+
+
+def test_text_limit_counts_characters_after_trimming() -> None:
+    assert parse("  " + "é" * 4000 + "  ") == SendMessage("é" * 4000)
+
+
+def test_limits_come_from_settings() -> None:
+    small = Settings.from_env({"TABLE_NAME": "t", "MAX_MESSAGE_CHARS": "5", "MAX_NICK_CHARS": "3"})
+    assert protocol.parse_frame("123456", small) == ProtocolError(
+        "too_large", "message is 6 characters, at most 5"
+    )
+    assert isinstance(protocol.parse_frame("/nick abcd", small), ProtocolError)
+    assert protocol.parse_frame("/nick abc", small) == Nick("abc")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"TABLE_NAME": "t", "PRESENCE_LIMIT": "lots"}, {"TABLE_NAME": "t", "MAX_NICK_CHARS": "0"}],
+)
+def test_unusable_settings_are_refused_with_the_variable_named(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError):
+        Settings.from_env(env)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+actions = st.sampled_from(
+    ["sendmessage", "join", "nick", "history", "who", "rooms", "ping", "help", "x"]
+)
+command_documents = st.fixed_dictionaries(
+    {"action": actions | json_values},
+    optional={
+        "data": json_values,
+        "room": json_values,
+        "name": json_values,
+        "limit": json_values,
+        "before": json_values,
+    },
+)
+frames = st.one_of(
+    st.text(),
+    st.text(alphabet=string.printable).map(lambda s: "/" + s),
+    json_values.map(json.dumps),
+    command_documents.map(json.dumps),
+    st.just("[" * 5000 + "]" * 5000),
+    st.just('{"a":' * 3000 + "1" + "}" * 3000),
+)
+
+
+@settings(max_examples=400)
+@given(frames)
+def test_no_frame_makes_the_parser_raise(body: str) -> None:
+    result = parse(body)
+    assert isinstance(
+        result, ProtocolError | SendMessage | Join | Nick | History | Who | Rooms | Ping | Help
+    )
+    if isinstance(result, SendMessage):
+        assert 1 <= len(result.text) <= SETTINGS.max_text_chars
+        assert result.text == result.text.strip()
+
+
+@given(json_values)
+def test_validators_accept_only_valid_names(value: object) -> None:
+    nick = protocol.validate_nick(value, SETTINGS)
+    if isinstance(nick, Nick):
+        assert 1 <= len(nick.name) <= 32 and nick.name.isprintable()
+    room = protocol.validate_room(value, SETTINGS)
+    if isinstance(room, Join):
+        assert protocol.ROOM_PATTERN.fullmatch(room.room) and len(room.room) <= 64
+
+
+@given(st.lists(st.text(max_size=5000), max_size=60))
+def test_history_frames_always_fit_in_one_api_gateway_message(texts: list[str]) -> None:
+    messages = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
+    frame = protocol.history_frame("r", messages, more=False)
+    size = len(protocol.encode(frame).encode("utf-8", "surrogatepass"))
+    assert size <= protocol.MAX_FRAME_BYTES
+    kept = frame["messages"]
+    assert kept == messages[len(messages) - len(kept) :]  # the newest ones, oldest first
+    assert frame["more"] == (len(kept) < len(messages))
+
+
+def test_message_ids_sort_by_time_and_are_unique() -> None:
+    ids = [new_message_id(1_700_000_000_000 + i // 10) for i in range(1000)]
+    assert len(set(ids)) == 1000
+    assert [i[:10] for i in ids] == sorted(i[:10] for i in ids)
+    assert all(protocol.MESSAGE_ID_PATTERN.fullmatch(i) for i in ids)
