@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format clean
+.PHONY: run test browser format clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +15,23 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 run: $(INSTALLED)
 	$(PY) -m localgateway
 
-test: $(INSTALLED)
+test: $(INSTALLED) browser
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+# The page's tests drive Debian's Chromium (never a downloaded browser): install it
+# when we are root (CI is), otherwise stop and say how.
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "Chromium is missing: run 'sudo apt-get install -y chromium', then make test" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 format: $(INSTALLED)
 	$(PY) -m ruff format .
@@ -25,3 +39,19 @@ format: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# AWS (docs/deploy.md): `make deploy STAGE=dev`, `make destroy STAGE=dev [DELETE_TABLE=yes]`,
+# and `make package STAGE=prod` (a CloudFormation/SAM template, built without AWS).
+STAGE ?= dev
+DELETE_TABLE ?= no
+
+.PHONY: deploy destroy package
+
+deploy: $(INSTALLED)
+	$(PY) -m deploytools deploy --stage $(STAGE)
+
+destroy: $(INSTALLED)
+	$(PY) -m deploytools destroy --stage $(STAGE) $(if $(filter yes,$(DELETE_TABLE)),--delete-table)
+
+package: $(INSTALLED)
+	$(PY) -m deploytools package --stage $(STAGE) --out build/package-$(STAGE)

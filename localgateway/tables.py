@@ -99,3 +99,20 @@ def ensure_table(client: Any, properties: dict[str, Any], name: str) -> bool:
                 TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
             )
     return created
+
+
+def delete_table(client: Any, name: str) -> bool:
+    """Delete the table and wait until it is gone; False when there was none.
+
+    Idempotent like ensure_table, so that a teardown that failed half-way can run again.
+    """
+    try:
+        client.delete_table(TableName=name)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        return False
+    client.get_waiter("table_not_exists").wait(
+        TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300}
+    )
+    return True

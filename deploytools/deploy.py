@@ -1,0 +1,187 @@
+"""`make deploy` and `make destroy`: the table, `chalice deploy`/`delete`, the rendered policy.
+
+`chalice deploy` creates roles, functions, log groups and the websocket API but
+no table, and with `autogen_policy: false` it attaches the stage's policy file
+as it is. So deploy creates the table from the merge template first, then
+renders the policy with the table's ARN, the account, the region and the API
+id. The API id exists only after the first deploy: that deploy goes out
+without the @connections statement, and a second one (seconds later, before
+anybody has the URL) adds it scoped to the new API. Later deploys run once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import boto3
+from botocore.exceptions import NoCredentialsError
+
+from deploytools import policy
+from deploytools.project import (
+    HANDLERS,
+    ROOT,
+    WEBSOCKET_API,
+    DeployError,
+    Stage,
+    WebsocketApi,
+    chat_table,
+    deployed_resources,
+    deployed_websocket_api,
+    load_stage,
+    merge_template,
+    policy_values,
+)
+from deploytools.runner import ChaliceRunner, run_chalice
+from localgateway import tables
+
+# Where `make run` serves the chat page (the local gateway).
+LOCAL_PAGE = "http://127.0.0.1:8000/"
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Account:
+    partition: str
+    region: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class Deployment:
+    websocket_url: str
+    page_links: tuple[str, ...]
+
+
+def aws_account(session: boto3.session.Session) -> Account:
+    """Who and where we deploy; checked first so that a missing setting fails before any change."""
+    if not session.region_name:
+        raise DeployError(
+            "no AWS region: export AWS_REGION=eu-west-1 (say), or use a profile that sets one"
+        )
+    try:
+        arn = session.client("sts").get_caller_identity()["Arn"]
+    except NoCredentialsError:
+        raise DeployError(
+            "no AWS credentials: run `aws configure` or `aws sso login`, or export AWS_PROFILE"
+        ) from None
+    _, partition, _, _, account_id, _ = arn.split(":", 5)
+    return Account(partition, session.region_name, account_id)
+
+
+def page_links(stage: Stage, websocket_url: str) -> tuple[str, ...]:
+    """The chat page pointed at the deployed API: as a local file, and as `make run` serves it."""
+    query = "?ws=" + quote(websocket_url.rstrip("/"), safe=":/")
+    page = (stage.project / "static" / "index.html").resolve()
+    return page.as_uri() + query, LOCAL_PAGE + query
+
+
+def write_policy(stage: Stage, values: dict[str, str]) -> None:
+    """Render the stage's `iam_policy_file`; without an API id, leave @connections out."""
+    document = policy.policy_document(merge_template(stage))
+    rendered = policy.render(document, values, defer=frozenset({WEBSOCKET_API}))
+    stage.policy_path.write_text(json.dumps(rendered, indent=2) + "\n", encoding="utf-8")
+
+
+def deploy(
+    stage_name: str,
+    *,
+    project: Path = ROOT,
+    session: boto3.session.Session | None = None,
+    chalice: ChaliceRunner = run_chalice,
+    say: Say = print,
+) -> Deployment:
+    stage = load_stage(stage_name, project)
+    session = session or boto3.session.Session()
+    account = aws_account(session)
+    say(f"Deploying stage {stage.name} to account {account.account_id} in {account.region}")
+
+    dynamodb = session.client("dynamodb")
+    _, properties = chat_table(merge_template(stage))
+    created = tables.ensure_table(dynamodb, properties, stage.table_name)
+    table_arn = dynamodb.describe_table(TableName=stage.table_name)["Table"]["TableArn"]
+    say(f"Table {stage.table_name}: {'created' if created else 'already there'}, active, TTL on")
+
+    api = deployed_websocket_api(stage)
+    for _ in range(3):
+        values = policy_values(
+            stage,
+            partition=account.partition,
+            region=account.region,
+            account=account.account_id,
+            table_arn=table_arn,
+            api_id=api.api_id if api else None,
+        )
+        write_policy(stage, values)
+        chalice(stage.project, ["deploy", "--stage", stage.name])
+        deployed = deployed_websocket_api(stage)
+        if deployed is None:
+            raise DeployError(f"chalice deploy recorded no websocket API in {stage.deployed_path}")
+        if api is not None and deployed.api_id == api.api_id:
+            break
+        say(f"Websocket API {deployed.api_id} is new: deploying again to scope the policy to it")
+        api = deployed
+    else:
+        raise DeployError("the websocket API id changed on every deploy; run make deploy again")
+
+    return _report(stage, deployed, say)
+
+
+def _report(stage: Stage, api: WebsocketApi, say: Say) -> Deployment:
+    websocket_url = api.url.rstrip("/")
+    links = page_links(stage, websocket_url)
+    say("")
+    say(f"Websocket URL: {websocket_url}")
+    say(f"Chat page:     {links[0]}")
+    say(f"  or, while `make run` serves the page: {links[1]}")
+    say(f"From a terminal: wscat -c {websocket_url}")
+    return Deployment(websocket_url, links)
+
+
+def destroy(
+    stage_name: str,
+    *,
+    delete_table: bool = False,
+    project: Path = ROOT,
+    session: boto3.session.Session | None = None,
+    chalice: ChaliceRunner = run_chalice,
+    say: Say = print,
+) -> None:
+    """Remove what deploy made. The table goes only when asked: it holds the history.
+
+    `chalice delete` keeps the functions' log groups (it only drops their
+    retention, so they would be kept forever): they are deleted here.
+    """
+    stage = load_stage(stage_name, project)
+    session = session or boto3.session.Session()
+    account = aws_account(session)
+    say(f"Destroying stage {stage.name} in account {account.account_id}, {account.region}")
+
+    if deployed_resources(stage):
+        chalice(stage.project, ["delete", "--stage", stage.name])
+    else:
+        say(f"Nothing recorded in {stage.deployed_path}: no Chalice resources to delete")
+
+    logs = session.client("logs")
+    for handler in HANDLERS:
+        try:
+            logs.delete_log_group(logGroupName=stage.log_group(handler))
+            say(f"Deleted log group {stage.log_group(handler)}")
+        except logs.exceptions.ResourceNotFoundException:
+            pass
+    stage.policy_path.unlink(missing_ok=True)
+
+    dynamodb = session.client("dynamodb")
+    if not delete_table:
+        say(
+            f"Kept table {stage.table_name} (chat history). "
+            f"`make destroy STAGE={stage.name} DELETE_TABLE=yes` deletes it too."
+        )
+    elif tables.delete_table(dynamodb, stage.table_name):
+        say(f"Deleted table {stage.table_name}")
+    else:
+        say(f"No table {stage.table_name} to delete")

@@ -1,0 +1,149 @@
+"""The functions' IAM policy: written once in CloudFormation, rendered for `chalice deploy`.
+
+`ChatFunctionsPolicy` in `.chalice/resources.json` refers to the table, the
+websocket API and the log groups of the same stack, so the `make package`
+template grants exactly those. `chalice deploy` reads a plain policy file and
+resolves nothing, so `make deploy` resolves the same references here with the
+deployed names and ARNs: both paths grant the same statements.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+POLICY_ID = "ChatFunctionsPolicy"
+
+# `${Name}` and `${Resource.Attribute}` in Fn::Sub; `${!Name}` is a literal `${Name}`.
+_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
+
+
+class PolicyError(ValueError):
+    """The policy cannot be rendered, or it grants more than least privilege allows."""
+
+
+def policy_document(template: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return template["Resources"][POLICY_ID]["Properties"]["PolicyDocument"]
+    except KeyError:
+        raise PolicyError(f"the merge template declares no {POLICY_ID} policy") from None
+
+
+def references(value: Any) -> Iterator[str]:
+    """Every name a CloudFormation value refers to: `Ref`, `Fn::GetAtt` and `Fn::Sub`."""
+    if isinstance(value, list):
+        for item in value:
+            yield from references(item)
+    elif isinstance(value, dict):
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                yield argument
+                return
+            if key == "Fn::GetAtt":
+                yield _getatt_name(argument)
+                return
+            if key == "Fn::Sub":
+                yield from _SUB_VARIABLE.findall(_sub_text(argument))
+                return
+            if key.startswith("Fn::"):
+                raise PolicyError(f"{key} is not supported in {POLICY_ID}")
+        for item in value.values():
+            yield from references(item)
+
+
+def resolve(value: Any, values: Mapping[str, str]) -> Any:
+    """`value` with every reference replaced by its entry in `values`."""
+    if isinstance(value, list):
+        return [resolve(item, values) for item in value]
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return _lookup(values, argument)
+            if key == "Fn::GetAtt":
+                return _lookup(values, _getatt_name(argument))
+            if key == "Fn::Sub":
+                text = _SUB_VARIABLE.sub(
+                    lambda match: _lookup(values, match.group(1)), _sub_text(argument)
+                )
+                return text.replace("${!", "${")
+        return {key: resolve(item, values) for key, item in value.items()}
+    return value
+
+
+def render(
+    document: Mapping[str, Any], values: Mapping[str, str], defer: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The policy with concrete ARNs, checked for least privilege.
+
+    A statement that refers to a name in `defer` that has no value yet is left
+    out (the websocket API before the first deploy); any other missing name is
+    an error, so that a typo never drops a statement silently.
+    """
+    statements = []
+    for statement in document["Statement"]:
+        missing = {name for name in references(statement) if name not in values}
+        if missing - defer:
+            raise PolicyError(f"no value for {', '.join(sorted(missing - defer))}")
+        if not missing:
+            statements.append(resolve(statement, values))
+    rendered = {**document, "Statement": statements}
+    ensure_least_privilege(rendered)
+    return rendered
+
+
+def problems(document: Mapping[str, Any]) -> list[str]:
+    """What makes a rendered policy broader than least privilege (empty when nothing does).
+
+    No wildcard in any action; a resource may end with `*` (connection ids, log
+    streams) but never be `*` or hold one elsewhere; DynamoDB resources hold none.
+    """
+    found = []
+    for statement in document["Statement"]:
+        sid = statement.get("Sid", "?")
+        actions = _as_list(statement.get("Action"))
+        for action in actions:
+            if "*" in action:
+                found.append(f"{sid}: wildcard action {action}")
+        dynamodb = any(action.startswith("dynamodb:") for action in actions)
+        for resource in _as_list(statement.get("Resource")):
+            if not isinstance(resource, str):
+                found.append(f"{sid}: unresolved resource {resource}")
+            elif resource == "*" or "*" in resource[:-1]:
+                found.append(f"{sid}: wildcard resource {resource}")
+            elif dynamodb and "*" in resource:
+                found.append(f"{sid}: wildcard DynamoDB resource {resource}")
+        if "NotAction" in statement or "NotResource" in statement:
+            found.append(f"{sid}: NotAction/NotResource grant more than they name")
+    return found
+
+
+def ensure_least_privilege(document: Mapping[str, Any]) -> None:
+    found = problems(document)
+    if found:
+        raise PolicyError("policy is broader than least privilege: " + "; ".join(found))
+
+
+def _getatt_name(argument: Any) -> str:
+    return argument if isinstance(argument, str) else ".".join(argument)
+
+
+def _sub_text(argument: Any) -> str:
+    if not isinstance(argument, str):
+        raise PolicyError(f"only the string form of Fn::Sub is supported in {POLICY_ID}")
+    return argument
+
+
+def _lookup(values: Mapping[str, str], name: str) -> str:
+    try:
+        return values[name]
+    except KeyError:
+        raise PolicyError(f"no value for {name}") from None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

@@ -1,0 +1,144 @@
+"""What deploy, destroy and package read from the project: stage settings, the table, state.
+
+Names follow Chalice 1.34's own rules (functions `{app}-{stage}-{handler}`, the
+resource names of `chalice package`), so that the policy rendered for
+`chalice deploy` names exactly what Chalice creates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalice.utils import to_cfn_resource_name
+
+from localgateway import tables
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The Lambda functions Chalice makes for on_ws_connect, on_ws_message and on_ws_disconnect.
+HANDLERS = ("websocket_connect", "websocket_message", "websocket_disconnect")
+
+# The logical id `chalice package` gives the websocket API.
+WEBSOCKET_API = "WebsocketAPI"
+
+
+class DeployError(Exception):
+    """Something the person deploying has to fix; the message says what."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    project: Path
+    name: str
+    app_name: str
+    api_gateway_stage: str
+    table_name: str
+    iam_policy_file: str
+
+    @property
+    def chalice_dir(self) -> Path:
+        return self.project / ".chalice"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.chalice_dir / self.iam_policy_file
+
+    @property
+    def deployed_path(self) -> Path:
+        return self.chalice_dir / "deployed" / f"{self.name}.json"
+
+    @property
+    def merge_template_path(self) -> Path:
+        return self.chalice_dir / "resources.json"
+
+    def function_name(self, handler: str) -> str:
+        return f"{self.app_name}-{self.name}-{handler}"
+
+    def log_group(self, handler: str) -> str:
+        return f"/aws/lambda/{self.function_name(handler)}"
+
+
+@dataclass(frozen=True)
+class WebsocketApi:
+    api_id: str
+    url: str
+
+
+def load_stage(name: str, project: Path = ROOT) -> Stage:
+    config = json.loads((project / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    stages = config.get("stages", {})
+    if name not in stages:
+        raise DeployError(f"no stage {name!r} in .chalice/config.json (stages: {sorted(stages)})")
+    settings = stages[name]
+    environment = {
+        **config.get("environment_variables", {}),
+        **settings.get("environment_variables", {}),
+    }
+    if not environment.get("TABLE_NAME"):
+        raise DeployError(f"stage {name!r} sets no TABLE_NAME in .chalice/config.json")
+    return Stage(
+        project=project,
+        name=name,
+        app_name=config["app_name"],
+        api_gateway_stage=settings.get("api_gateway_stage", config.get("api_gateway_stage", "api")),
+        table_name=environment["TABLE_NAME"],
+        iam_policy_file=settings.get(
+            "iam_policy_file", config.get("iam_policy_file", f"policy-{name}.json")
+        ),
+    )
+
+
+def merge_template(stage: Stage) -> dict[str, Any]:
+    return tables.load_template(stage.merge_template_path)
+
+
+def chat_table(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The logical id and properties of the template's one table."""
+    definitions = tables.table_definitions(template)
+    if len(definitions) != 1:
+        raise DeployError(
+            f"expected one DynamoDB table in resources.json, found {len(definitions)}"
+        )
+    ((logical_id, properties),) = definitions.items()
+    return logical_id, properties
+
+
+def deployed_resources(stage: Stage) -> list[dict[str, Any]]:
+    """What `chalice deploy` recorded for the stage; empty when nothing is deployed."""
+    if not stage.deployed_path.exists():
+        return []
+    return json.loads(stage.deployed_path.read_text(encoding="utf-8")).get("resources", [])
+
+
+def deployed_websocket_api(stage: Stage) -> WebsocketApi | None:
+    for resource in deployed_resources(stage):
+        if resource.get("resource_type") == "websocket_api":
+            return WebsocketApi(resource["websocket_api_id"], resource["websocket_api_url"])
+    return None
+
+
+def policy_values(
+    stage: Stage,
+    *,
+    partition: str,
+    region: str,
+    account: str,
+    table_arn: str,
+    api_id: str | None,
+) -> dict[str, str]:
+    """What each name in the policy stands for once `chalice deploy` has made it."""
+    table_id, _ = chat_table(merge_template(stage))
+    values = {
+        "AWS::Partition": partition,
+        "AWS::Region": region,
+        "AWS::AccountId": account,
+        f"{table_id}.Arn": table_arn,
+    }
+    for handler in HANDLERS:
+        values[to_cfn_resource_name(f"{handler}-log-group")] = stage.log_group(handler)
+    if api_id is not None:
+        values[WEBSOCKET_API] = api_id
+    return values

@@ -1,0 +1,221 @@
+"""`make package`: the CloudFormation/SAM template and deployment.zip, built and linted offline.
+
+`chalice package` runs for both stages in a subprocess that cannot reach beyond
+loopback; cfn-lint (with the SAM transform) must report nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploytools import packaging, policy
+from deploytools.packaging import Package
+from localgateway import tables
+from tests.conftest import ROOT
+from tests.test_deploy import TIMEOUTS, guarded_chalice
+
+FUNCTIONS = {
+    "websocket_connect": "WebsocketConnect",
+    "websocket_message": "WebsocketMessage",
+    "websocket_disconnect": "WebsocketDisconnect",
+}
+STAGE_SETTINGS = {"dev": (256, 7), "prod": (512, 30)}  # memory MB, log retention days
+
+EXPECTED_POLICY = {
+    "PolicyName": "chat-functions",
+    "Roles": [{"Ref": f"{function}Role"} for function in FUNCTIONS.values()],
+    "PolicyDocument": {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ChatTableItems",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:DeleteItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:Query",
+                    "dynamodb:UpdateItem",
+                ],
+                "Resource": {"Fn::GetAtt": ["ChatTable", "Arn"]},
+            },
+            {
+                "Sid": "PostToChatConnections",
+                "Effect": "Allow",
+                "Action": "execute-api:ManageConnections",
+                "Resource": {
+                    "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
+                    "${AWS::AccountId}:${WebsocketAPI}/api/POST/@connections/*"
+                },
+            },
+            {
+                "Sid": "OwnLogGroups",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:"
+                        f"log-group:${{{function}LogGroup}}:*"
+                    }
+                    for function in FUNCTIONS.values()
+                ],
+            },
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Package]:
+    """Both stages, packaged with no AWS region, credentials or network at all."""
+    config_files = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")  # stay os.devnull
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("AWS_") and n not in config_files]:
+            patch.delenv(name)
+        return {
+            stage: packaging.package(
+                stage, tmp_path_factory.mktemp(stage) / "out", chalice=guarded_chalice()
+            )
+            for stage in STAGE_SETTINGS
+        }
+
+
+def template_of(packaged: dict[str, Package], stage: str) -> dict[str, Any]:
+    return json.loads(packaged[stage].template.read_text())
+
+
+def cfn_lint(template: Path) -> subprocess.CompletedProcess[str]:
+    executable = Path(sys.executable).with_name("cfn-lint")
+    return subprocess.run(
+        [str(executable), "--format", "parseable", str(template)], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_cfn_lint_reports_nothing(packaged: dict[str, Package], stage: str) -> None:
+    result = cfn_lint(packaged[stage].template)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_does_catch_a_broken_template(
+    packaged: dict[str, Package], tmp_path: Path
+) -> None:
+    broken = template_of(packaged, "dev")
+    broken["Resources"]["ChatFunctionsPolicy"]["Properties"]["Roles"] = [{"Ref": "NoSuchRole"}]
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    result = cfn_lint(path)
+    assert result.returncode & 2, "cfn-lint reports errors with bit 2 of its exit status"
+    assert "NoSuchRole" in result.stdout
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_the_table_is_the_one_of_the_merge_template_with_ttl(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    template = template_of(packaged, stage)
+    merge = tables.load_template(ROOT / ".chalice" / "resources.json")
+    assert tables.table_definitions(template) == tables.table_definitions(merge)
+    table = template["Resources"]["ChatTable"]
+    assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expires_at",
+        "Enabled": True,
+    }
+    assert "GlobalSecondaryIndexes" not in table["Properties"]  # else the policy needs /index/*
+    assert "LocalSecondaryIndexes" not in table["Properties"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_the_functions_find_the_table_through_their_environment(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    template = template_of(packaged, stage)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    memory, _ = STAGE_SETTINGS[stage]
+    for handler, function in FUNCTIONS.items():
+        properties = template["Resources"][function]["Properties"]
+        assert properties["Environment"]["Variables"] == {
+            **config["environment_variables"],
+            "TABLE_NAME": {"Ref": "ChatTable"},
+        }
+        assert properties["Role"] == {"Fn::GetAtt": [f"{function}Role", "Arn"]}
+        assert properties["Timeout"] == TIMEOUTS[handler]
+        assert properties["MemorySize"] == memory
+        assert "Policies" not in properties  # SAM would make a policy of its own
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_the_only_grant_is_the_exact_chat_functions_policy(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    resources = template_of(packaged, stage)["Resources"]
+    iam = {name: r for name, r in resources.items() if r["Type"].startswith("AWS::IAM::")}
+    assert sorted(iam) == sorted(["ChatFunctionsPolicy", *(f"{f}Role" for f in FUNCTIONS.values())])
+    assert iam["ChatFunctionsPolicy"]["Type"] == "AWS::IAM::Policy"
+    assert iam["ChatFunctionsPolicy"]["Properties"] == EXPECTED_POLICY
+    for function in FUNCTIONS.values():
+        role = iam[f"{function}Role"]["Properties"]
+        assert role["Policies"] == []
+        assert "ManagedPolicyArns" not in role
+        (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_the_policy_refers_to_resources_of_the_same_stack(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    resources = template_of(packaged, stage)["Resources"]
+    document = resources["ChatFunctionsPolicy"]["Properties"]["PolicyDocument"]
+    names = {name.split(".")[0] for name in policy.references(document)}
+    assert names - set(resources) == {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+    assert resources["WebsocketAPI"]["Type"] == "AWS::ApiGatewayV2::Api"
+    assert resources["WebsocketAPIStage"]["Properties"]["StageName"] == "api"
+    # Resolved with any values, the CloudFormation form passes the deploy-time checks too.
+    values = {name: "x" for name in policy.references(document)}
+    policy.ensure_least_privilege(policy.resolve(copy.deepcopy(document), values))
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_log_groups_are_made_with_the_stage_retention(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    resources = template_of(packaged, stage)["Resources"]
+    _, retention = STAGE_SETTINGS[stage]
+    for function in FUNCTIONS.values():
+        group = resources[f"{function}LogGroup"]
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"] == {
+            "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{function}}}"},
+            "RetentionInDays": retention,
+        }
+
+
+def test_the_stack_outputs_the_websocket_url(packaged: dict[str, Package]) -> None:
+    outputs = template_of(packaged, "prod")["Outputs"]
+    assert outputs["WebsocketConnectEndpointURL"]["Value"] == {
+        "Fn::Sub": "wss://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api/"
+    }
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_the_deployment_package_holds_only_the_app_and_chalices_runtime(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    result = packaged[stage]
+    app_files = sorted(f"chalicelib/{path.name}" for path in (ROOT / "chalicelib").glob("*.py"))
+    assert result.names == tuple(
+        sorted(["app.py", "chalice/__init__.py", "chalice/app.py", *app_files])
+    )
+    assert result.size < 64 * 1024, f"deployment.zip grew to {result.size} bytes"
+    print(f"{stage} deployment.zip: {result.size} bytes, {len(result.names)} files")
