@@ -30,6 +30,10 @@ FrameFor = Callable[[list[Member]], dict[str, Any]]
 # between two frames of the same client; more attempts would only hide a bug.
 ATTEMPTS = 3
 
+# How long after connecting a 410 from API Gateway may mean "not open yet"
+# rather than "gone" (the $connect handler can still be running).
+OPENING_GRACE_MS = 10_000
+
 
 def guest_nick(connection_id: str) -> str:
     """The nickname a connection starts with: stable for its id, no lookups needed."""
@@ -195,8 +199,12 @@ class Chat:
             targets = [m.connection_id for m in live if m.connection_id != exclude]
         if always is not None and always not in targets:
             targets.append(always)
-        gone = self._sender.broadcast(targets, frame(live))
-        self._evict(room, [m.connection_id for m in expired] + gone)
+        gone = set(self._sender.broadcast(targets, frame(live)))
+        # API Gateway answers 410 for a connection whose $connect has not finished
+        # yet, though its membership is already stored: only older ones are gone.
+        opening_since = self._store.now_ms() - OPENING_GRACE_MS
+        gone -= {m.connection_id for m in live if m.connected_at > opening_since}
+        self._evict(room, [m.connection_id for m in expired] + sorted(gone))
         return [m for m in live if m.connection_id not in gone]
 
     def _evict(self, room: str, connection_ids: list[str]) -> None:

@@ -2,18 +2,24 @@
 
 One table (defined once, in .chalice/resources.json), keys `pk` and `sk`:
 
-| item        | pk            | sk             | attributes                          |
-| ----------- | ------------- | -------------- | ----------------------------------- |
-| connection  | CONN#{id}     | CONNECTION     | nick, room, connected_at, expires_at |
-| membership  | ROOM#{room}   | MEMBER#{id}    | nick, expires_at                    |
-| message     | ROOM#{room}   | MSG#{ulid}     | from, text, ts, expires_at          |
+| item        | pk            | sk             | attributes                              |
+| ----------- | ------------- | -------------- | --------------------------------------- |
+| connection  | CONN#{id}     | CONNECTION     | nick, room, connected_at, expires_at    |
+| membership  | ROOM#{room}   | MEMBER#{id}    | nick, connected_at, expires_at          |
+| message     | HIST#{room}   | {ulid}         | from, text, ts, expires_at              |
 | room        | ROOMS         | {room}         | expires_at (last join + connection TTL) |
 
-A room's members and its history share a partition, so a broadcast is one
-strongly consistent Query and never a Scan. `expires_at` drives DynamoDB's TTL;
-TTL deletes lag by hours, so every read drops expired items itself.
-Changes that touch two items (connect, join, rename, disconnect) are
-transactions, so a membership never outlives or precedes its connection.
+A room's members are one partition, so a broadcast is one strongly consistent
+Query (never a Scan); its history is another, so that reading members never
+wades through messages. `expires_at` drives DynamoDB's TTL; TTL deletes lag by
+hours, so every read drops expired items itself.
+
+No transactions: every change is a sequence of single-item writes, ordered so
+that an interruption leaves a harmless state (at worst a membership that the
+next failed send or TTL removes), and made safe to repeat. Single-item
+conditions settle races: deleting a connection returns its old attributes to
+exactly one caller, so a departure is announced once. This also halves the
+write cost, and keeps the chat fast on emulators that copy tables per transaction.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from chalicelib.settings import Settings
 CONNECTION_SK = "CONNECTION"
 ROOMS_PK = "ROOMS"
 MEMBER_PREFIX = "MEMBER#"
-MESSAGE_PREFIX = "MSG#"
+HISTORY_PREFIX = "HIST#"
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Member:
     room: str
     connection_id: str
     nick: str
+    connected_at: int
     expires_at: int
 
 
@@ -66,8 +73,7 @@ def _member_key(room: str, connection_id: str) -> dict[str, Any]:
 
 
 def _is_condition_failure(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code")
-    return code in ("TransactionCanceledException", "ConditionalCheckFailedException")
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def iso_timestamp(epoch_ms: int) -> str:
@@ -105,13 +111,10 @@ class ChatStore:
             connected_at=now_ms,
             expires_at=now_ms // 1000 + self._settings.connection_ttl_seconds,
         )
-        self._client.transact_write_items(
-            TransactItems=[
-                {"Put": {"TableName": self._table, "Item": self._connection_item(conn)}},
-                {"Put": {"TableName": self._table, "Item": self._member_item(conn)}},
-                self._touch_room(room),
-            ]
-        )
+        # Membership first: a connection item never points at a room it is not in.
+        self._put(self._member_item(conn))
+        self._put(self._connection_item(conn))
+        self._touch_room(room)
         return conn
 
     def get_connection(
@@ -122,46 +125,40 @@ class ChatStore:
         ).get("Item")
         if item is None:
             return None
-        conn = Connection(
-            id=connection_id,
-            nick=item["nick"]["S"],
-            room=item["room"]["S"],
-            connected_at=int(item["connected_at"]["N"]),
-            expires_at=int(item["expires_at"]["N"]),
-        )
+        conn = self._connection(connection_id, item)
         if not include_expired and self._expired(conn.expires_at):
             return None
         return conn
 
     def move(self, conn: Connection, room: str) -> Connection:
-        """Leave `conn.room` and enter `room` at once; ConnectionChanged if conn is stale."""
+        """Leave `conn.room` for `room`; ConnectionChanged if `conn` is no longer current."""
         moved = Connection(conn.id, conn.nick, room, conn.connected_at, conn.expires_at)
-        self._transact_or_changed(
-            [
-                self._update_connection(conn, "SET room = :new", {":new": {"S": room}}),
-                {"Delete": {"TableName": self._table, "Key": _member_key(conn.room, conn.id)}},
-                {"Put": {"TableName": self._table, "Item": self._member_item(moved)}},
-                self._touch_room(room),
-            ]
-        )
+        self._put(self._member_item(moved))
+        try:
+            self._update_connection(conn, "SET room = :new", {":new": {"S": room}})
+        except ConnectionChanged:
+            current = self.get_connection(conn.id, include_expired=True)
+            if current is None or current.room != room:
+                self._delete(_member_key(room, conn.id))
+            raise
+        self._delete(_member_key(conn.room, conn.id))
+        self._touch_room(room)
         return moved
 
     def rename(self, conn: Connection, nick: str) -> Connection:
-        """Change the nickname on the connection and on its membership together."""
-        self._transact_or_changed(
-            [
-                self._update_connection(conn, "SET nick = :new", {":new": {"S": nick}}),
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": _member_key(conn.room, conn.id),
-                        "UpdateExpression": "SET nick = :new",
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeValues": {":new": {"S": nick}},
-                    }
-                },
-            ]
-        )
+        """Change the nickname; ConnectionChanged if `conn` is no longer current."""
+        self._update_connection(conn, "SET nick = :new", {":new": {"S": nick}})
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_member_key(conn.room, conn.id),
+                UpdateExpression="SET nick = :new",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":new": {"S": nick}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise  # a membership already cleaned away stays away
         return Connection(conn.id, nick, conn.room, conn.connected_at, conn.expires_at)
 
     def remove_connection(self, connection_id: str, room_hint: str | None = None) -> Member | None:
@@ -171,34 +168,15 @@ class ChatStore:
         so a departure is announced once. `room_hint` cleans a membership whose
         connection item is already gone (TTL deletes the two independently).
         """
-        conn = self.get_connection(connection_id, include_expired=True)
-        if conn is None:
-            if room_hint is None:
-                return None
-            old = self._client.delete_item(
-                TableName=self._table,
-                Key=_member_key(room_hint, connection_id),
-                ReturnValues="ALL_OLD",
-            ).get("Attributes")
-            return None if old is None else self._member(room_hint, old)
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Delete": {
-                            "TableName": self._table,
-                            "Key": _conn_key(connection_id),
-                            "ConditionExpression": "attribute_exists(pk)",
-                        }
-                    },
-                    {"Delete": {"TableName": self._table, "Key": _member_key(conn.room, conn.id)}},
-                ]
-            )
-        except ClientError as error:
-            if _is_condition_failure(error):
-                return None
-            raise
-        return Member(conn.room, conn.id, conn.nick, conn.expires_at)
+        old = self._delete(_conn_key(connection_id))
+        if old is not None:
+            conn = self._connection(connection_id, old)
+            self._delete(_member_key(conn.room, connection_id))
+            return Member(conn.room, conn.id, conn.nick, conn.connected_at, conn.expires_at)
+        if room_hint is None:
+            return None
+        member = self._delete(_member_key(room_hint, connection_id))
+        return None if member is None else self._member(room_hint, member)
 
     # Rooms -------------------------------------------------------------------------
 
@@ -212,7 +190,6 @@ class ChatStore:
                 ":pk": {"S": f"ROOM#{room}"},
                 ":prefix": {"S": MEMBER_PREFIX},
             },
-            ProjectionExpression="sk, nick, expires_at",
             ConsistentRead=True,
         ):
             member = self._member(room, item)
@@ -271,8 +248,8 @@ class ChatStore:
         self._client.put_item(
             TableName=self._table,
             Item={
-                "pk": {"S": f"ROOM#{room}"},
-                "sk": {"S": MESSAGE_PREFIX + message["id"]},
+                "pk": {"S": HISTORY_PREFIX + room},
+                "sk": {"S": message["id"]},
                 "from": {"S": nick},
                 "text": {"S": text},
                 "ts": {"S": message["ts"]},
@@ -286,32 +263,26 @@ class ChatStore:
         self, room: str, limit: int, before: str | None = None
     ) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` messages older than `before` (oldest first) and whether more exist."""
-        values: dict[str, Any] = {":pk": {"S": f"ROOM#{room}"}}
-        if before is None:
-            condition = "pk = :pk AND begins_with(sk, :low)"
-            values[":low"] = {"S": MESSAGE_PREFIX}
-        else:
-            condition = "pk = :pk AND sk BETWEEN :low AND :high"
-            values[":low"] = {"S": MESSAGE_PREFIX}
-            values[":high"] = {"S": MESSAGE_PREFIX + before}
+        condition = "pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": HISTORY_PREFIX + room}}
+        if before is not None:
+            condition += " AND sk < :before"
+            values[":before"] = {"S": before}
         newest_first: list[dict[str, Any]] = []
         for item in self._query(
             KeyConditionExpression=condition,
             ExpressionAttributeValues=values,
             ScanIndexForward=False,
             ConsistentRead=True,
-            PaginationConfig={"PageSize": limit + 2},
+            PaginationConfig={"PageSize": limit + 1},
         ):
-            message_id = item["sk"]["S"][len(MESSAGE_PREFIX) :]
-            if message_id == before:
-                continue
             if self._expired(int(item["expires_at"]["N"])):
                 break  # everything older expired too: retention is the same for all
             if len(newest_first) == limit:
                 return newest_first[::-1], True
             newest_first.append(
                 {
-                    "id": message_id,
+                    "id": item["sk"]["S"],
                     "room": room,
                     "from": item["from"]["S"],
                     "text": item["text"]["S"],
@@ -327,14 +298,45 @@ class ChatStore:
         for page in paginator.paginate(TableName=self._table, **kwargs):
             yield from page["Items"]
 
+    def _put(self, item: dict[str, Any]) -> None:
+        self._client.put_item(TableName=self._table, Item=item)
+
+    def _delete(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        """Delete an item; its old attributes, or None if it was not there.
+
+        Of concurrent deletes of one item, exactly one gets the attributes.
+        """
+        try:
+            response = self._client.delete_item(
+                TableName=self._table,
+                Key=key,
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return None
+            raise
+        return response["Attributes"]
+
     def _expired(self, expires_at: int) -> bool:
         return expires_at <= self._clock()
+
+    def _connection(self, connection_id: str, item: dict[str, Any]) -> Connection:
+        return Connection(
+            id=connection_id,
+            nick=item["nick"]["S"],
+            room=item["room"]["S"],
+            connected_at=int(item["connected_at"]["N"]),
+            expires_at=int(item["expires_at"]["N"]),
+        )
 
     def _member(self, room: str, item: dict[str, Any]) -> Member:
         return Member(
             room=room,
             connection_id=item["sk"]["S"][len(MEMBER_PREFIX) :],
             nick=item["nick"]["S"],
+            connected_at=int(item["connected_at"]["N"]),
             expires_at=int(item["expires_at"]["N"]),
         )
 
@@ -351,41 +353,34 @@ class ChatStore:
         return {
             **_member_key(conn.room, conn.id),
             "nick": {"S": conn.nick},
+            "connected_at": {"N": str(conn.connected_at)},
             "expires_at": {"N": str(conn.expires_at)},
         }
 
-    def _touch_room(self, room: str) -> dict[str, Any]:
+    def _touch_room(self, room: str) -> None:
         # A room may hold members until the newest of them expires: now + connection TTL.
         expires_at = self.now_ms() // 1000 + self._settings.connection_ttl_seconds
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"pk": {"S": ROOMS_PK}, "sk": {"S": room}},
-                "UpdateExpression": "SET expires_at = :t",
-                "ExpressionAttributeValues": {":t": {"N": str(expires_at)}},
-            }
-        }
+        self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": ROOMS_PK}, "sk": {"S": room}},
+            UpdateExpression="SET expires_at = :t",
+            ExpressionAttributeValues={":t": {"N": str(expires_at)}},
+        )
 
-    def _update_connection(
-        self, conn: Connection, expression: str, values: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": _conn_key(conn.id),
-                "UpdateExpression": expression,
-                "ConditionExpression": "room = :room AND nick = :nick",
-                "ExpressionAttributeValues": {
+    def _update_connection(self, conn: Connection, expression: str, values: dict[str, Any]) -> None:
+        """Update the connection item only if it still is what `conn` says."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_conn_key(conn.id),
+                UpdateExpression=expression,
+                ConditionExpression="room = :room AND nick = :nick",
+                ExpressionAttributeValues={
                     ":room": {"S": conn.room},
                     ":nick": {"S": conn.nick},
                     **values,
                 },
-            }
-        }
-
-    def _transact_or_changed(self, items: list[dict[str, Any]]) -> None:
-        try:
-            self._client.transact_write_items(TransactItems=items)
+            )
         except ClientError as error:
             if _is_condition_failure(error):
                 raise ConnectionChanged from error

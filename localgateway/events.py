@@ -9,6 +9,7 @@ base64 of 11 random bytes, such as `L0SM9cOFvHcCIhw=`.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,16 @@ def new_id() -> str:
         value = base64.b64encode(os.urandom(11)).decode("ascii")
         if "/" not in value and "+" not in value:
             return value
+
+
+def api_id(app_name: str, stage: str) -> str:
+    """A 10-character API id like AWS's (`abcdef1234`), stable for an app and stage.
+
+    Stable so that logs and stored connection records of one project look alike
+    from run to run; derived, not random, so it needs no state.
+    """
+    digest = hashlib.sha256(f"{app_name}/{stage}".encode()).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:10]
 
 
 @dataclass(frozen=True)

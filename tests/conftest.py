@@ -39,7 +39,7 @@ import pytest  # noqa: E402
 from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from localgateway import events, tables  # noqa: E402
+from localgateway import events, launcher, tables  # noqa: E402
 from tests.fakes import FakeConnections  # noqa: E402
 
 API = events.Api(
@@ -121,6 +121,30 @@ class ChatHarness:
     def take(self, connection_id: str) -> list[dict[str, Any]]:
         return self.connections.take(connection_id)
 
+    def lose(self, connection_id: str, seconds_ago: int = 60) -> None:
+        """The connection went away (API Gateway now answers 410) without a $disconnect.
+
+        It connected `seconds_ago`: a 410 for a connection younger than the
+        app's grace period means "not open yet", not "gone".
+        """
+        self.connections.gone.add(connection_id)
+        table = dev_table_name()
+        client = boto3.client("dynamodb")
+        conn_key = {"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": "CONNECTION"}}
+        item = client.get_item(TableName=table, Key=conn_key)["Item"]
+        connected_at = {":t": {"N": str(int(item["connected_at"]["N"]) - seconds_ago * 1000)}}
+        member_key = {
+            "pk": {"S": f"ROOM#{item['room']['S']}"},
+            "sk": {"S": f"MEMBER#{connection_id}"},
+        }
+        for key in (conn_key, member_key):
+            client.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET connected_at = :t",
+                ExpressionAttributeValues=connected_at,
+            )
+
     def drain(self) -> None:
         """Forget every frame posted so far (the presence of a test's set-up, say)."""
         self.connections.frames.clear()
@@ -137,3 +161,84 @@ def chat(dynamodb: Any, connections: FakeConnections) -> Iterator[ChatHarness]:
 
     with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
         yield ChatHarness(client, connections)
+
+
+# The local gateway, run as `python -m localgateway` ------------------------------------
+
+APPS = ROOT / "tests" / "apps"
+
+# The requestContext keys of every event, as ../shared/reference/apigw-websocket.md lists them.
+CONTEXT_KEYS = {
+    "routeKey",
+    "eventType",
+    "connectionId",
+    "domainName",
+    "stage",
+    "apiId",
+    "requestId",
+    "extendedRequestId",
+    "requestTime",
+    "requestTimeEpoch",
+    "connectedAt",
+    "messageDirection",
+    "identity",
+}
+
+
+class RunningGateway(launcher.GatewayProcess):
+    """A gateway subprocess on free ports, with clients for its endpoints."""
+
+    def connect(self, query: str = "", tls: bool = False, **options: Any) -> Any:
+        """A real websockets client (sync API); use it in a `with` block."""
+        from websockets.sync.client import connect
+
+        url = self.endpoints["websocket_tls" if tls else "websocket"] + query
+        if tls:
+            import ssl
+
+            options["ssl"] = ssl.create_default_context(cafile=self.endpoints["ca_file"])
+        return connect(url, open_timeout=20, proxy=None, **options)
+
+    def management(self, tls: bool = False) -> Any:
+        """The real boto3 @connections client, pointed at the gateway."""
+        return boto3.session.Session().client(
+            "apigatewaymanagementapi",
+            endpoint_url=self.endpoints["connections_tls" if tls else "connections"],
+            verify=self.endpoints["ca_file"] if tls else None,
+        )
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET a path of the main port; (status, decoded JSON or text)."""
+        import urllib.error
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(self.endpoints["http"] + path.lstrip("/"), timeout=30) as response:
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, body = error.code, error.read()
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode()
+
+
+def start_gateway(
+    workdir: Path, project_dir: Path, *flags: str, expect_failure: bool = False
+) -> RunningGateway:
+    """Start `python -m localgateway` on free ports and wait until it says it is ready."""
+    started = launcher.start(workdir, project_dir, *flags, expect_failure=expect_failure)
+    gateway = RunningGateway(started.process, started.output)
+    gateway.endpoints = started.endpoints
+    return gateway
+
+
+@pytest.fixture(scope="module")
+def probe_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    """The second test app, run unchanged, with API Gateway's limits."""
+    gateway = start_gateway(
+        tmp_path_factory.mktemp("probe"), APPS / "probe", "--no-autoreload", "--warm-workers", "2"
+    )
+    yield gateway
+    gateway.stop()

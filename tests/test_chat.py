@@ -242,7 +242,7 @@ def test_a_gone_member_is_removed_and_the_room_told(chat: ChatHarness, dynamodb:
     bob = chat.connect({"nick": "bob"})
     ghost = chat.connect({"nick": "ghost"})
     chat.drain()
-    chat.connections.gone.add(ghost)
+    chat.lose(ghost)
 
     message(chat, alice, "anyone there?")
 
@@ -262,10 +262,27 @@ def test_a_gone_member_is_removed_and_the_room_told(chat: ChatHarness, dynamodb:
     assert ("PostToConnection", ghost) not in chat.connections.calls[-3:]
 
 
+def test_a_410_from_a_connection_still_opening_does_not_evict_it(chat: ChatHarness) -> None:
+    alice, newcomer = chat.connect(), chat.connect()
+    chat.connections.gone.add(newcomer)  # API Gateway: its $connect has not returned yet
+    message(chat, alice, "welcome?")
+    chat.connections.gone.clear()
+    chat.drain()
+    message(chat, alice, "welcome!")
+    assert [f["text"] for f in chat.take(newcomer)] == ["welcome!"]
+
+    chat.lose(newcomer, seconds_ago=11)
+    message(chat, alice, "gone now")
+    assert ("PostToConnection", newcomer) in chat.connections.calls
+    chat.connections.calls.clear()
+    message(chat, alice, "not sent to the gone one")
+    assert ("PostToConnection", newcomer) not in chat.connections.calls
+
+
 def test_a_failing_member_never_stops_delivery_to_the_others(chat: ChatHarness) -> None:
     members = [chat.connect() for _ in range(6)]
     chat.connections.failing.add(members[2])
-    chat.connections.gone.add(members[4])
+    chat.lose(members[4])
     chat.drain()
     message(chat, members[0], "through")
     for index, member in enumerate(members):
@@ -278,7 +295,7 @@ def test_a_failing_member_never_stops_delivery_to_the_others(chat: ChatHarness) 
 
 def test_the_sender_gone_is_no_reason_to_fail(chat: ChatHarness) -> None:
     alice, bob = chat.connect(), chat.connect()
-    chat.connections.gone.add(alice)
+    chat.lose(alice)
     message(chat, alice, "last words")
     assert chat.take(bob)[0]["text"] == "last words"
 
@@ -341,7 +358,7 @@ def test_expired_history_is_not_served(chat: ChatHarness, dynamodb: Any) -> None
     old_id = chat.take(alice)[0]["id"]
     dynamodb.update_item(
         TableName=dev_table_name(),
-        Key={"pk": {"S": "ROOM#lobby"}, "sk": {"S": f"MSG#{old_id}"}},
+        Key={"pk": {"S": "HIST#lobby"}, "sk": {"S": old_id}},
         UpdateExpression="SET expires_at = :t",
         ExpressionAttributeValues={":t": {"N": str(int(time.time()) - 1)}},
     )
@@ -362,6 +379,7 @@ def fill_room(dynamodb: Any, room: str, count: int, padding: int = 0) -> list[st
                 "pk": {"S": f"ROOM#{room}"},
                 "sk": {"S": f"MEMBER#{cid}"},
                 "nick": {"S": cid},
+                "connected_at": {"N": str(int(time.time() * 1000))},
                 "expires_at": {"N": expires},
             }
             if padding:

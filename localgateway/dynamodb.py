@@ -1,0 +1,84 @@
+"""The DynamoDB the handlers use: moto's server embedded in the gateway, or one the user names.
+
+The embedded server (moto's server, on 127.0.0.1 and a free port, in a
+thread of the gateway) answers every AWS service, so it is also
+the endpoint of any other client an app makes. Tables come from the project's
+merge template through `tables.ensure_table`, the same code tests and
+deployment use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+from localgateway import environment, netguard, tables
+from localgateway.project import Table
+
+
+class EmbeddedAws:
+    """moto's server on 127.0.0.1 and a free port, in a thread; stop() ends it.
+
+    Built like moto's `ThreadedMotoServer` (its WSGI app on werkzeug's threaded
+    server) with one difference: requests reach moto one at
+    a time. moto's models are not thread-safe (TransactWriteItems deep-copies a
+    table while other threads write to it, which fails with "dictionary changed
+    size during iteration"), and handler processes do call concurrently.
+    Connections are still served by threads, so keep-alive clients do not wait
+    on each other's sockets.
+    """
+
+    def __init__(self) -> None:
+        # werkzeug logs every request at INFO: the gateway's log is for the app's traffic.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        application = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
+            with lock:
+                return application(environ, start_response)
+
+        self._server = make_server("127.0.0.1", 0, one_at_a_time, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> str:
+        self._thread.start()
+        return self.endpoint
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+
+
+def is_off_machine(endpoint: str) -> bool:
+    return not netguard.is_local(urlsplit(endpoint).hostname)
+
+
+def client(endpoint: str, region: str, use_own_credentials: bool) -> Any:
+    """A client for creating tables: fake credentials, unless the endpoint needs real ones."""
+    credentials = {}
+    if not use_own_credentials:
+        credentials = {
+            "aws_access_key_id": environment.FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": environment.FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "aws_session_token": environment.FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        }
+    session = boto3.session.Session(region_name=region, **credentials)
+    return session.client("dynamodb", endpoint_url=endpoint)
+
+
+def create_tables(dynamodb: Any, declared: Iterable[Table]) -> list[str]:
+    """Create the tables that are missing; return the names of those created."""
+    return [
+        table.name
+        for table in declared
+        if tables.ensure_table(dynamodb, table.properties, table.name)
+    ]

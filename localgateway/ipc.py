@@ -1,0 +1,34 @@
+"""Messages between the gateway and its handler processes: one JSON document per line.
+
+The channel is a pair of pipes of its own, never stdout or stderr, so that
+whatever an app prints or logs goes to the terminal and cannot corrupt a
+message. `json.dumps` escapes newlines inside strings, so a line is a message.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+# A message is an event or a response: Lambda caps both at 6 MB, API Gateway's
+# REST payloads at 10 MB; base64 and JSON escapes make them longer on the pipe.
+LINE_LIMIT = 32 * 1024 * 1024
+
+
+def _lambda_default(value: Any) -> Any:
+    """What Lambda's Python runtime does with a Decimal (boto3's DynamoDB numbers): a float."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), default=_lambda_default).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    message = json.loads(line)
+    if not isinstance(message, dict):
+        raise ValueError(f"expected a JSON object, got {line[:80]!r}")
+    return message

@@ -1,0 +1,211 @@
+"""A Chalice project as the gateway runs it: stage, functions, their environments, tables.
+
+Read with Chalice's own `Config` so that environment variables layer exactly
+as `chalice deploy` layers them (global, then the stage, then the stage's
+`lambda_functions.<name>`), and with the CloudFormation template that
+`chalice package --merge-template` merges: its DynamoDB tables are created
+locally, and an environment variable that `Ref`s one of them gets the table's
+local name.
+
+Local table name: the table's `TableName` property when it is a plain string,
+otherwise `{app_name}-{stage}-{LogicalId}` (CloudFormation would generate a
+name; a stable one keeps an existing `--dynamodb-endpoint` table across runs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalice.config import Config
+from chalice.constants import (
+    DEFAULT_APIGATEWAY_STAGE_NAME,
+    DEFAULT_LAMBDA_MEMORY_SIZE,
+    DEFAULT_LAMBDA_TIMEOUT,
+)
+from chalice.utils import to_cfn_resource_name
+
+from localgateway import routing, tables
+
+CONFIG_FILE = Path(".chalice") / "config.json"
+DEFAULT_MERGE_TEMPLATE = Path(".chalice") / "resources.json"
+STATIC_DIR = "static"
+
+# The Lambda functions `chalice deploy` makes for a websocket app and a REST API,
+# by the names their settings have in config.json's `lambda_functions`.
+WEBSOCKET_CONNECT = "websocket_connect"
+WEBSOCKET_MESSAGE = "websocket_message"
+WEBSOCKET_DISCONNECT = "websocket_disconnect"
+API_HANDLER = "api_handler"
+FUNCTION_NAMES = (WEBSOCKET_CONNECT, WEBSOCKET_MESSAGE, WEBSOCKET_DISCONNECT, API_HANDLER)
+
+
+class ProjectError(Exception):
+    """The project cannot run: the message says what is wrong and where."""
+
+
+@dataclass(frozen=True)
+class Table:
+    logical_id: str
+    name: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    lambda_name: str
+    environment: dict[str, str]
+    timeout_s: int
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    app_name: str
+    stage: str
+    api_stage: str
+    functions: dict[str, Function]
+    tables: tuple[Table, ...] = ()
+    merge_template: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    def function_for_route(self, route_key: str) -> Function:
+        """The function that serves a websocket route, as Chalice deploys them."""
+        name = {routing.CONNECT: WEBSOCKET_CONNECT, routing.DISCONNECT: WEBSOCKET_DISCONNECT}
+        return self.functions[name.get(route_key, WEBSOCKET_MESSAGE)]
+
+    @property
+    def static_dir(self) -> Path:
+        return self.root / STATIC_DIR
+
+    def watched_files(self) -> list[Path]:
+        """Files whose change means new code or settings: a reload."""
+        files = [self.root / "app.py", self.root / CONFIG_FILE]
+        if self.merge_template is not None:
+            files.append(self.merge_template)
+        return files
+
+
+def logical_id(function_name: str) -> str:
+    """The CloudFormation logical id `chalice package` gives a function."""
+    return "APIHandler" if function_name == API_HANDLER else to_cfn_resource_name(function_name)
+
+
+def load(root: str | Path, stage: str = "dev", merge_template: str | Path | None = None) -> Project:
+    """Read a project; ProjectError when it is missing or broken."""
+    root = Path(root).resolve()
+    if not (root / "app.py").is_file():
+        raise ProjectError(
+            f"no app.py in {root}: not a Chalice project (run in one, or pass --project-dir)"
+        )
+    config_from_disk = _read_config(root / CONFIG_FILE)
+    app_name = config_from_disk.get("app_name")
+    if not isinstance(app_name, str) or not app_name:
+        raise ProjectError(f"{root / CONFIG_FILE}: app_name is missing")
+    template_path = _template_path(root, merge_template)
+    template = _read_template(template_path) if template_path else {}
+    table_list = tuple(
+        Table(logical, _table_name(properties, logical, app_name, stage), properties)
+        for logical, properties in tables.table_definitions(template).items()
+    )
+    table_names = {table.logical_id: table.name for table in table_list}
+    config = Config(
+        chalice_stage=stage,
+        config_from_disk=config_from_disk,
+        default_params={
+            "project_dir": str(root),
+            "api_gateway_stage": DEFAULT_APIGATEWAY_STAGE_NAME,
+        },
+    )
+    warnings: list[str] = []
+    functions = {}
+    for name in FUNCTION_NAMES:
+        scoped = config.scope(stage, name)
+        environment = {key: str(value) for key, value in scoped.environment_variables.items()}
+        environment.update(_template_variables(template, name, table_names, warnings))
+        lambda_name = f"{app_name}-{stage}" + ("" if name == API_HANDLER else f"-{name}")
+        functions[name] = Function(
+            name=name,
+            lambda_name=lambda_name,
+            environment=environment,
+            timeout_s=scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
+            memory_mb=scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
+        )
+    return Project(
+        root=root,
+        app_name=app_name,
+        stage=stage,
+        api_stage=config.api_gateway_stage,
+        functions=functions,
+        tables=table_list,
+        merge_template=template_path,
+        warnings=tuple(warnings),
+    )
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProjectError(f"{path} is missing: not a Chalice project") from None
+    except ValueError as error:
+        raise ProjectError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ProjectError(f"{path} must hold a JSON object")
+    return config
+
+
+def _template_path(root: Path, merge_template: str | Path | None) -> Path | None:
+    if merge_template is None:
+        default = root / DEFAULT_MERGE_TEMPLATE
+        return default if default.is_file() else None
+    path = Path(merge_template)
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise ProjectError(f"merge template {path} does not exist")
+    return path.resolve()
+
+
+def _read_template(path: Path) -> dict[str, Any]:
+    """JSON or YAML, as `chalice package --merge-template` accepts them."""
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            from chalice.package import YAMLTemplateSerializer
+
+            template = YAMLTemplateSerializer().load_template(path.read_text(encoding="utf-8"))
+        else:
+            template = tables.load_template(path)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ProjectError(f"merge template {path}: {error}") from None
+    if not isinstance(template, dict):
+        raise ProjectError(f"merge template {path} must hold an object")
+    return template
+
+
+def _table_name(properties: dict[str, Any], logical: str, app_name: str, stage: str) -> str:
+    name = properties.get("TableName")
+    return name if isinstance(name, str) and name else f"{app_name}-{stage}-{logical}"
+
+
+def _template_variables(
+    template: dict[str, Any], function: str, table_names: dict[str, str], warnings: list[str]
+) -> dict[str, str]:
+    """The environment variables the merge template sets on a function's resource."""
+    resource = (template.get("Resources") or {}).get(logical_id(function)) or {}
+    variables = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables")
+    result: dict[str, str] = {}
+    for key, value in (variables or {}).items():
+        if isinstance(value, str | int | float | bool):
+            result[key] = str(value)
+        elif isinstance(value, dict) and value.get("Ref") in table_names:
+            result[key] = table_names[value["Ref"]]
+        else:
+            warnings.append(
+                f"{logical_id(function)}: {key} = {json.dumps(value)} is neither a value nor a "
+                "Ref to a table of the merge template; config.json's value stays"
+            )
+    return result

@@ -1,0 +1,3 @@
+"""The probe's library: edited by the autoreload tests."""
+
+UNKNOWN_PREFIX = "unknown"

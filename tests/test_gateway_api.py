@@ -1,0 +1,467 @@
+"""The local gateway behaves like API Gateway, checked with real clients against a second app.
+
+`tests/apps/probe` runs unchanged under `python -m localgateway`; the tests
+use real `websockets` clients and the real boto3 `apigatewaymanagementapi`
+client, and read the events the app recorded in its own DynamoDB table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import CONTEXT_KEYS, RunningGateway
+
+AWS_ID = re.compile(r"[A-Za-z0-9]{15}=")
+REQUEST_TIME = re.compile(r"\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000")
+
+
+def event_of(ws: Any) -> dict[str, Any]:
+    ws.send("event")
+    return json.loads(ws.recv(timeout=10))
+
+
+def connection_id(ws: Any) -> str:
+    return event_of(ws)["requestContext"]["connectionId"]
+
+
+def recorded(gateway: RunningGateway, cid: str, kind: str, timeout: float = 10) -> Any:
+    """What the app stored about a connection (through its REST route), once it is there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, items = gateway.get(f"/recorded/{cid}")
+        assert status == 200, items
+        if kind in items or time.monotonic() > deadline:
+            return items.get(kind)
+        time.sleep(0.05)
+
+
+def closed(ws: Any, timeout: float = 10) -> ConnectionClosed:
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            ws.recv(timeout=timeout)
+    return info.value
+
+
+# Events -------------------------------------------------------------------------------
+
+
+def test_connect_event_carries_headers_query_strings_and_every_context_key(
+    probe_gateway: RunningGateway,
+) -> None:
+    with probe_gateway.connect("?room=a&tag=x&tag=y", additional_headers={"X-Probe": "1"}) as ws:
+        cid = connection_id(ws)
+        event = recorded(probe_gateway, cid, "connect")
+    context = event["requestContext"]
+    assert set(context) >= CONTEXT_KEYS
+    assert context["eventType"] == "CONNECT" and context["routeKey"] == "$connect"
+    assert context["stage"] == "ws" and context["messageDirection"] == "IN"
+    assert context["identity"] == {
+        "sourceIp": "127.0.0.1",
+        "userAgent": ws.request.headers["User-Agent"],
+    }
+    assert context["domainName"] == probe_gateway.endpoints["connections_tls"].split("/")[2]
+    assert REQUEST_TIME.fullmatch(context["requestTime"])
+    assert event["isBase64Encoded"] is False
+    assert event["queryStringParameters"] == {"room": "a", "tag": "y"}
+    assert event["multiValueQueryStringParameters"] == {"room": ["a"], "tag": ["x", "y"]}
+    headers = event["headers"]
+    assert {"Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "X-Forwarded-For"} <= set(headers)
+    assert headers["X-Probe"] == "1" and event["multiValueHeaders"]["X-Probe"] == ["1"]
+
+
+def test_message_event_has_body_message_id_and_aws_like_ids(probe_gateway: RunningGateway) -> None:
+    with probe_gateway.connect() as ws:
+        event = event_of(ws)
+    context = event["requestContext"]
+    assert set(context) >= CONTEXT_KEYS
+    assert context["eventType"] == "MESSAGE" and context["routeKey"] == "$default"
+    assert event["body"] == "event"
+    assert context["connectedAt"] <= context["requestTimeEpoch"]
+    for key in ("connectionId", "messageId", "requestId"):
+        assert AWS_ID.fullmatch(context[key]), context[key]
+    assert re.fullmatch(r"[a-z0-9]{10}", context["apiId"])
+
+
+def test_disconnect_event_reports_the_clients_close_code_and_reason(
+    probe_gateway: RunningGateway,
+) -> None:
+    with probe_gateway.connect() as ws:
+        cid = connection_id(ws)
+        ws.close(4001, "done here")
+    event = recorded(probe_gateway, cid, "disconnect")
+    context = event["requestContext"]
+    assert set(context) >= CONTEXT_KEYS
+    assert context["eventType"] == "DISCONNECT" and context["routeKey"] == "$disconnect"
+    assert context["disconnectStatusCode"] == 4001
+    assert context["disconnectReason"] == "done here"
+
+
+# $connect -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("query", "status"), [("?status=403", 403), ("?status=401", 401)])
+def test_a_non_2xx_connect_response_rejects_the_upgrade_with_its_status(
+    probe_gateway: RunningGateway, query: str, status: int
+) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        probe_gateway.connect(query)
+    assert info.value.response.status_code == status
+    assert info.value.response.body == b"refused by the app"
+
+
+def test_a_failing_connect_handler_rejects_with_500(probe_gateway: RunningGateway) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        probe_gateway.connect("?fail=1")
+    assert info.value.response.status_code == 500
+    assert "RuntimeError: connect failed on purpose" in probe_gateway.log()
+
+
+def test_connect_runs_before_the_connection_exists(probe_gateway: RunningGateway) -> None:
+    """A post to the connection from its own $connect handler finds it gone, as on AWS."""
+    with probe_gateway.connect() as ws:
+        cid = connection_id(ws)
+        assert recorded(probe_gateway, cid, "early-send") == "gone"
+
+
+def test_the_subprotocol_comes_from_the_connect_response(probe_gateway: RunningGateway) -> None:
+    with probe_gateway.connect("?protocol=chat.v1", subprotocols=["chat.v1"]) as ws:
+        assert ws.subprotocol == "chat.v1"
+
+
+# Messages -----------------------------------------------------------------------------
+
+
+def test_a_returned_body_goes_back_to_the_caller(probe_gateway: RunningGateway) -> None:
+    with probe_gateway.connect() as ws:
+        ws.send("return hello back")
+        assert ws.recv(timeout=10) == "hello back"
+
+
+@pytest.mark.parametrize("command", ["fail", "exit"])
+def test_a_failing_handler_gives_the_caller_aws_internal_server_error_frame(
+    probe_gateway: RunningGateway, command: str
+) -> None:
+    with probe_gateway.connect() as ws:
+        cid = connection_id(ws)
+        ws.send(command)
+        frame = json.loads(ws.recv(timeout=10))
+        assert frame["message"] == "Internal server error"
+        assert frame["connectionId"] == cid
+        assert AWS_ID.fullmatch(frame["requestId"])
+        ws.send("return still here")  # a dead worker is replaced
+        assert ws.recv(timeout=20) == "still here"
+
+
+def test_a_handler_that_outlives_its_timeout_fails_like_lambda(
+    probe_gateway: RunningGateway,
+) -> None:
+    """websocket_message has lambda_timeout 3 in the probe's config.json."""
+    with probe_gateway.connect() as ws:
+        started = time.monotonic()
+        ws.send("sleep 10")
+        frame = json.loads(ws.recv(timeout=15))
+        assert frame["message"] == "Internal server error"
+        assert 2.5 < time.monotonic() - started < 8
+    assert "Task timed out after 3.00 seconds" in probe_gateway.log()
+
+
+def test_binary_frames_reach_the_app_as_base64_text(probe_gateway: RunningGateway) -> None:
+    with probe_gateway.connect() as ws:
+        ws.send(b"\x00\x01\xfe")
+        assert ws.recv(timeout=10) == "unknown: AAH+"
+
+
+def test_128_kb_pass_and_a_larger_message_closes_with_1009(probe_gateway: RunningGateway) -> None:
+    with probe_gateway.connect(max_size=None) as ws:
+        cid = connection_id(ws)
+        reply = "x" * (128 * 1024 - len("return "))
+        ws.send("return " + reply)
+        assert ws.recv(timeout=10) == reply
+        ws.send("x" * (128 * 1024 + 1))
+        error = closed(ws)
+    assert error.rcvd is not None and error.rcvd.code == 1009
+    assert (
+        recorded(probe_gateway, cid, "disconnect")["requestContext"]["disconnectStatusCode"] == 1009
+    )
+
+
+# The @connections API -----------------------------------------------------------------
+
+
+def test_post_to_connection_delivers_and_refuses_more_than_128_kb(
+    probe_gateway: RunningGateway,
+) -> None:
+    client = probe_gateway.management()
+    with probe_gateway.connect(max_size=None) as ws:
+        cid = connection_id(ws)
+        client.post_to_connection(ConnectionId=cid, Data=b"from outside")
+        assert ws.recv(timeout=10) == "from outside"
+        client.post_to_connection(ConnectionId=cid, Data=b"y" * 128 * 1024)
+        assert len(ws.recv(timeout=10)) == 128 * 1024
+        with pytest.raises(client.exceptions.PayloadTooLargeException) as info:
+            client.post_to_connection(ConnectionId=cid, Data=b"y" * (128 * 1024 + 1))
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+def test_unknown_and_closed_connections_raise_gone_exception(
+    probe_gateway: RunningGateway,
+) -> None:
+    client = probe_gateway.management()
+    with probe_gateway.connect() as ws:
+        cid = connection_id(ws)
+    recorded(probe_gateway, cid, "disconnect")
+    for call in (
+        lambda: client.post_to_connection(ConnectionId=cid, Data=b"late"),
+        lambda: client.get_connection(ConnectionId=cid),
+        lambda: client.delete_connection(ConnectionId=cid),
+        lambda: client.post_to_connection(ConnectionId="AAAAAAAAAAAAAAA=", Data=b"x"),
+    ):
+        with pytest.raises(client.exceptions.GoneException) as info:
+            call()
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 410
+
+
+def test_get_connection_is_parsed_by_boto3(probe_gateway: RunningGateway) -> None:
+    client = probe_gateway.management()
+    with probe_gateway.connect() as ws:
+        cid = connection_id(ws)
+        info = client.get_connection(ConnectionId=cid)
+    now = datetime.now(UTC)
+    assert now - timedelta(seconds=30) < info["ConnectedAt"] <= info["LastActiveAt"] <= now
+    assert info["Identity"] == {
+        "SourceIp": "127.0.0.1",
+        "UserAgent": ws.request.headers["User-Agent"],
+    }
+
+
+def test_delete_connection_closes_the_socket_and_runs_disconnect(
+    probe_gateway: RunningGateway,
+) -> None:
+    client = probe_gateway.management()
+    with probe_gateway.connect() as ws:
+        cid = connection_id(ws)
+        response = client.delete_connection(ConnectionId=cid)
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 204
+        error = closed(ws)
+    assert error.rcvd is not None and error.rcvd.code == 1000
+    context = recorded(probe_gateway, cid, "disconnect")["requestContext"]
+    assert context["disconnectStatusCode"] == 1000
+    assert context["disconnectReason"] == "Connection Closed Normally"
+    with pytest.raises(client.exceptions.GoneException):
+        client.delete_connection(ConnectionId=cid)
+
+
+def test_the_apps_own_websocket_api_reaches_connections_over_https(
+    probe_gateway: RunningGateway,
+) -> None:
+    """send, info and close of the unchanged app, through boto3 and the TLS port."""
+    with probe_gateway.connect() as alice, probe_gateway.connect() as bob:
+        bob_id = connection_id(bob)
+        alice.send(f"send {bob_id} psst")
+        assert bob.recv(timeout=10) == "psst"
+        assert alice.recv(timeout=10) == "sent"
+        alice.send("send AAAAAAAAAAAAAAA= lost")
+        assert alice.recv(timeout=10) == "gone"  # WebsocketDisconnectedError from a 410
+        bob.send("info")
+        info = json.loads(bob.recv(timeout=10))
+        assert info["Identity"]["SourceIp"] == "127.0.0.1" and "ConnectedAt" in info
+        bob.send("close")
+        assert closed(bob).rcvd.code == 1000
+
+
+def test_other_processes_reach_connections_and_wss_on_the_tls_port(
+    probe_gateway: RunningGateway,
+) -> None:
+    client = probe_gateway.management(tls=True)
+    with probe_gateway.connect(tls=True) as ws:
+        cid = connection_id(ws)
+        client.post_to_connection(ConnectionId=cid, Data="über TLS".encode())
+        assert ws.recv(timeout=10) == "über TLS"
+
+
+# Concurrency --------------------------------------------------------------------------
+
+
+def test_a_slow_handler_never_stalls_other_connections(probe_gateway: RunningGateway) -> None:
+    client = probe_gateway.management()
+    with probe_gateway.connect() as slow, probe_gateway.connect() as quick:
+        quick_id = connection_id(quick)
+        slow.send("sleep 2")
+        time.sleep(0.2)
+        started = time.monotonic()
+        quick.send("return quick")
+        assert quick.recv(timeout=10) == "quick"
+        client.get_connection(ConnectionId=quick_id)
+        assert time.monotonic() - started < 1.5
+        assert slow.recv(timeout=10) == "slept 2"
+
+
+def test_more_slow_handlers_than_warm_workers_run_at_once(probe_gateway: RunningGateway) -> None:
+    """Workers spawn on demand, as Lambda scales: four 2.5 s handlers take far less than 10 s."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(probe_gateway.connect()) for _ in range(4)]
+        started = time.monotonic()
+        for ws in sockets:
+            ws.send("sleep 2.5")
+        assert [ws.recv(timeout=30) for ws in sockets] == ["slept 2.5"] * 4
+        assert time.monotonic() - started < 8
+
+
+# REST routes, settings, tables --------------------------------------------------------
+
+
+def test_rest_routes_are_served_like_chalice_local(probe_gateway: RunningGateway) -> None:
+    assert probe_gateway.get("/hello/world") == (200, {"hello": "world"})
+    assert probe_gateway.get("/no/such/route") == (403, {"message": "Missing Authentication Token"})
+
+
+def test_environment_variables_layer_like_chalice_deploy(probe_gateway: RunningGateway) -> None:
+    with probe_gateway.connect() as ws:
+        ws.send("env")
+        message_env = json.loads(ws.recv(timeout=10))
+    _, rest_env = probe_gateway.get("/env")
+    table = probe_gateway.endpoints["tables"]["EventsTable"]
+    for env in (message_env, rest_env):
+        assert env["GREETING"] == "hello from config.json"  # global
+        assert env["LEVEL"] == "stage dev"  # the stage's wins
+        assert env["EVENTS_TABLE"] == table == "probe-dev-EventsTable"  # the template's Ref
+        assert env["AWS_ENDPOINT_URL_DYNAMODB"] == probe_gateway.endpoints["dynamodb"]
+    assert message_env["ONLY_MESSAGE"] == "yes"  # stages.dev.lambda_functions.websocket_message
+    assert rest_env["ONLY_MESSAGE"] is None
+
+
+def test_nothing_leaves_the_machine(probe_gateway: RunningGateway) -> None:
+    """Fake credentials; any AWS client lands on the embedded moto; raw sockets are refused."""
+    with probe_gateway.connect() as ws:
+        ws.send("env")
+        assert json.loads(ws.recv(timeout=10))["AWS_ACCESS_KEY_ID"] == "testing"
+        ws.send("sts")
+        assert ws.recv(timeout=20) == "123456789012"  # moto's account, not a real one
+        ws.send("outside")
+        assert ws.recv(timeout=10) == "blocked: NetworkGuardError"
+
+
+def test_merge_template_tables_exist_in_the_embedded_dynamodb(
+    probe_gateway: RunningGateway,
+) -> None:
+    dynamodb = boto3.client("dynamodb", endpoint_url=probe_gateway.endpoints["dynamodb"])
+    assert dynamodb.list_tables()["TableNames"] == ["probe-dev-EventsTable"]
+
+
+def test_one_log_line_per_connect_message_and_disconnect(probe_gateway: RunningGateway) -> None:
+    with probe_gateway.connect() as ws:
+        cid = connection_id(ws)
+    recorded(probe_gateway, cid, "disconnect")
+    time.sleep(0.2)
+    lines = [line for line in probe_gateway.log().splitlines() if f" {cid} " in line]
+    assert [line.split()[1:3] for line in lines] == [
+        ["CONNECT", "$connect"],
+        ["MESSAGE", "$default"],
+        ["DISCONNECT", "$disconnect"],
+    ]
+    assert all(re.search(r" 200 +\d+ ms", line) for line in lines), lines
+
+
+# Routing, with an app that has custom routes and no $default -------------------------
+
+
+@pytest.fixture(scope="module")
+def routes_gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.conftest import APPS, start_gateway
+
+    gateway = start_gateway(
+        tmp_path_factory.mktemp("routes"), APPS / "routes", "--no-autoreload", "--warm-workers", "1"
+    )
+    yield gateway
+    gateway.stop()
+
+
+def test_messages_route_on_request_body_action(routes_gateway: RunningGateway) -> None:
+    with routes_gateway.connect() as ws:
+        ws.send(json.dumps({"action": "shout", "text": "hi"}))
+        assert ws.recv(timeout=10) == "HI"
+        ws.send('{"action": "echo"}')
+        assert ws.recv(timeout=10) == 'echo route: {"action": "echo"}'
+
+
+@pytest.mark.parametrize("frame", ['{"action": "nope"}', "plain text", '{"no": "action"}'])
+def test_without_a_match_or_default_the_caller_gets_forbidden(
+    routes_gateway: RunningGateway, frame: str
+) -> None:
+    with routes_gateway.connect() as ws:
+        ws.send(frame)
+        reply = json.loads(ws.recv(timeout=10))
+    assert reply["message"] == "Forbidden"
+    assert AWS_ID.fullmatch(reply["connectionId"]) and AWS_ID.fullmatch(reply["requestId"])
+
+
+# Idle and maximum duration, with small limits ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.conftest import APPS, start_gateway
+
+    gateway = start_gateway(
+        tmp_path_factory.mktemp("short"),
+        APPS / "probe",
+        "--no-autoreload",
+        "--warm-workers",
+        "1",
+        "--idle-timeout",
+        "1",
+        "--max-connection-duration",
+        "2.5",
+    )
+    yield gateway
+    gateway.stop()
+
+
+def test_an_idle_connection_is_closed_with_going_away(short_gateway: RunningGateway) -> None:
+    with short_gateway.connect() as ws:
+        cid = connection_id(ws)
+        started = time.monotonic()
+        error = closed(ws)
+        assert 0.5 < time.monotonic() - started < 5
+    assert error.rcvd is not None and error.rcvd.code == 1001
+    context = recorded(short_gateway, cid, "disconnect")["requestContext"]
+    assert context["disconnectStatusCode"] == 1001
+    assert "idle" in context["disconnectReason"]
+
+
+def test_messages_keep_a_connection_open_until_its_maximum_duration(
+    short_gateway: RunningGateway,
+) -> None:
+    stop = threading.Event()
+    with short_gateway.connect() as ws:
+        started = time.monotonic()
+
+        def keep_alive() -> None:
+            while not stop.is_set():
+                try:
+                    ws.send("return ping")
+                except ConnectionClosed:
+                    return
+                time.sleep(0.3)
+
+        sender = threading.Thread(target=keep_alive)
+        sender.start()
+        try:
+            error = closed(ws)
+        finally:
+            stop.set()
+            sender.join()
+        lifetime = time.monotonic() - started
+    assert 2.0 < lifetime < 6, lifetime  # past the idle timeout, ended by the 2.5 s maximum
+    assert error.rcvd is not None and error.rcvd.code == 1001
+    assert "maximum" in error.rcvd.reason

@@ -1,0 +1,207 @@
+"""The gateway's own life: autoreload, start-up errors, Ctrl-C, flags.
+
+Each test starts its own `python -m localgateway` (on a temporary copy of the
+probe app where it edits files) and stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import APPS, start_gateway
+
+
+@pytest.fixture
+def probe_copy(tmp_path: Path) -> Path:
+    project = tmp_path / "probe"
+    shutil.copytree(APPS / "probe", project, ignore=shutil.ignore_patterns("__pycache__"))
+    return project
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def answers(ws: Any, *frames: str) -> set[str]:
+    """Send frames at once and return their answers, which may come in any order."""
+    for frame in frames:
+        ws.send(frame)
+    return {ws.recv(timeout=20) for _ in frames}
+
+
+def wait_for_answer(ws: Any, frame: str, expected: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while answers(ws, frame) != {expected}:
+        assert time.monotonic() < deadline, f"{frame!r} never got {expected!r}"
+        time.sleep(0.05)
+
+
+def test_autoreload_keeps_connections_and_loses_no_message(
+    probe_copy: Path, tmp_path: Path
+) -> None:
+    gateway = start_gateway(tmp_path, probe_copy, "--warm-workers", "1")
+    try:
+        with gateway.connect() as ws:
+            ws.send("what")
+            assert ws.recv(timeout=10) == "unknown: what"
+            edit(probe_copy / "chalicelib" / "__init__.py", '"unknown"', '"version 2"')
+            edited = time.monotonic()
+            reloaded_after, rounds = None, 0
+            # Keep sending through the reload: every frame is answered, by either version.
+            while reloaded_after is None and time.monotonic() - edited < 20:
+                got = answers(ws, f"return {rounds}", f"which {rounds}")
+                assert str(rounds) in got, got
+                if f"version 2: which {rounds}" in got:
+                    reloaded_after = time.monotonic() - edited
+                else:
+                    assert f"unknown: which {rounds}" in got, got
+                rounds += 1
+                time.sleep(0.02)
+            assert reloaded_after is not None, gateway.log()
+            assert reloaded_after < 5, reloaded_after  # the issue asks for 2 s; CI is slower
+            assert rounds > 1  # frames went out during the reload
+
+            # A broken edit keeps the running version; fixing it reloads.
+            edit(probe_copy / "app.py", "import chalicelib\n", "import chalicelib\nbroken(\n")
+            deadline = time.monotonic() + 20
+            while "not reloaded" not in gateway.log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "SyntaxError" in gateway.log()
+            assert answers(ws, "still") == {"version 2: still"}
+            edit(probe_copy / "app.py", "import chalicelib\nbroken(\n", "import chalicelib\n")
+            wait_for_answer(ws, "again", "version 2: again")
+            edit(probe_copy / "chalicelib" / "__init__.py", '"version 2"', '"version 3"')
+            wait_for_answer(ws, "again", "version 3: again")
+    finally:
+        assert gateway.stop() == 0
+
+
+def test_clear_errors_for_a_missing_app_a_broken_app_and_a_port_in_use(
+    probe_copy: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = start_gateway(tmp_path, empty, expect_failure=True)
+    assert missing.process.wait(30) == 1
+    assert f"no app.py in {empty}" in missing.log()
+
+    edit(probe_copy / "app.py", "import chalicelib\n", "import chalicelib\nbroken(\n")
+    broken = start_gateway(tmp_path, probe_copy, expect_failure=True)
+    assert broken.process.wait(30) == 1
+    log = broken.log()
+    assert "app.py failed to import" in log and "SyntaxError" in log, log
+    line = (probe_copy / "app.py").read_text().splitlines().index("broken(") + 1
+    assert f'File "{probe_copy / "app.py"}", line {line}' in log, log
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        busy = start_gateway(tmp_path, APPS / "probe", "--port", str(port), expect_failure=True)
+        assert busy.process.wait(30) == 1
+    assert f"port {port} on 127.0.0.1 is in use" in busy.log()
+
+
+def test_ctrl_c_closes_connections_runs_disconnect_and_stops_every_process(
+    tmp_path: Path,
+) -> None:
+    gateway = start_gateway(tmp_path, APPS / "probe")
+    with gateway.connect() as ws:
+        ws.send("return hi")
+        assert ws.recv(timeout=10) == "hi"
+        workers = gateway.children()
+        assert workers
+        gateway.process.send_signal(signal.SIGINT)
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        assert gateway.process.wait(15) == 0
+    log = gateway.log()
+    assert "DISCONNECT $disconnect" in log and "gateway stopped" in log, log
+    assert "Traceback" not in log, log
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), pid
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_post_latency_delays_each_call_and_calls_overlap(tmp_path: Path) -> None:
+    gateway = start_gateway(
+        tmp_path, APPS / "probe", "--no-autoreload", "--post-latency-ms", "300", "--quiet"
+    )
+    try:
+        client = gateway.management()
+        with gateway.connect() as ws:
+            ws.send("event")
+            cid = json.loads(ws.recv(timeout=10))["requestContext"]["connectionId"]
+
+            def post(number: int) -> float:
+                started = time.monotonic()
+                client.post_to_connection(ConnectionId=cid, Data=str(number).encode())
+                return time.monotonic() - started
+
+            started = time.monotonic()
+            with ThreadPoolExecutor(8) as pool:
+                durations = list(pool.map(post, range(8)))
+            total = time.monotonic() - started
+            assert sorted(ws.recv(timeout=10) for _ in range(8)) == [str(n) for n in range(8)]
+        assert min(durations) >= 0.3
+        assert total < 8 * 0.3  # concurrent posts overlap: an asyncio.sleep, not a lock
+        assert " CONNECT " not in gateway.log()  # --quiet
+    finally:
+        gateway.stop()
+
+
+def test_an_existing_dynamodb_gets_the_tables_and_the_data(tmp_path: Path) -> None:
+    """--dynamodb-endpoint: here another moto server, standing in for DynamoDB Local."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        gateway = start_gateway(
+            tmp_path, APPS / "probe", "--no-autoreload", "--dynamodb-endpoint", endpoint
+        )
+        try:
+            assert gateway.endpoints["dynamodb"] == endpoint
+            with gateway.connect() as ws:
+                ws.send("event")
+                cid = json.loads(ws.recv(timeout=10))["requestContext"]["connectionId"]
+            dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+            assert dynamodb.list_tables()["TableNames"] == ["probe-dev-EventsTable"]
+            item = dynamodb.get_item(
+                TableName="probe-dev-EventsTable",
+                Key={"pk": {"S": cid}, "sk": {"S": "connect"}},
+            )
+            assert "Item" in item
+        finally:
+            gateway.stop()
+    finally:
+        server.stop()
+
+
+def test_the_page_is_served_from_static(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path, APPS / "probe", "--no-autoreload", "--warm-workers", "1")
+    try:
+        status, page = gateway.get("/")
+        assert status == 200 and "served from static/" in page
+        assert gateway.get("/../app.py")[0] == 403
+    finally:
+        gateway.stop()

@@ -1,0 +1,464 @@
+"""The local gateway's pure parts: routing, the registry, @connections, projects, events.
+
+No sockets and no processes: these run in milliseconds, and hypothesis feeds
+the route selection arbitrary frames.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import botocore.session
+import pytest
+from botocore.awsrequest import HeadersDict
+from botocore.parsers import create_parser
+from hypothesis import given
+from hypothesis import strategies as st
+
+from localgateway import environment, events, ipc, management, management_http, project, routing
+from localgateway.registry import (
+    DELETED,
+    IDLE,
+    MAX_DURATION,
+    NO_STATUS,
+    Close,
+    Limits,
+    Registry,
+    client_close,
+)
+from tests.conftest import APPS, CONTEXT_KEYS, ROOT
+
+ROUTES = {"$connect", "$default", "sendmessage", "join", "1", "true"}
+PATH = routing.parse_expression(routing.DEFAULT_EXPRESSION)
+
+
+# Routing ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "route"),
+    [
+        ('{"action": "sendmessage", "data": "hi"}', "sendmessage"),
+        ('{"action": "join"}', "join"),
+        ('{"action": "unknown"}', "$default"),
+        ('{"action": "$connect"}', "$default"),  # API Gateway's own keys never match
+        ('{"action": 1}', "1"),
+        ('{"action": true}', "true"),
+        ('{"action": {"nested": 1}}', "$default"),
+        ('{"data": "no action"}', "$default"),
+        ("plain text", "$default"),
+        ('{"action": "join"', "$default"),
+        ("[1, 2]", "$default"),
+    ],
+)
+def test_route_selection_follows_request_body_action(body: str, route: str) -> None:
+    assert routing.select_route(body, ROUTES, PATH) == route
+
+
+def test_without_default_an_unmatched_frame_has_no_route() -> None:
+    assert routing.select_route('{"action": "nope"}', {"join"}, PATH) is None
+    assert routing.select_route('{"action": "join"}', {"join"}, PATH) == "join"
+
+
+@pytest.mark.parametrize(
+    ("expression", "path"),
+    [
+        ("$request.body.action", ("action",)),
+        ("${request.body.action}", ("action",)),
+        ("$request.body.message.type", ("message", "type")),
+    ],
+)
+def test_route_selection_expressions_parse(expression: str, path: tuple[str, ...]) -> None:
+    assert routing.parse_expression(expression) == path
+    nested = {"action": "x", "message": {"type": "x"}}
+    assert routing.select_route(json.dumps(nested), {"x"}, path) == "x"
+
+
+@pytest.mark.parametrize("expression", ["$request.header.x", "action", "$request.body."])
+def test_unsupported_expressions_are_refused(expression: str) -> None:
+    with pytest.raises(ValueError, match="unsupported route selection expression"):
+        routing.parse_expression(expression)
+
+
+@given(st.text() | st.from_type(dict).map(json.dumps))
+def test_route_selection_never_raises_and_always_falls_back(body: str) -> None:
+    assert routing.select_route(body, {"$default", "join"}, PATH) in ("$default", "join")
+
+
+def test_error_frames_are_aws_shaped() -> None:
+    frame = json.loads(routing.error_frame(routing.FORBIDDEN, "cid=", "rid="))
+    assert frame == {"message": "Forbidden", "connectionId": "cid=", "requestId": "rid="}
+
+
+# Registry -----------------------------------------------------------------------------
+
+
+def caller(connected_at: int = 1_000_000) -> events.Caller:
+    return events.Caller(events.new_id(), connected_at, "127.0.0.1", "pytest")
+
+
+def test_limits_default_to_api_gateways_quotas() -> None:
+    limits = Limits()
+    assert limits.payload_bytes == 131072
+    assert limits.idle_timeout_ms == 600_000
+    assert limits.max_duration_ms == 7_200_000
+
+
+def test_the_idle_deadline_moves_with_client_activity_and_the_maximum_does_not() -> None:
+    connections: Registry[str] = Registry(Limits(idle_timeout_ms=1000, max_duration_ms=2500))
+    connection = connections.open(caller(10_000), "socket")
+    assert connections.deadline(connection) == (11_000, IDLE)
+    assert connections.expired(connection, 10_999) is None
+    assert connections.expired(connection, 11_000) is IDLE
+    connections.touch(connection, 10_900)
+    assert connections.deadline(connection) == (11_900, IDLE)
+    connections.touch(connection, 12_000)
+    assert connections.deadline(connection) == (12_500, MAX_DURATION)
+    connections.touch(connection, 11_000)  # a late clock reading never moves it back
+    assert connection.last_active_at == 12_000
+
+
+def test_connections_open_once_and_leave_once() -> None:
+    connections: Registry[str] = Registry()
+    first = caller()
+    connection = connections.open(first, "socket")
+    with pytest.raises(ValueError, match="already open"):
+        connections.open(first, "other")
+    assert connections.get(first.connection_id) is connection
+    assert list(connections) == [connection] and len(connections) == 1
+    assert connections.remove(first.connection_id) is connection
+    assert connections.remove(first.connection_id) is None
+    assert connections.get(first.connection_id) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "close"),
+    [
+        (None, "", NO_STATUS),
+        (0, "", NO_STATUS),
+        (1005, "", NO_STATUS),
+        (1000, "", Close(1000, "Client-side close frame status code 1000")),
+        (4001, "bye", Close(4001, "bye")),
+    ],
+)
+def test_client_closes_become_disconnect_codes_and_reasons(
+    code: int | None, reason: str, close: Close
+) -> None:
+    assert client_close(code, reason) == close
+
+
+# The @connections model and its wire format -------------------------------------------
+
+
+def test_post_get_and_delete_outcomes() -> None:
+    connections: Registry[str] = Registry(Limits(payload_bytes=10))
+    connection = connections.open(caller(), "socket")
+    cid = connection.connection_id
+    assert management.post(connections, cid, b"0123456789") is connection
+    assert management.post(connections, cid, b"0123456789!") == management.PayloadTooLarge(11, 10)
+    assert management.get(connections, cid) is connection
+    assert management.delete(connections, cid) is connection
+    for call in (
+        lambda: management.post(connections, cid, b"x"),
+        lambda: management.get(connections, cid),
+        lambda: management.delete(connections, cid),
+    ):
+        assert call() == management.Gone(cid)
+
+
+def parse(operation: str, status: int, headers: dict[str, str], body: bytes) -> dict:
+    """What botocore's own rest-json parser makes of a response, as the boto3 client would."""
+    model = botocore.session.get_session().get_service_model("apigatewaymanagementapi")
+    response = {"status_code": status, "headers": HeadersDict(headers), "body": body}
+    return create_parser("rest-json").parse(response, model.operation_model(operation).output_shape)
+
+
+def test_refusals_parse_as_the_modelled_exceptions() -> None:
+    gone = management_http.refusal(management.Gone("abc="))
+    assert gone.status == 410
+    parsed = parse("PostToConnection", gone.status, dict(gone.headers), gone.body)
+    assert parsed["Error"]["Code"] == "GoneException"
+    too_large = management_http.refusal(management.PayloadTooLarge(200_000, 131072))
+    parsed = parse("PostToConnection", 413, dict(too_large.headers), too_large.body)
+    assert parsed["Error"]["Code"] == "PayloadTooLargeException"
+    assert "131072" in parsed["Error"]["Message"]
+    assert parsed["ResponseMetadata"]["RequestId"]
+
+
+def test_get_connection_parses_with_iso_8601_times_and_identity() -> None:
+    connections: Registry[str] = Registry()
+    connection = connections.open(caller(1_795_853_577_758), "socket")
+    connections.touch(connection, 1_795_853_578_001)
+    response = management_http.connection(connection)
+    assert json.loads(response.body)["connectedAt"] == "2026-11-28T08:12:57.758Z"
+    parsed = parse("GetConnection", 200, dict(response.headers), response.body)
+    assert parsed["ConnectedAt"].isoformat() == "2026-11-28T08:12:57.758000+00:00"
+    assert parsed["LastActiveAt"].isoformat() == "2026-11-28T08:12:58.001000+00:00"
+    assert parsed["Identity"] == {"SourceIp": "127.0.0.1", "UserAgent": "pytest"}
+
+
+def test_success_statuses() -> None:
+    assert management_http.posted().status == 200
+    assert management_http.deleted().status == 204
+    assert (DELETED.code, DELETED.reason) == (1000, "Connection Closed Normally")
+
+
+# Events against the reference's key list -----------------------------------------------
+
+API = events.Api(events.api_id("probe", "dev"), "ws", "127.0.0.1:8443")
+
+
+def test_events_carry_every_key_of_the_reference() -> None:
+    who = caller()
+    connect = events.connect_event(API, who, [("Host", "h"), ("X-A", "1"), ("X-A", "2")], [], 5)
+    assert set(connect["requestContext"]) == CONTEXT_KEYS
+    assert connect["requestContext"]["identity"] == {"sourceIp": "127.0.0.1", "userAgent": "pytest"}
+    assert connect["multiValueHeaders"]["X-A"] == ["1", "2"]
+    assert "queryStringParameters" not in connect  # as AWS: absent without a query
+    message = events.message_event(API, who, "hi", 6, "join")
+    assert set(message["requestContext"]) == CONTEXT_KEYS | {"messageId"}
+    assert (message["body"], message["requestContext"]["routeKey"]) == ("hi", "join")
+    disconnect = events.disconnect_event(API, who, 1001, "Going away", 7)
+    context = disconnect["requestContext"]
+    assert set(context) == CONTEXT_KEYS | {"disconnectStatusCode", "disconnectReason"}
+    assert (context["disconnectStatusCode"], context["disconnectReason"]) == (1001, "Going away")
+
+
+def test_api_ids_are_stable_and_look_like_aws() -> None:
+    assert events.api_id("probe", "dev") == events.api_id("probe", "dev")
+    assert events.api_id("probe", "dev") != events.api_id("probe", "prod")
+    assert len(events.api_id("x", "y")) == 10 and events.api_id("x", "y").isalnum()
+
+
+# Projects -------------------------------------------------------------------------------
+
+
+def test_the_probe_project_layers_settings_like_chalice() -> None:
+    probe = project.load(APPS / "probe", "dev")
+    assert (probe.app_name, probe.stage, probe.api_stage) == ("probe", "dev", "ws")
+    (table,) = probe.tables
+    assert (table.logical_id, table.name) == ("EventsTable", "probe-dev-EventsTable")
+    message = probe.function_for_route("$default")
+    assert message.name == project.WEBSOCKET_MESSAGE
+    assert message.lambda_name == "probe-dev-websocket_message"
+    assert message.timeout_s == 3 and message.memory_mb == 128
+    assert message.environment == {
+        "GREETING": "hello from config.json",
+        "LEVEL": "stage dev",
+        "EVENTS_TABLE": "probe-dev-EventsTable",
+        "ONLY_MESSAGE": "yes",
+    }
+    connect = probe.function_for_route("$connect")
+    assert "ONLY_MESSAGE" not in connect.environment and connect.timeout_s == 60
+    assert probe.functions[project.API_HANDLER].lambda_name == "probe-dev"
+    assert probe.function_for_route("custom").name == project.WEBSOCKET_MESSAGE
+
+
+def test_the_chat_projects_table_ref_gets_the_local_name() -> None:
+    chat = project.load(ROOT, "dev")
+    (table,) = chat.tables
+    assert table.name == "chalice-chat-dev-ChatTable"
+    for route in ("$connect", "$default", "$disconnect"):
+        assert chat.function_for_route(route).environment["TABLE_NAME"] == table.name
+    assert chat.merge_template == ROOT / ".chalice" / "resources.json"
+
+
+def write_project(root: Path, config: object, template: object | None = None) -> Path:
+    (root / ".chalice").mkdir(parents=True)
+    (root / "app.py").write_text("")
+    (root / ".chalice" / "config.json").write_text(json.dumps(config))
+    if template is not None:
+        (root / ".chalice" / "resources.json").write_text(json.dumps(template))
+    return root
+
+
+def test_table_names_and_template_variables(tmp_path: Path) -> None:
+    template = {
+        "Resources": {
+            "Named": {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": "fixed"}},
+            "Unnamed": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+            "APIHandler": {
+                "Properties": {
+                    "Environment": {
+                        "Variables": {
+                            "A": {"Ref": "Named"},
+                            "B": {"Ref": "Unnamed"},
+                            "C": "literal",
+                            "D": {"Fn::GetAtt": ["Named", "Arn"]},
+                        }
+                    }
+                }
+            },
+        }
+    }
+    config = {"app_name": "demo", "environment_variables": {"D": "from config"}}
+    loaded = project.load(write_project(tmp_path, config, template), "beta")
+    assert [t.name for t in loaded.tables] == ["fixed", "demo-beta-Unnamed"]
+    assert loaded.functions[project.API_HANDLER].environment == {
+        "A": "fixed",
+        "B": "demo-beta-Unnamed",
+        "C": "literal",
+        "D": "from config",
+    }
+    assert len(loaded.warnings) == 1 and "APIHandler: D" in loaded.warnings[0]
+    assert loaded.api_stage == "api"  # Chalice's default
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda root: None, "no app.py in"),
+        (lambda root: (root / "app.py").write_text(""), "config.json is missing"),
+        (
+            lambda root: (
+                write_project(root, {"app_name": "x"})
+                .joinpath(".chalice", "config.json")
+                .write_text("{")
+            ),
+            "is not valid JSON",
+        ),
+        (lambda root: write_project(root, {"version": "2.0"}), "app_name is missing"),
+    ],
+)
+def test_broken_projects_say_what_is_wrong(
+    tmp_path: Path, setup: Callable[[Path], object], message: str
+) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    setup(root)
+    with pytest.raises(project.ProjectError, match=message):
+        project.load(root)
+
+
+def test_a_missing_merge_template_flag_is_an_error(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p", {"app_name": "x"})
+    with pytest.raises(project.ProjectError, match="does not exist"):
+        project.load(root, merge_template="nope.json")
+
+
+def test_a_yaml_merge_template_works_like_chalice_package(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "p", {"app_name": "x"})
+    (root / "extra.yaml").write_text(
+        "Resources:\n"
+        "  T:\n"
+        "    Type: AWS::DynamoDB::Table\n"
+        "    Properties: {}\n"
+        "  WebsocketMessage:\n"
+        "    Properties:\n"
+        "      Environment:\n"
+        "        Variables:\n"
+        "          TABLE: !Ref T\n"
+    )
+    loaded = project.load(root, merge_template="extra.yaml")
+    assert loaded.function_for_route("$default").environment == {"TABLE": "x-dev-T"}
+
+
+# Handler environments and IPC ---------------------------------------------------------
+
+ENDPOINTS = environment.Endpoints(
+    aws="http://127.0.0.1:1", dynamodb="http://127.0.0.1:2", connections="https://c", ca_bundle="b"
+)
+
+
+def test_handler_environments_point_every_client_at_this_machine() -> None:
+    base = {"PATH": "/bin", "AWS_PROFILE": "work", "AWS_ENDPOINT_URL_S3": "https://s3", "X": "1"}
+    env = environment.handler_environment(
+        base, {"TABLE": "t", "AWS_REGION": "eu-west-9"}, ENDPOINTS
+    )
+    assert env["PATH"] == "/bin" and env["TABLE"] == "t" and env["X"] == "1"
+    assert "AWS_PROFILE" not in env and "AWS_ENDPOINT_URL_S3" not in env
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:2"
+    assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_CA_BUNDLE"] == "b"
+    assert "127.0.0.1" in env["NO_PROXY"].split(",")
+
+
+def test_an_off_machine_dynamodb_keeps_the_developers_credentials() -> None:
+    base = {"AWS_PROFILE": "work", "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "https://x"}
+    env = environment.handler_environment(base, {}, ENDPOINTS, keep_credentials=True)
+    assert env["AWS_PROFILE"] == "work" and "AWS_ACCESS_KEY_ID" not in env
+    assert env["AWS_REGION"] == "eu-west-1"
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+
+
+def test_ipc_lines_round_trip_and_decimals_become_floats_as_in_lambda() -> None:
+    from decimal import Decimal
+
+    line = ipc.encode({"body": "two\nlines", "n": Decimal("1.5"), "m": Decimal(2)})
+    assert line.count(b"\n") == 1
+    assert ipc.decode(line) == {"body": "two\nlines", "n": 1.5, "m": 2.0}
+    with pytest.raises(TypeError):
+        ipc.encode({"x": object()})
+
+
+def test_functions_with_one_environment_share_the_warm_pool() -> None:
+    """The chat's websocket functions share a pool; its REST handler (other TABLE_NAME) not."""
+    from localgateway import workers
+
+    launch = workers.Launch({}, ENDPOINTS, "127.0.0.1:1", warm_workers=2)
+    generation = workers.Generation(1, project.load(ROOT, "dev"), launch)
+    message = generation.pool_for(project.WEBSOCKET_MESSAGE)
+    assert generation.pool_for(project.WEBSOCKET_CONNECT) is message
+    assert generation.pool_for(project.WEBSOCKET_DISCONNECT) is message
+    assert generation.pool_for(project.API_HANDLER) is not message
+    assert (message.keep_warm, generation.pool_for(project.API_HANDLER).keep_warm) == (2, 0)
+    assert message.spec.env["TABLE_NAME"] == "chalice-chat-dev-ChatTable"
+
+
+class StubWorker:
+    """What a Pool needs of a worker: whether it lives, and a way to stop it."""
+
+    def __init__(self) -> None:
+        self.alive = True
+        self.idle_since = 0.0
+
+    def kill(self) -> None:
+        self.alive = False
+
+
+def test_a_pool_reuses_the_newest_idle_worker_and_reclaims_the_oldest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from localgateway import workers
+
+    monkeypatch.setattr(workers, "IDLE_WORKER_SECONDS", 0.05)
+
+    async def scenario() -> None:
+        pool = workers.Pool(workers.WorkerSpec(ROOT, {}, {}), max_workers=4, keep_warm=1)
+        old, middle, new = StubWorker(), StubWorker(), StubWorker()
+        for worker in (old, middle, new):
+            pool.release(worker)
+        assert await pool.acquire() is new
+        pool.release(new)
+        await asyncio.sleep(0.2)
+        assert (old.alive, middle.alive, new.alive) == (False, False, True)
+        assert pool.size == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_busy_pool_hands_a_released_worker_to_the_first_waiter() -> None:
+    import asyncio
+
+    from localgateway import workers
+
+    async def scenario() -> None:
+        pool = workers.Pool(workers.WorkerSpec(ROOT, {}, {}), max_workers=1, keep_warm=1)
+        only = StubWorker()
+        pool.release(only)
+        assert await pool.acquire() is only
+        waiting = asyncio.ensure_future(pool.acquire())  # at the maximum: no spawn, it waits
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        pool.release(only)
+        assert await waiting is only
+        pool.retire()  # a retired pool stops workers once they are free
+        pool.release(only)
+        assert not only.alive and pool.size == 0
+
+    asyncio.run(scenario())
