@@ -1,5 +1,7 @@
 """Realtime chat over API Gateway WebSocket APIs. The handlers delegate to chalicelib."""
 
+from typing import Any
+
 from chalice import Chalice
 from chalice.app import WebsocketEvent
 
@@ -23,3 +25,8 @@ def message(event: WebsocketEvent) -> None:
 @app.on_ws_disconnect()
 def disconnect(event: WebsocketEvent) -> None:
     service.chat(app.websocket_api).disconnect(event)
+
+
+@app.lambda_function(name="fanout")
+def fanout(event: dict, context: Any) -> None:
+    service.chat(app.websocket_api).fan_out(event)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import WebsocketEvent
 
 from chalicelib import protocol
+from chalicelib.fanout import Batch, FanOut
 from chalicelib.protocol import Command, ProtocolError
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
@@ -45,12 +46,19 @@ def _sorted_nicks(members: list[Member]) -> list[str]:
 
 
 class Chat:
-    def __init__(self, store: ChatStore, sender: Sender, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: ChatStore,
+        sender: Sender,
+        settings: Settings,
+        fanout: FanOut | None = None,
+    ) -> None:
         self._store = store
         self._sender = sender
         self._settings = settings
+        self._fanout = fanout
 
-    # Websocket events ------------------------------------------------------------------
+    # Events: the three websocket routes and the fan-out function ---------------------
 
     def connect(self, event: WebsocketEvent) -> dict[str, Any] | None:
         """Register the connection in its first room; a non-2xx answer rejects the upgrade.
@@ -96,7 +104,7 @@ class Chat:
         try:
             for _ in range(ATTEMPTS):
                 try:
-                    self._run(self._connection(connection_id), command)
+                    self._run(self._connection(connection_id), command, event)
                     return
                 except ConnectionChanged:
                     continue
@@ -106,14 +114,27 @@ class Chat:
             error = ProtocolError(protocol.UNAVAILABLE, "the chat is unavailable, try again")
             self._reply_error(connection_id, error)
 
+    def fan_out(self, payload: Any) -> None:
+        """The `fanout` function: send one batch of a big broadcast (fanout.py)."""
+        try:
+            batch = Batch.from_payload(payload)
+        except ValueError:
+            log.exception("fan-out event refused")
+            return
+        self._sender.use_endpoint(batch.domain_name, batch.stage)
+        try:
+            self._deliver(batch.room, batch.connection_ids, batch.data, set(batch.opening))
+        except (ClientError, BotoCoreError):
+            log.exception("fan-out in %s: storage unavailable while cleaning up", batch.room)
+
     # Commands ------------------------------------------------------------------------
 
-    def _run(self, conn: Connection, command: Command) -> None:
+    def _run(self, conn: Connection, command: Command, origin: WebsocketEvent) -> None:
         if isinstance(command, protocol.SendMessage):
             frame = protocol.message_frame(
                 self._store.add_message(conn.room, conn.nick, command.text)
             )
-            self._tell_room(conn.room, lambda live: frame, always=conn.id)
+            self._tell_room(conn.room, lambda live: frame, always=conn.id, origin=origin)
         elif isinstance(command, protocol.Join):
             self._join(conn, command.room)
         elif isinstance(command, protocol.Nick):
@@ -184,14 +205,16 @@ class Chat:
         presence: bool = False,
         exclude: str | None = None,
         always: str | None = None,
+        origin: WebsocketEvent | None = None,
     ) -> list[Member]:
         """Send a frame to the live members of `room`; return the members still there.
 
         Presence frames go only to rooms within the presence limit, so that
         filling a big room does not cost a send per member per arrival.
         `always` receives the frame even when the member list misses it (an
-        acknowledgement must not depend on the index). Members found expired or
-        gone are removed, and the room is told they left.
+        acknowledgement must not depend on the index). With the `origin` event,
+        a big room's broadcast is split across fan-out invocations.
+        Members found expired or gone are removed, and the room is told they left.
         """
         live, expired = self._store.members(room)
         targets = []
@@ -199,13 +222,54 @@ class Chat:
             targets = [m.connection_id for m in live if m.connection_id != exclude]
         if always is not None and always not in targets:
             targets.append(always)
-        gone = set(self._sender.broadcast(targets, frame(live)))
         # API Gateway answers 410 for a connection whose $connect has not finished
-        # yet, though its membership is already stored: only older ones are gone.
+        # yet, though its membership is already stored: such a 410 is no departure.
         opening_since = self._store.now_ms() - OPENING_GRACE_MS
-        gone -= {m.connection_id for m in live if m.connected_at > opening_since}
-        self._evict(room, [m.connection_id for m in expired] + sorted(gone))
+        opening = {m.connection_id for m in live if m.connected_at > opening_since}
+        data = protocol.encode(frame(live))
+        if origin is not None:
+            targets = self._fan_out(room, targets, data, opening, origin)
+        gone = self._deliver(room, targets, data, opening, [m.connection_id for m in expired])
         return [m for m in live if m.connection_id not in gone]
+
+    def _fan_out(
+        self,
+        room: str,
+        targets: list[str],
+        data: str,
+        opening: set[str],
+        origin: WebsocketEvent,
+    ) -> list[str]:
+        """Hand all batches but the first to fan-out invocations; return what is left to send."""
+        if self._fanout is None or len(targets) <= self._fanout.batch_size:
+            return targets
+        own, *others = self._fanout.split(targets)
+        batches = [
+            Batch(
+                room=room,
+                data=data,
+                connection_ids=batch,
+                opening=[cid for cid in batch if cid in opening],
+                domain_name=origin.domain_name,
+                stage=origin.stage,
+            )
+            for batch in others
+        ]
+        failed = self._fanout.dispatch(batches)
+        return own + [cid for batch in failed for cid in batch.connection_ids]
+
+    def _deliver(
+        self,
+        room: str,
+        connection_ids: list[str],
+        data: str,
+        opening: set[str],
+        stale: Iterable[str] = (),
+    ) -> set[str]:
+        """Send `data` to every connection; remove the gone and the `stale`; return the gone."""
+        gone = set(self._sender.broadcast(connection_ids, data)) - opening
+        self._evict(room, [*stale, *sorted(gone)])
+        return gone
 
     def _evict(self, room: str, connection_ids: list[str]) -> None:
         """Remove connections that are gone and announce each departure once.

@@ -33,9 +33,13 @@ class Sender:
         """Send one frame; False when the connection is gone (or the send failed)."""
         return self._post(connection_id, encode(frame)) == SENT
 
-    def broadcast(self, connection_ids: Iterable[str], frame: dict[str, Any]) -> list[str]:
-        """Send one frame to every connection concurrently; return the ones that are gone."""
-        data = encode(frame)
+    def use_endpoint(self, domain_name: str, stage: str) -> None:
+        """Post through this API (Chalice sets it from websocket events; other
+        functions, like the fan-out, must be told)."""
+        self._api.configure(domain_name, stage)
+
+    def broadcast(self, connection_ids: Iterable[str], data: str) -> list[str]:
+        """Send one encoded frame to every connection concurrently; return the gone ones."""
         targets = list(connection_ids)
         if len(targets) == 1:
             outcomes: Iterable[str] = [self._post(targets[0], data)]

@@ -17,6 +17,7 @@ import botocore.session
 from botocore.config import Config
 
 from chalicelib.commands import Chat
+from chalicelib.fanout import FanOut
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings, positive_int
 from chalicelib.storage import ChatStore
@@ -47,7 +48,16 @@ def dynamodb_client() -> Any:
     return boto3.session.Session().client("dynamodb", config=Config(retries={"mode": "standard"}))
 
 
+@lru_cache(maxsize=1)
+def lambda_client() -> Any:
+    """For handing broadcast batches to the fan-out function (AWS_ENDPOINT_URL_LAMBDA works)."""
+    return boto3.session.Session().client("lambda", config=Config(retries={"mode": "standard"}))
+
+
 def chat(websocket_api: Any) -> Chat:
     settings = Settings.from_env()
     store = ChatStore(dynamodb_client(), settings, send_pool())
-    return Chat(store, Sender(websocket_api, send_pool()), settings)
+    fanout = None
+    if settings.fanout_function:
+        fanout = FanOut(lambda_client, settings.fanout_function, settings.fanout_batch, send_pool())
+    return Chat(store, Sender(websocket_api, send_pool()), settings, fanout)

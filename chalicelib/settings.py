@@ -31,6 +31,9 @@ class Settings:
     connection_ttl_seconds: int = DEFAULT_CONNECTION_TTL_SECONDS
     presence_limit: int = 100
     default_room: str = "lobby"
+    # The function that sends shares of big broadcasts (chalicelib/fanout.py); "" = none.
+    fanout_function: str = ""
+    fanout_batch: int = 250
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,6 +54,8 @@ class Settings:
             ),
             presence_limit=positive_int(env, "PRESENCE_LIMIT", cls.presence_limit),
             default_room=env.get("DEFAULT_ROOM", cls.default_room),
+            fanout_function=env.get("FANOUT_FUNCTION", cls.fanout_function).strip(),
+            fanout_batch=positive_int(env, "FANOUT_BATCH", cls.fanout_batch),
         )
 
 

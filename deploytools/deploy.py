@@ -2,11 +2,12 @@
 
 `chalice deploy` creates roles, functions, log groups and the websocket API but
 no table, and with `autogen_policy: false` it attaches the stage's policy file
-as it is. So deploy creates the table from the merge template first, then
-renders the policy with the table's ARN, the account, the region and the API
-id. The API id exists only after the first deploy: that deploy goes out
-without the @connections statement, and a second one (seconds later, before
-anybody has the URL) adds it scoped to the new API. Later deploys run once.
+as it is, to every function's role (the fan-out function's too). So deploy
+creates the table from the merge template first, then renders the policy with
+the table's ARN, the functions' ARNs and log groups, and the API id. The API
+id exists only after the first deploy: that deploy goes out without the
+@connections statement, and a second one (seconds later, before anybody has
+the URL) adds it scoped to the new API. Later deploys run once.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The functions' IAM policy: written once in CloudFormation, rendered for `chalice deploy`.
 
 `ChatFunctionsPolicy` in `.chalice/resources.json` refers to the table, the
-websocket API and the log groups of the same stack, so the `make package`
-template grants exactly those. `chalice deploy` reads a plain policy file and
-resolves nothing, so `make deploy` resolves the same references here with the
-deployed names and ARNs: both paths grant the same statements.
+websocket API, the fan-out function and the log groups of the same stack, so
+the `make package` template grants exactly those. `chalice deploy` reads a
+plain policy file and resolves nothing, so `make deploy` resolves the same
+references here with the deployed names and ARNs: both paths grant the same
+statements.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 POLICY_ID = "ChatFunctionsPolicy"
+
+# The services whose resources here end in an open set: connection ids, log streams.
+_OPEN_ENDED_SERVICES = ("execute-api:", "logs:")
 
 # `${Name}` and `${Resource.Attribute}` in Fn::Sub; `${!Name}` is a literal `${Name}`.
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
@@ -97,8 +101,9 @@ def render(
 def problems(document: Mapping[str, Any]) -> list[str]:
     """What makes a rendered policy broader than least privilege (empty when nothing does).
 
-    No wildcard in any action; a resource may end with `*` (connection ids, log
-    streams) but never be `*` or hold one elsewhere; DynamoDB resources hold none.
+    No wildcard in any action; no resource is `*` or holds one before its end,
+    and only @connections and log-group ARNs may end with one (connection ids,
+    log streams): a table or a function is always named exactly.
     """
     found = []
     for statement in document["Statement"]:
@@ -107,14 +112,14 @@ def problems(document: Mapping[str, Any]) -> list[str]:
         for action in actions:
             if "*" in action:
                 found.append(f"{sid}: wildcard action {action}")
-        dynamodb = any(action.startswith("dynamodb:") for action in actions)
+        open_ended = all(action.startswith(_OPEN_ENDED_SERVICES) for action in actions)
         for resource in _as_list(statement.get("Resource")):
             if not isinstance(resource, str):
                 found.append(f"{sid}: unresolved resource {resource}")
             elif resource == "*" or "*" in resource[:-1]:
                 found.append(f"{sid}: wildcard resource {resource}")
-            elif dynamodb and "*" in resource:
-                found.append(f"{sid}: wildcard DynamoDB resource {resource}")
+            elif not open_ended and "*" in resource:
+                found.append(f"{sid}: wildcard resource {resource} (it must name one resource)")
         if "NotAction" in statement or "NotResource" in statement:
             found.append(f"{sid}: NotAction/NotResource grant more than they name")
     return found

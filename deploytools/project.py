@@ -18,8 +18,14 @@ from localgateway import tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The Lambda functions Chalice makes for on_ws_connect, on_ws_message and on_ws_disconnect.
-HANDLERS = ("websocket_connect", "websocket_message", "websocket_disconnect")
+# The function app.py declares with `@app.lambda_function(name=...)`: the message handler
+# hands shares of big broadcasts to it (chalicelib/fanout.py, FANOUT_FUNCTION).
+FANOUT = "fanout"
+
+# Every Lambda function Chalice makes for app.py: on_ws_connect, on_ws_message,
+# on_ws_disconnect and the fan-out function. Roles, log groups and the policy's
+# values all follow from this one list (tests check it against Chalice's own view).
+HANDLERS = ("websocket_connect", "websocket_message", "websocket_disconnect", FANOUT)
 
 # The logical id `chalice package` gives the websocket API.
 WEBSOCKET_API = "WebsocketAPI"
@@ -57,6 +63,10 @@ class Stage:
     def function_name(self, handler: str) -> str:
         return f"{self.app_name}-{self.name}-{handler}"
 
+    def function_arn(self, handler: str, *, partition: str, region: str, account: str) -> str:
+        """The unqualified ARN, as CloudFormation's `Fn::GetAtt Function.Arn` gives it."""
+        return f"arn:{partition}:lambda:{region}:{account}:function:{self.function_name(handler)}"
+
     def log_group(self, handler: str) -> str:
         return f"/aws/lambda/{self.function_name(handler)}"
 
@@ -79,7 +89,7 @@ def load_stage(name: str, project: Path = ROOT) -> Stage:
     }
     if not environment.get("TABLE_NAME"):
         raise DeployError(f"stage {name!r} sets no TABLE_NAME in .chalice/config.json")
-    return Stage(
+    stage = Stage(
         project=project,
         name=name,
         app_name=config["app_name"],
@@ -89,6 +99,16 @@ def load_stage(name: str, project: Path = ROOT) -> Stage:
             "iam_policy_file", config.get("iam_policy_file", f"policy-{name}.json")
         ),
     )
+    # `chalice deploy` passes FANOUT_FUNCTION as written, and the policy lets the
+    # functions invoke only this stage's fan-out function: any other name would be
+    # refused at every big broadcast (the sender then posts everything itself).
+    fanout = environment.get("FANOUT_FUNCTION", "").strip()
+    if fanout and fanout != stage.function_name(FANOUT):
+        raise DeployError(
+            f"stage {name!r} sets FANOUT_FUNCTION to {fanout!r} in .chalice/config.json, "
+            f"but its fan-out function is {stage.function_name(FANOUT)!r}"
+        )
+    return stage
 
 
 def merge_template(stage: Stage) -> dict[str, Any]:
@@ -138,6 +158,9 @@ def policy_values(
         f"{table_id}.Arn": table_arn,
     }
     for handler in HANDLERS:
+        values[f"{to_cfn_resource_name(handler)}.Arn"] = stage.function_arn(
+            handler, partition=partition, region=region, account=account
+        )
         values[to_cfn_resource_name(f"{handler}-log-group")] = stage.log_group(handler)
     if api_id is not None:
         values[WEBSOCKET_API] = api_id

@@ -152,8 +152,6 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         source = _load(args)
     except project.ProjectError as error:
         raise StartupError(str(error)) from None
-    for warning in source.warnings:
-        log.warning("warning: %s", warning)
     off_machine = bool(args.dynamodb_endpoint) and dynamodb.is_off_machine(args.dynamodb_endpoint)
     allowed = (urlsplit(args.dynamodb_endpoint).hostname or "",) if off_machine else ()
     netguard.install(allowed)
@@ -171,6 +169,8 @@ async def serve(args: argparse.Namespace, started: float) -> None:
 
         dynamodb_endpoint = args.dynamodb_endpoint or aws_endpoint
         domain_name = f"127.0.0.1:{tls_socket.getsockname()[1]}"
+        main_host = _reachable_host(args.host)
+        main_address = f"{main_host}:{main_socket.getsockname()[1]}"
         runtime = workers.Runtime(
             workers.Launch(
                 base_environment=dict(os.environ),
@@ -179,10 +179,12 @@ async def serve(args: argparse.Namespace, started: float) -> None:
                     dynamodb=dynamodb_endpoint,
                     connections=f"https://{domain_name}/{source.api_stage}",
                     ca_bundle=str(local_tls.bundle_file),
+                    lambda_api=f"http://{main_address}",
                 ),
                 domain_name=domain_name,
                 keep_credentials=off_machine,
-                allowed_hosts=allowed,
+                # The main port is on this machine even on a --host that is not loopback.
+                allowed_hosts=allowed if netguard.is_local(main_host) else (*allowed, main_host),
                 max_workers=args.max_workers,
                 warm_workers=args.warm_workers,
             )
@@ -197,6 +199,9 @@ async def serve(args: argparse.Namespace, started: float) -> None:
             created.extend(dynamodb.create_tables(table_client, current.tables))
 
         await _start(runtime, source, prepare, dynamodb_endpoint)
+        # Warnings about pure functions come once the app has been imported.
+        for warning in runtime.current.project.warnings:
+            log.warning("warning: %s", warning)
 
         gateway = Gateway(
             runtime,
@@ -214,9 +219,10 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         await web.SockSite(runner, tls_socket, ssl_context=local_tls.server_context).start()
 
         stop = _stop_on_signals(runtime, stack)
-        endpoints = _endpoints(args, source, main_socket, domain_name, local_tls)
+        endpoints = _endpoints(main_address, source, domain_name, local_tls)
         endpoints.update(dynamodb=dynamodb_endpoint, aws=aws_endpoint)
-        print(_banner(source, endpoints, created, args, time.monotonic() - started), flush=True)
+        loaded = runtime.current.project
+        print(_banner(loaded, endpoints, created, args, time.monotonic() - started), flush=True)
         if args.endpoints_file:
             _write_json(Path(args.endpoints_file), endpoints)
         if args.autoreload:
@@ -263,22 +269,22 @@ def _stop_on_signals(runtime: workers.Runtime, stack: contextlib.AsyncExitStack)
     return stop
 
 
+def _reachable_host(host: str) -> str:
+    """Where clients on this machine reach the main port (any address: loopback)."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+
 def _endpoints(
-    args: argparse.Namespace,
-    source: project.Project,
-    main_socket: socket.socket,
-    domain_name: str,
-    local_tls: tls.LocalTls,
+    main_address: str, source: project.Project, domain_name: str, local_tls: tls.LocalTls
 ) -> dict[str, Any]:
-    host = "127.0.0.1" if args.host in ("", "0.0.0.0", "::") else args.host
-    port = main_socket.getsockname()[1]
     stage = source.api_stage
     return {
-        "http": f"http://{host}:{port}/",
-        "websocket": f"ws://{host}:{port}/{stage}",
+        "http": f"http://{main_address}/",
+        "websocket": f"ws://{main_address}/{stage}",
         "websocket_tls": f"wss://{domain_name}/{stage}",
-        "connections": f"http://{host}:{port}/{stage}",
+        "connections": f"http://{main_address}/{stage}",
         "connections_tls": f"https://{domain_name}/{stage}",
+        "lambda": f"http://{main_address}",
         "ca_file": str(local_tls.ca_file),
         "tables": {table.logical_id: table.name for table in source.tables},
         "app_name": source.app_name,
@@ -300,6 +306,10 @@ def _banner(
     tables = ", ".join(
         f"{table.name}{' (created)' if table.name in created else ''}" for table in source.tables
     )
+    functions = (
+        ", ".join(function.lambda_name for function in source.pure_functions.values())
+        or "no @app.lambda_function yet"
+    )
     lines = [
         f"localgateway: {source.app_name}, stage {source.stage}, from {source.root}",
         f"  page          {endpoints['http']}  ({page})",
@@ -310,6 +320,7 @@ def _banner(
         f"  DynamoDB      {endpoints['dynamodb']}"
         + (" (embedded)" if embedded else "")
         + (f"; tables: {tables}" if tables else "; no tables in a merge template"),
+        f"  Lambda        {endpoints['lambda']}  (Invoke: {functions})",
         f"  other AWS     {endpoints['aws']} (embedded moto, for every other client)",
         "  autoreload    "
         + ("on: app.py, chalicelib/, .chalice/config.json" if args.autoreload else "off")

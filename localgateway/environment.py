@@ -3,10 +3,11 @@
 A function's own variables (config.json and the merge template), then the
 gateway's AWS settings, which win: fake credentials, a region, every AWS
 client's endpoint on the embedded moto server, DynamoDB's on the chosen
-DynamoDB, @connections on the gateway, and a CA bundle that trusts the
-gateway's local certificate. With those, boto3's standard configuration keeps
-an unchanged app on the machine. Only a `--dynamodb-endpoint` that leaves the
-machine keeps the developer's own AWS credentials, which it needs.
+DynamoDB, @connections and Lambda's Invoke on the gateway, and a CA bundle
+that trusts the gateway's local certificate. With those, boto3's standard
+configuration keeps an unchanged app on the machine. Only a
+`--dynamodb-endpoint` that leaves the machine keeps the developer's own AWS
+credentials, which it needs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Endpoints:
     dynamodb: str
     connections: str
     ca_bundle: str
+    # The gateway's main port, which serves Lambda's Invoke for the app's pure functions.
+    lambda_api: str
 
 
 def region(base: Mapping[str, str]) -> str:
@@ -65,6 +68,7 @@ def handler_environment(
         AWS_ENDPOINT_URL=endpoints.aws,
         AWS_ENDPOINT_URL_DYNAMODB=endpoints.dynamodb,
         AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI=endpoints.connections,
+        AWS_ENDPOINT_URL_LAMBDA=endpoints.lambda_api,
         AWS_CA_BUNDLE=endpoints.ca_bundle,
         # Lambda sends a function's output to CloudWatch as it comes; so do we, to the terminal.
         PYTHONUNBUFFERED="1",

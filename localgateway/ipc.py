@@ -15,6 +15,14 @@ from typing import Any
 # REST payloads at 10 MB; base64 and JSON escapes make them longer on the pipe.
 LINE_LIMIT = 32 * 1024 * 1024
 
+# An answer's `failure.kind`: how an invocation failed, as facts that each API words its way.
+EXCEPTION = "exception"  # the handler raised: `type`, `message` and `stack_trace`
+MARSHAL = "marshal"  # its result is not JSON
+TIMEOUT = "timeout"  # it outlived the function's timeout
+EXITED = "exited"  # its process exited (sys.exit, os._exit, a crash, a kill)
+TOO_LARGE = "too_large"  # its result is over what a pipe message may hold
+NO_WORKER = "no_worker"  # no process could import the app
+
 
 def _lambda_default(value: Any) -> Any:
     """What Lambda's Python runtime does with a Decimal (boto3's DynamoDB numbers): a float."""

@@ -5,7 +5,12 @@ as `chalice deploy` layers them (global, then the stage, then the stage's
 `lambda_functions.<name>`), and with the CloudFormation template that
 `chalice package --merge-template` merges: its DynamoDB tables are created
 locally, and an environment variable that `Ref`s one of them gets the table's
-local name.
+local name, and one that `Ref`s a function its deployed name.
+
+The websocket functions and the REST handler are known from the settings
+alone. Pure functions (`@app.lambda_function`) are known only once the app
+has been imported, so the project keeps its `Settings` and a generation adds
+them with `with_pure_functions` after its first worker has described the app.
 
 Local table name: the table's `TableName` property when it is a plain string,
 otherwise `{app_name}-{stage}-{LogicalId}` (CloudFormation would generate a
@@ -15,7 +20,8 @@ name; a stable one keeps an existing `--dynamodb-endpoint` table across runs).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +69,83 @@ class Function:
 
 
 @dataclass(frozen=True)
+class Settings:
+    """How `chalice deploy` sets up a function of this app, whatever its name."""
+
+    app_name: str
+    stage: str
+    config: Config
+    template: dict[str, Any]
+    table_names: dict[str, str]
+
+    def lambda_name(self, name: str) -> str:
+        """The deployed name: `{app_name}-{stage}-{name}`, the REST handler's without `-{name}`."""
+        prefix = f"{self.app_name}-{self.stage}"
+        return prefix if name == API_HANDLER else f"{prefix}-{name}"
+
+    def functions(
+        self, names: Iterable[str], pure: Collection[str], warnings: list[str]
+    ) -> dict[str, Function]:
+        """The functions called `names` in config.json's `lambda_functions`.
+
+        A merge template `Ref` to a function (`{"Ref": "Fanout"}`) becomes its
+        deployed name, as CloudFormation's Ref does; `pure` says which pure
+        functions the app has, when that is known.
+        """
+        refs = dict(self.table_names)
+        refs.update({logical_id(name): self.lambda_name(name) for name in (*FUNCTION_NAMES, *pure)})
+        functions = {}
+        for name in names:
+            scoped = self.config.scope(self.stage, name)
+            environment = {key: str(value) for key, value in scoped.environment_variables.items()}
+            environment.update(_template_variables(self.template, name, refs, warnings))
+            functions[name] = Function(
+                name=name,
+                lambda_name=self.lambda_name(name),
+                environment=environment,
+                timeout_s=scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
+                memory_mb=scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
+            )
+        return functions
+
+
+@dataclass(frozen=True)
 class Project:
     root: Path
     app_name: str
     stage: str
     api_stage: str
     functions: dict[str, Function]
+    settings: Settings
     tables: tuple[Table, ...] = ()
     merge_template: Path | None = None
     warnings: tuple[str, ...] = ()
+    # The app's `@app.lambda_function`s by name, once a worker has imported it.
+    pure_functions: dict[str, Function] = field(default_factory=dict)
+
+    def with_pure_functions(self, names: Iterable[str]) -> Project:
+        """This project set up again knowing the app's pure functions.
+
+        Every function is set up again, not only the pure ones: a merge
+        template `Ref` to a pure function resolves only now.
+        """
+        warnings: list[str] = []
+        pure = []
+        for name in names:
+            if name in FUNCTION_NAMES:
+                warnings.append(
+                    f"@app.lambda_function(name={name!r}) has the name of a function that "
+                    "Chalice makes itself; it cannot be invoked"
+                )
+            else:
+                pure.append(name)
+        functions = self.settings.functions(FUNCTION_NAMES, pure, warnings)
+        return replace(
+            self,
+            functions=functions,
+            pure_functions=self.settings.functions(pure, pure, warnings),
+            warnings=tuple(warnings),
+        )
 
     def function_for_route(self, route_key: str) -> Function:
         """The function that serves a websocket route, as Chalice deploys them."""
@@ -121,26 +195,16 @@ def load(root: str | Path, stage: str = "dev", merge_template: str | Path | None
             "api_gateway_stage": DEFAULT_APIGATEWAY_STAGE_NAME,
         },
     )
+    settings = Settings(app_name, stage, config, template, table_names)
     warnings: list[str] = []
-    functions = {}
-    for name in FUNCTION_NAMES:
-        scoped = config.scope(stage, name)
-        environment = {key: str(value) for key, value in scoped.environment_variables.items()}
-        environment.update(_template_variables(template, name, table_names, warnings))
-        lambda_name = f"{app_name}-{stage}" + ("" if name == API_HANDLER else f"-{name}")
-        functions[name] = Function(
-            name=name,
-            lambda_name=lambda_name,
-            environment=environment,
-            timeout_s=scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
-            memory_mb=scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
-        )
+    functions = settings.functions(FUNCTION_NAMES, (), warnings)
     return Project(
         root=root,
         app_name=app_name,
         stage=stage,
         api_stage=config.api_gateway_stage,
         functions=functions,
+        settings=settings,
         tables=table_list,
         merge_template=template_path,
         warnings=tuple(warnings),
@@ -192,20 +256,21 @@ def _table_name(properties: dict[str, Any], logical: str, app_name: str, stage: 
 
 
 def _template_variables(
-    template: dict[str, Any], function: str, table_names: dict[str, str], warnings: list[str]
+    template: dict[str, Any], function: str, refs: dict[str, str], warnings: list[str]
 ) -> dict[str, str]:
-    """The environment variables the merge template sets on a function's resource."""
+    """The environment variables the merge template sets on a function's resource;
+    `refs` holds what a `Ref` to a table or a function stands for."""
     resource = (template.get("Resources") or {}).get(logical_id(function)) or {}
     variables = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables")
     result: dict[str, str] = {}
     for key, value in (variables or {}).items():
         if isinstance(value, str | int | float | bool):
             result[key] = str(value)
-        elif isinstance(value, dict) and value.get("Ref") in table_names:
-            result[key] = table_names[value["Ref"]]
+        elif isinstance(value, dict) and value.get("Ref") in refs:
+            result[key] = refs[value["Ref"]]
         else:
             warnings.append(
                 f"{logical_id(function)}: {key} = {json.dumps(value)} is neither a value nor a "
-                "Ref to a table of the merge template; config.json's value stays"
+                "Ref to a table or a function of the app; config.json's value stays"
             )
     return result

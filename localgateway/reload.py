@@ -119,6 +119,8 @@ class Reloader:
                 error,
             )
             return False
+        for warning in generation.project.warnings:
+            log.warning("warning: %s", warning)
         log.info(
             "reloaded in %.1f s (version %d); open connections kept",
             time.monotonic() - started,

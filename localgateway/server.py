@@ -5,6 +5,8 @@
   with 500. Each text frame is routed (`routing`) and invoked concurrently.
 - `/{stage}/@connections/{id}`: PostToConnection, GetConnection and
   DeleteConnection (`management`, `management_http`).
+- `/2015-03-31/functions/{name}/invocations`: Lambda's Invoke, for the app's
+  pure functions (`lambda_api`); an Event invocation runs in the background.
 - Anything else: the app's REST routes, as `chalice local` serves them (no
   stage prefix), then the files of the project's `static/`, then API
   Gateway's 403 `Missing Authentication Token`.
@@ -30,7 +32,16 @@ from aiohttp.http_websocket import WebSocketError
 from chalice.local import RouteMatcher
 from multidict import CIMultiDict
 
-from localgateway import events, management, management_http, registry, routing, workers
+from localgateway import (
+    environment,
+    events,
+    lambda_api,
+    management,
+    management_http,
+    registry,
+    routing,
+    workers,
+)
 from localgateway.project import API_HANDLER, Project
 
 access_log = logging.getLogger("localgateway.access")
@@ -69,6 +80,7 @@ class Gateway:
         self.registry: registry.Registry[Live] = registry.Registry(limits)
         self._post_latency = post_latency_ms / 1000
         self._route_path = routing.parse_expression(routing.DEFAULT_EXPRESSION)
+        self._region = environment.region(runtime.launch.base_environment)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._matcher: tuple[workers.Generation | None, RouteMatcher | None] = (None, None)
 
@@ -80,6 +92,7 @@ class Gateway:
         app.router.add_route("GET", connections, self.get_connection)
         app.router.add_route("DELETE", connections, self.delete_connection)
         app.router.add_route("GET", f"/{stage}", self.websocket)
+        app.router.add_route("POST", lambda_api.INVOKE_PATH, self.invoke)
         app.router.add_route("*", "/{tail:.*}", self.http)
         return app
 
@@ -308,6 +321,55 @@ class Gateway:
         self._close(outcome, registry.DELETED)
         return management_http.deleted()
 
+    # Lambda's Invoke API -------------------------------------------------------------
+
+    async def invoke(self, request: web.Request) -> web.Response:
+        generation = self.runtime.current
+        payload: bytes | None = None  # left unread: larger than any payload Lambda takes
+        if (request.content_length or 0) <= lambda_api.SYNC_PAYLOAD_BYTES:
+            try:
+                payload = await request.read()
+            except web.HTTPRequestEntityTooLarge:  # a chunked body over the server's limit
+                pass
+            except ConnectionError:  # the caller hung up
+                return web.Response(status=400)
+        function_name = request.match_info["function_name"]
+        invocation_type = request.headers.get("X-Amz-Invocation-Type")
+        outcome = lambda_api.accept(
+            generation.project,
+            self._region,
+            function_name=function_name,
+            qualifier=request.query.get("Qualifier"),
+            invocation_type=invocation_type,
+            log_type=request.headers.get("X-Amz-Log-Type"),
+            payload=payload,
+        )
+        if isinstance(outcome, lambda_api.Reply):
+            refusal = outcome.headers.get(lambda_api.ERROR_TYPE_HEADER)
+            shown_type = invocation_type or lambda_api.REQUEST_RESPONSE
+            _log_invoke(function_name, shown_type, outcome.status, None, refusal)
+            return _response(outcome)
+        name = outcome.function.lambda_name
+        if outcome.invocation_type == lambda_api.DRY_RUN:
+            reply = lambda_api.dry_run(outcome)
+            _log_invoke(name, lambda_api.DRY_RUN, reply.status, None)
+            return _response(reply)
+        if outcome.invocation_type == lambda_api.EVENT:
+            reply = lambda_api.queued(outcome)
+            self._background(self._run_event(generation, outcome, reply.status))
+            return _response(reply)
+        result = await generation.invoke(outcome.function, outcome.worker_request())
+        reply = lambda_api.completed(outcome, result)
+        _log_invoke(name, lambda_api.REQUEST_RESPONSE, reply.status, result)
+        return _response(reply)
+
+    async def _run_event(
+        self, generation: workers.Generation, invocation: lambda_api.Invocation, status: int
+    ) -> None:
+        """An Event invocation, after its 202: nobody waits for it, so errors go to the log."""
+        result = await generation.invoke(invocation.function, invocation.worker_request())
+        _log_invoke(invocation.function.lambda_name, lambda_api.EVENT, status, result)
+
     # REST routes and static files ------------------------------------------------------
 
     async def http(self, request: web.Request) -> web.StreamResponse:
@@ -434,6 +496,10 @@ def _rest_response(response: Any) -> web.Response:
     return web.Response(status=int(response.get("statusCode", 200)), headers=headers, body=data)
 
 
+def _response(reply: lambda_api.Reply) -> web.Response:
+    return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
+
+
 def _static_file(source: Project, path: str) -> Path | None:
     root = source.static_dir.resolve()
     if not root.is_dir():
@@ -464,3 +530,19 @@ def _log_event(
         details.append(result.error)
     suffix = f"  ({'; '.join(details)})" if details else ""
     access_log.info("%-10s %-12s %s %3s %s%s", kind, route, connection_id, shown, duration, suffix)
+
+
+def _log_invoke(
+    name: str,
+    invocation_type: str,
+    status: int,
+    result: workers.Result | None,
+    refusal: str | None = None,
+) -> None:
+    """One line per Lambda invocation: function, invocation type, status, duration."""
+    duration = "not run" if result is None else f"{result.duration_ms:6.0f} ms"
+    detail = refusal or (result.error if result is not None else None)
+    suffix = f"  ({detail})" if detail else ""
+    access_log.info(
+        "%-10s %-12s %-15s %3s %s%s", "INVOKE", name, invocation_type, status, duration, suffix
+    )

@@ -9,22 +9,33 @@ app does can leave the machine.
 
 The gateway starts it with `python -c` (see `workers.py`), passing two pipe
 file descriptors: requests in, answers out (`ipc`). stdout and stderr stay the
-app's, shared with the gateway's terminal, like a function's CloudWatch log.
+app's, shared with the gateway's terminal, like a function's CloudWatch log;
+an invocation that asks for its log (Lambda's `LogType: Tail`) also gets what
+it wrote to them.
+
+Invocations are of three kinds: `websocket` (a route's handler), `http` (a
+REST route, through Chalice's LocalGateway) and `lambda` (a pure function,
+`@app.lambda_function`, called with the event and context as Lambda calls it).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
+import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 from localgateway import ipc, netguard
 
 IMPORTLIB_DIR = os.path.dirname(importlib.__file__) + os.sep
+# Lambda's `LogType: Tail` returns the last 4 KB of an invocation's log; keep as many characters.
+LOG_TAIL_CHARS = 4096
 
 
 def main(read_fd: int, write_fd: int, package_root: str) -> None:
@@ -52,6 +63,12 @@ def app_traceback(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, frames)).rstrip()
 
 
+def stack_trace(error: BaseException) -> list[str]:
+    """The app's frames of a traceback, formatted as Lambda's `stackTrace` lists them."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return traceback.format_list([frame for frame in frames if not _is_machinery(frame.filename)])
+
+
 def _is_machinery(filename: str) -> bool:
     return (
         filename == __file__
@@ -70,9 +87,51 @@ def _write(outbox: BinaryIO, message: dict[str, Any]) -> None:
         data = ipc.encode(message)
     except (TypeError, ValueError) as error:
         sys.stderr.write(f"[ERROR] Runtime.MarshalError: {error}\n")
-        data = ipc.encode({"error": f"Runtime.MarshalError: {error}"})
+        failure = {"kind": ipc.MARSHAL, "message": str(error)}
+        data = ipc.encode({"error": f"Runtime.MarshalError: {error}", "failure": failure})
     outbox.write(data)
     outbox.flush()
+
+
+class _Tee:
+    """A stream that also keeps what is written to it."""
+
+    def __init__(self, stream: TextIO, kept: list[str]) -> None:
+        self._stream = stream
+        self._kept = kept
+
+    def write(self, text: str) -> int:
+        self._kept.append(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _keeping_output(kept: list[str]) -> Iterator[None]:
+    """What the app prints and logs to stdout and stderr, kept as well.
+
+    Logging handlers made at import (Chalice's `app.log`, `basicConfig`) hold
+    the original streams: they write to the tees too while this lasts.
+    """
+    stdout, stderr = sys.stdout, sys.stderr
+    tees = {id(stdout): _Tee(stdout, kept), id(stderr): _Tee(stderr, kept)}
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    handlers = [
+        handler
+        for logger in loggers
+        for handler in getattr(logger, "handlers", ())
+        if isinstance(handler, logging.StreamHandler) and id(handler.stream) in tees
+    ]
+    originals = [handler.setStream(tees[id(handler.stream)]) for handler in handlers]
+    sys.stdout, sys.stderr = tees[id(stdout)], tees[id(stderr)]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        for handler, original in zip(handlers, originals):
+            handler.setStream(original)
 
 
 class Runtime:
@@ -100,36 +159,61 @@ class Runtime:
         self._local_gateway: Any = None
 
     def description(self) -> dict[str, Any]:
-        """What the gateway needs to route: websocket route keys and REST paths."""
+        """What the gateway needs to route: websocket route keys, REST paths, pure functions."""
         return {
             "websocket": {key: config.name for key, config in self.app.websocket_handlers.items()},
             "routes": sorted(self.app.routes),
+            "pure_functions": sorted(function.name for function in self.app.pure_lambda_functions),
             "pid": os.getpid(),
         }
 
     def invoke(self, request: dict[str, Any]) -> dict[str, Any]:
+        if not request.get("log"):
+            return self._run(request)
+        kept: list[str] = []
+        with _keeping_output(kept):
+            answer = self._run(request)
+        answer["log"] = "".join(kept)[-LOG_TAIL_CHARS:]
+        return answer
+
+    def _run(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
             if request["kind"] == "http":
                 return {"response": self._http(request)}
-            return {"response": self._websocket(request)}
+            # Websocket handlers and pure functions alike: Chalice's wrapped handler, which
+            # runs the app's middleware, called with the event and a context.
+            return {"response": self._handler(request)}
         except Exception as error:
             # Like Lambda's log: the error, then its traceback, in one write so that
             # workers failing at the same time do not interleave their lines.
             summary = f"{type(error).__name__}: {error}"
             sys.stderr.write(f"[ERROR] {summary}\n{app_traceback(error)}\n")
-            return {"error": summary}
+            failure = {
+                "kind": ipc.EXCEPTION,
+                "type": type(error).__name__,
+                "message": str(error),
+                "stack_trace": stack_trace(error),
+            }
+            return {"error": summary, "failure": failure}
 
     def _context(self, request: dict[str, Any]) -> Any:
         from chalice.local import LambdaContext
 
         function = request["context"]
-        return LambdaContext(
+        context = LambdaContext(
             function_name=function["function_name"],
             memory_size=function["memory_mb"],
             max_runtime_ms=function["timeout_ms"],
         )
+        context.log_group_name = f"/aws/lambda/{function['function_name']}"
+        # A Lambda Invoke names its request and the ARN it called, as the caller sees them.
+        if "request_id" in function:
+            context.aws_request_id = function["request_id"]
+        if "invoked_function_arn" in function:
+            context.invoked_function_arn = function["invoked_function_arn"]
+        return context
 
-    def _websocket(self, request: dict[str, Any]) -> Any:
+    def _handler(self, request: dict[str, Any]) -> Any:
         handler = self.app.handler_map[request["handler"]]
         return handler(request["event"], self._context(request))
 

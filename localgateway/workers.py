@@ -6,6 +6,10 @@ reclaims those idle for a minute; and kills a worker whose invocation outlives
 the function's timeout. Functions whose environments are identical (the usual
 case: config.json sets variables for all of them) share a pool.
 
+The app's pure functions (`@app.lambda_function`) are known only once it has
+been imported: a generation's first worker describes the app, then the
+generation gives the pure functions their pools.
+
 A `Generation` is one version of the app's code and settings. Autoreload
 starts a new one and switches new invocations to it once a worker has imported
 the app; the old one finishes what it has in flight, then its workers exit.
@@ -19,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -46,14 +51,41 @@ class WorkerFailed(Exception):
 class WorkerDied(Exception):
     """A worker exited during an invocation (sys.exit, a crash, a kill)."""
 
+    def __init__(self, code: int) -> None:
+        self.status = f"exit status {code}" if code >= 0 else f"signal: {_signal_name(-code)}"
+        super().__init__(f"the handler process exited ({self.status})")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return (signal.strsignal(number) or str(number)).lower()
+    except ValueError:
+        return str(number)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an invocation failed: `kind` is one of ipc's, `type` and `stack_trace` an exception's."""
+
+    kind: str
+    message: str
+    type: str = ""
+    stack_trace: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class Result:
-    """An invocation's outcome: the handler's return value, or an error."""
+    """An invocation's outcome: the handler's return value, or an error.
+
+    `error` is one line for the log; `failure` says what happened in detail,
+    and `log` is what the function printed when the invocation asked for it.
+    """
 
     response: Any = None
     error: str | None = None
     duration_ms: float = 0.0
+    failure: Failure | None = None
+    log: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,8 +186,7 @@ class Worker:
         self._writer.write(ipc.encode(request))
         line = await self._reader.readline()
         if not line:
-            code = await self.process.wait()
-            raise WorkerDied(f"the handler process exited with code {code}")
+            raise WorkerDied(await self.process.wait())
         return ipc.decode(line)
 
     def kill(self) -> None:
@@ -310,38 +341,40 @@ class Generation:
         self.number = number
         self.project = source
         self.description: dict[str, Any] = {}
-        self._pools: dict[str, Pool] = {}
-        init = {
+        self._launch = launch
+        self._init = {
             "project_dir": str(source.root),
             "stage": source.stage,
             "api_stage": source.api_stage,
             "domain_name": launch.domain_name,
             "allowed_hosts": list(launch.allowed_hosts),
         }
-        specs = {
-            name: WorkerSpec(
-                source.root,
-                environment.handler_environment(
-                    launch.base_environment,
-                    function.environment,
-                    launch.endpoints,
-                    launch.keep_credentials,
-                ),
-                init,
-            )
-            for name, function in source.functions.items()
-        }
-        # Messages are the busiest: their pool is the one kept warm.
-        primary_key = specs[project.WEBSOCKET_MESSAGE].key()
-        pools_by_key: dict[str, Pool] = {}
-        for name, spec in specs.items():
+        self._pools: dict[str, Pool] = {}
+        self._pools_by_key: dict[str, Pool] = {}
+        self._build(source)
+
+    def _spec(self, function: project.Function) -> WorkerSpec:
+        launch = self._launch
+        env = environment.handler_environment(
+            launch.base_environment, function.environment, launch.endpoints, launch.keep_credentials
+        )
+        return WorkerSpec(self.project.root, env, self._init)
+
+    def _build(self, source: project.Project) -> None:
+        """Give every function the pool of its environment; messages' is the one kept warm."""
+        self.project = source
+        primary_key = self._spec(source.functions[project.WEBSOCKET_MESSAGE]).key()
+        for name, function in {**source.functions, **source.pure_functions}.items():
+            spec = self._spec(function)
             key = spec.key()
-            if key not in pools_by_key:
-                keep = launch.warm_workers if key == primary_key else 0
-                pools_by_key[key] = Pool(spec, launch.max_workers, keep)
-            self._pools[name] = pools_by_key[key]
-        self._primary = pools_by_key[primary_key]
-        self._warm = launch.warm_workers
+            if key not in self._pools_by_key:
+                keep = self._launch.warm_workers if key == primary_key else 0
+                self._pools_by_key[key] = Pool(spec, self._launch.max_workers, keep)
+            self._pools[name] = self._pools_by_key[key]
+        self._primary = self._pools_by_key[primary_key]
+
+    def _keys(self, source: project.Project) -> dict[str, str]:
+        return {name: self._spec(function).key() for name, function in source.functions.items()}
 
     def pool_for(self, function_name: str) -> Pool:
         return self._pools[function_name]
@@ -356,37 +389,60 @@ class Generation:
         return self.description.get("routes", [])
 
     async def start(self) -> None:
-        """Import the app in a first worker (WorkerFailed if it cannot), warm the others."""
-        self.description = await self._primary.start(max(1, self._warm))
+        """Import the app in a first worker (WorkerFailed if it cannot), warm the others,
+        and set up the pure functions that the imported app has."""
+        warm = max(1, self._launch.warm_workers)
+        description = await self._primary.start(warm)
+        described = self.project.with_pure_functions(description.get("pure_functions", ()))
+        if self._keys(described) == self._keys(self.project):
+            self._build(described)
+        else:
+            # A merge template Ref to a pure function changed an environment: the
+            # workers started so far have the old one.
+            self.close()
+            self._pools, self._pools_by_key = {}, {}
+            self._build(described)
+            description = await self._primary.start(warm)
+        self.description = description
 
     async def invoke(self, function: project.Function, request: dict[str, Any]) -> Result:
         """Run one invocation on a free worker of the function's pool, within its timeout."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         request["context"] = {
+            **request.get("context", {}),
             "function_name": function.lambda_name,
             "memory_mb": function.memory_mb,
             "timeout_ms": function.timeout_s * 1000,
         }
         answer = await self._call(self.pool_for(function.name), request, function.timeout_s)
         duration = (loop.time() - started) * 1000
-        return Result(answer.get("response"), answer.get("error"), duration)
+        failure = answer.get("failure")
+        return Result(
+            answer.get("response"),
+            answer.get("error"),
+            duration,
+            None if failure is None else _failure(failure),
+            answer.get("log"),
+        )
 
     async def _call(self, pool: Pool, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
             worker = await pool.acquire()
         except WorkerFailed as error:
-            return {"error": f"no handler process: {error}"}
+            return _failed(f"no handler process: {error}", ipc.NO_WORKER, str(error))
         finished = False
         try:
             answer = await asyncio.wait_for(worker.call(request), timeout)
             finished = True
         except TimeoutError:
-            return {"error": f"Task timed out after {timeout:.2f} seconds"}
+            message = f"Task timed out after {timeout:.2f} seconds"
+            return _failed(message, ipc.TIMEOUT, message)
         except WorkerDied as error:
-            return {"error": str(error)}
+            return _failed(str(error), ipc.EXITED, error.status)
         except ValueError:  # a line over ipc.LINE_LIMIT
-            return {"error": "Response payload size exceeded the gateway's limit"}
+            message = "Response payload size exceeded the gateway's limit"
+            return _failed(message, ipc.TOO_LARGE, message)
         finally:
             if not finished:
                 worker.kill()  # timed out, died or cancelled: its state is unknown
@@ -404,6 +460,20 @@ class Generation:
     @property
     def workers(self) -> int:
         return sum(pool.size for pool in set(self._pools.values()))
+
+
+def _failed(error: str, kind: str, message: str) -> dict[str, Any]:
+    """A worker's answer for an invocation that the gateway, not the handler, ended."""
+    return {"error": error, "failure": {"kind": kind, "message": message}}
+
+
+def _failure(document: dict[str, Any]) -> Failure:
+    return Failure(
+        kind=document["kind"],
+        message=document.get("message", ""),
+        type=document.get("type", ""),
+        stack_trace=tuple(document.get("stack_trace", ())),
+    )
 
 
 class Runtime:

@@ -55,3 +55,31 @@ def _error(status: int, code: str) -> tuple[Any, dict[str, Any]]:
         "ResponseMetadata": {"HTTPStatusCode": status},
     }
     return AWSResponse("https://fake", status, {}, None), parsed
+
+
+class FakeLambdaInvoke:
+    """Records asynchronous Invoke calls of a boto3 Lambda client, or refuses them.
+
+    Tests then run the recorded payloads through the real function handler,
+    as Lambda would, in any order they like.
+    """
+
+    def __init__(self) -> None:
+        self.payloads: list[tuple[str, dict[str, Any]]] = []
+        self.refuse = False
+
+    def install(self, client: Any) -> None:
+        client.meta.events.register_first("before-call.lambda.Invoke", self._answer)
+
+    def uninstall(self, client: Any) -> None:
+        client.meta.events.unregister("before-call.lambda.Invoke", self._answer)
+
+    def _answer(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        if self.refuse:
+            return _error(429, "TooManyRequestsException")
+        function = unquote(params["url_path"].split("/")[3])
+        self.payloads.append((function, json.loads(params["body"])))
+        return AWSResponse(params["url"], 202, {}, None), {
+            "StatusCode": 202,
+            "ResponseMetadata": {"HTTPStatusCode": 202},
+        }

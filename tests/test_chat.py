@@ -450,3 +450,78 @@ def test_broadcast_sends_concurrently_on_the_sized_pool(chat: ChatHarness) -> No
     assert all(chat.take(m) for m in members)
     pool = app.websocket_api.session._session.get_default_client_config().max_pool_connections
     assert pool == service.SEND_CONCURRENCY == service.send_pool()._max_workers
+
+
+@pytest.fixture
+def invocations(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Fan-out batches of 3 members, the Invoke calls recorded instead of sent."""
+    from chalicelib import service
+    from tests.fakes import FakeLambdaInvoke
+
+    monkeypatch.setenv("FANOUT_BATCH", "3")
+    fake = FakeLambdaInvoke()
+    fake.install(service.lambda_client())
+    yield fake
+    fake.uninstall(service.lambda_client())
+
+
+def test_a_big_broadcast_is_split_across_fan_out_invocations(
+    chat: ChatHarness, invocations: Any
+) -> None:
+    members = [chat.connect() for _ in range(10)]
+    chat.drain()
+    message(chat, members[0], "to all ten")
+
+    # The handler sent the first batch itself and handed three batches over.
+    direct = [m for m in members if chat.take(m)]
+    assert len(direct) == 3
+    assert [name for name, _ in invocations.payloads] == ["chalice-chat-dev-fanout"] * 3
+    handed = [cid for _, payload in invocations.payloads for cid in payload["connection_ids"]]
+    assert sorted(direct + handed) == sorted(members)
+    _, first = invocations.payloads[0]
+    assert first["domain_name"] == "abcdef1234.execute-api.us-east-1.amazonaws.com"
+    assert first["stage"] == "api"
+    assert json.loads(first["data"])["text"] == "to all ten"
+    # All ten connected a moment ago: a 410 from them would mean "still opening".
+    assert first["opening"] == first["connection_ids"]
+
+    for _, payload in invocations.payloads:
+        chat.client.lambda_.invoke("fanout", payload)
+    received = {m: [f["text"] for f in chat.take(m)] for m in members if m not in direct}
+    assert received == {m: ["to all ten"] for m in received}
+    assert len(received) == 7
+
+
+def test_a_fan_out_batch_evicts_its_gone_members(chat: ChatHarness, invocations: Any) -> None:
+    members = sorted(chat.connect({"nick": f"m{i}"}) for i in range(6))
+    # Members come in connection id order: the last one is in the handed-over batch.
+    sender, lost = members[0], members[-1]
+    chat.lose(lost)
+    chat.drain()
+    message(chat, sender, "hello")
+    ((_, payload),) = invocations.payloads
+    assert lost in payload["connection_ids"]
+    chat.client.lambda_.invoke("fanout", payload)
+    leaves = [f for f in chat.take(sender) if f["type"] == "presence"]
+    assert [f["event"] for f in leaves] == ["leave"]
+    chat.send(sender, "/who")
+    assert len(chat.take_one(sender, "members")["members"]) == 5
+
+
+def test_a_batch_that_cannot_be_handed_over_is_sent_directly(
+    chat: ChatHarness, invocations: Any
+) -> None:
+    invocations.refuse = True
+    members = [chat.connect() for _ in range(8)]
+    chat.drain()
+    message(chat, members[0], "no fan-out today")
+    assert all([f["text"] for f in chat.take(m)] == ["no fan-out today"] for m in members)
+
+
+@pytest.mark.parametrize(
+    "payload", [None, [], {"room": "lobby"}, {"room": 1, "data": "x", "connection_ids": "abc"}]
+)
+def test_a_malformed_fan_out_event_is_refused_without_a_crash(
+    chat: ChatHarness, payload: Any
+) -> None:
+    assert chat.client.lambda_.invoke("fanout", payload).payload is None

@@ -10,6 +10,7 @@ log groups, the websocket API, the table) is created, read back and deleted.
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import shutil
@@ -22,17 +23,32 @@ from typing import Any
 
 import boto3
 import pytest
+from chalice.cli.factory import CLIFactory
+from chalice.deploy import models
+from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from deploytools import deploy, policy
-from deploytools.project import HANDLERS, DeployError, load_stage, merge_template, policy_values
+from deploytools.project import (
+    FANOUT,
+    HANDLERS,
+    DeployError,
+    load_stage,
+    merge_template,
+    policy_values,
+)
 from deploytools.runner import ChaliceRunner, run_chalice
 from tests.conftest import ROOT
 
 ACCOUNT = "123456789012"  # moto's
 REGION = "us-east-1"  # conftest's
-TIMEOUTS = {"websocket_connect": 10, "websocket_message": 28, "websocket_disconnect": 10}
+TIMEOUTS = {
+    "websocket_connect": 10,
+    "websocket_message": 28,
+    "websocket_disconnect": 10,
+    "fanout": 28,
+}
 
 _CHALICE_MAIN = """
 import sys
@@ -63,6 +79,7 @@ def guarded_chalice(stub_api_deployment: bool = False) -> ChaliceRunner:
 def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str, Any]]:
     """The exact policy `make deploy` must attach, for moto's account and region."""
     logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/chalice-chat-{stage}"
+    fanout = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:chalice-chat-{stage}-fanout"
     statements: list[dict[str, Any]] = [
         {
             "Sid": "ChatTableItems",
@@ -83,13 +100,26 @@ def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str
             "Resource": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/api/POST/@connections/*",
         },
         {
+            "Sid": "InvokeFanout",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": fanout,
+        },
+        {
             "Sid": "OwnLogGroups",
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [f"{logs}-{handler}:*" for handler in HANDLERS],
+            "Resource": [
+                f"{logs}-websocket_connect:*",
+                f"{logs}-websocket_message:*",
+                f"{logs}-websocket_disconnect:*",
+                f"{logs}-fanout:*",
+            ],
         },
     ]
-    return statements if api_id else [statements[0], statements[2]]
+    if api_id:
+        return statements
+    return [s for s in statements if s["Sid"] != "PostToChatConnections"]
 
 
 def render_for(api_id: str | None) -> dict[str, Any]:
@@ -137,6 +167,10 @@ def test_a_missing_value_that_is_not_deferred_is_an_error() -> None:
         ("dynamodb:GetItem", "*"),
         ("execute-api:ManageConnections", "arn:aws:execute-api:*:*:*/api/*/@connections/*"),
         ("logs:PutLogEvents", "arn:aws:logs:*:*:*"),
+        ("lambda:*", "arn:aws:lambda:us-east-1:1:function:chalice-chat-dev-fanout"),
+        ("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:1:function:*"),
+        ("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:1:function:chalice-chat-dev-*"),
+        ("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:1:function:chalice-chat-dev-fanout:*"),
     ],
 )
 def test_wildcards_are_refused(action: str, resource: str) -> None:
@@ -172,6 +206,64 @@ def test_the_policy_grants_exactly_the_dynamodb_actions_the_storage_code_calls()
                         operations.add(kinds[key.value])
     granted = expected_statements("x")[0]["Action"]
     assert sorted(f"dynamodb:{operation}" for operation in operations) == granted
+
+
+def test_the_policy_grants_exactly_the_lambda_action_the_fanout_code_calls() -> None:
+    """The fan-out code calls one Lambda API: Invoke, for the fan-out function."""
+    tree = ast.parse((ROOT / "chalicelib" / "fanout.py").read_text())
+    calls = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and ast.unparse(node.func.value) == "self._client()"
+    }
+    assert calls == {"invoke"}  # the Invoke API, which IAM authorises as lambda:InvokeFunction
+    granted = set()
+    for statement in expected_statements("x"):
+        action = statement["Action"]
+        granted.update(action if isinstance(action, list) else [action])
+    assert {action for action in granted if action.startswith("lambda:")} == {
+        "lambda:InvokeFunction"
+    }
+
+
+def test_handlers_are_the_functions_chalice_makes_for_the_app() -> None:
+    """HANDLERS, the function and log group names, and the policy file all match Chalice's plan.
+
+    A handler added to app.py without being added to HANDLERS fails here, before
+    a deploy leaves its log group out of the policy.
+    """
+    stage = load_stage("dev")
+    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="dev")
+    planned = DependencyBuilder().build_dependencies(ApplicationGraphBuilder().build(config, "dev"))
+    functions = {r.resource_name: r for r in planned if isinstance(r, models.LambdaFunction)}
+    assert sorted(functions) == sorted(HANDLERS)
+    for handler, function in functions.items():
+        assert function.function_name == stage.function_name(handler)
+        assert function.timeout == TIMEOUTS[handler]
+        assert function.log_group is not None
+        assert function.log_group.log_group_name == stage.log_group(handler)
+        role = function.role
+        assert isinstance(role, models.ManagedIAMRole)
+        assert role.role_name == stage.function_name(handler)
+        assert isinstance(role.policy, models.FileBasedIAMPolicy)
+        assert role.policy.filename == str(stage.policy_path)
+    assert functions[FANOUT].handler == "app.fanout"
+
+
+def test_each_stage_names_its_own_fanout_function(tmp_path: Path) -> None:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    for name, settings in config["stages"].items():
+        fanout = settings["environment_variables"]["FANOUT_FUNCTION"]
+        assert fanout == load_stage(name).function_name(FANOUT) == f"chalice-chat-{name}-fanout"
+
+    config["stages"]["qa"] = copy.deepcopy(config["stages"]["dev"])
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
+    copied = r"FANOUT_FUNCTION to 'chalice-chat-dev-fanout'.*is 'chalice-chat-qa-fanout'"
+    with pytest.raises(DeployError, match=copied):
+        load_stage("qa", tmp_path)
 
 
 def test_the_policy_stage_is_the_api_gateway_stage_of_the_config() -> None:
@@ -261,13 +353,22 @@ def test_first_deploy_creates_the_table_and_scopes_the_policy_to_the_new_api(
     logs = session.client("logs")
     rendered = json.loads((project / ".chalice" / "policy-dev.json").read_text())
     assert rendered["Statement"] == expected_statements(api_id)
-    for handler in HANDLERS:
+    fanout = lambda_.get_function_configuration(FunctionName="chalice-chat-dev-fanout")
+    (invoke,) = [s for s in rendered["Statement"] if s["Sid"] == "InvokeFanout"]
+    assert invoke["Resource"] == fanout["FunctionArn"]
+    assert fanout["Handler"] == "app.fanout"
+    assert {f["FunctionName"] for f in lambda_.list_functions()["Functions"]} == {
+        f"chalice-chat-dev-{handler}" for handler in TIMEOUTS
+    }
+    for handler in TIMEOUTS:
         name = f"chalice-chat-dev-{handler}"
         assert role_policy(iam, name) == rendered
         function = lambda_.get_function_configuration(FunctionName=name)
         assert function["Timeout"] == TIMEOUTS[handler]
         assert function["MemorySize"] == 256
-        assert function["Environment"]["Variables"]["TABLE_NAME"] == "chalice-chat-dev"
+        variables = function["Environment"]["Variables"]
+        assert variables["TABLE_NAME"] == "chalice-chat-dev"
+        assert variables["FANOUT_FUNCTION"] == "chalice-chat-dev-fanout"
         (group,) = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
         assert group["retentionInDays"] == 7
 

@@ -26,6 +26,14 @@ FUNCTIONS = {
     "websocket_connect": "WebsocketConnect",
     "websocket_message": "WebsocketMessage",
     "websocket_disconnect": "WebsocketDisconnect",
+    "fanout": "Fanout",
+}
+# What the merge template sets in each function's environment, over config.json's values.
+ENVIRONMENT_WIRING = {
+    "WebsocketConnect": {"TABLE_NAME": {"Ref": "ChatTable"}},
+    "WebsocketMessage": {"TABLE_NAME": {"Ref": "ChatTable"}, "FANOUT_FUNCTION": {"Ref": "Fanout"}},
+    "WebsocketDisconnect": {"TABLE_NAME": {"Ref": "ChatTable"}},
+    "Fanout": {"TABLE_NAME": {"Ref": "ChatTable"}},
 }
 STAGE_SETTINGS = {"dev": (256, 7), "prod": (512, 30)}  # memory MB, log retention days
 
@@ -55,6 +63,12 @@ EXPECTED_POLICY = {
                     "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
                     "${AWS::AccountId}:${WebsocketAPI}/api/POST/@connections/*"
                 },
+            },
+            {
+                "Sid": "InvokeFanout",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": {"Fn::GetAtt": ["Fanout", "Arn"]},
             },
             {
                 "Sid": "OwnLogGroups",
@@ -136,17 +150,20 @@ def test_the_table_is_the_one_of_the_merge_template_with_ttl(
 
 
 @pytest.mark.parametrize("stage", STAGE_SETTINGS)
-def test_the_functions_find_the_table_through_their_environment(
+def test_the_functions_find_the_table_and_the_fanout_function_through_their_environment(
     packaged: dict[str, Package], stage: str
 ) -> None:
+    """CloudFormation names the stack's table and functions: the template refers to them."""
     template = template_of(packaged, stage)
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     memory, _ = STAGE_SETTINGS[stage]
+    assert sorted(ENVIRONMENT_WIRING) == sorted(FUNCTIONS.values())
     for handler, function in FUNCTIONS.items():
         properties = template["Resources"][function]["Properties"]
         assert properties["Environment"]["Variables"] == {
             **config["environment_variables"],
-            "TABLE_NAME": {"Ref": "ChatTable"},
+            **config["stages"][stage]["environment_variables"],
+            **ENVIRONMENT_WIRING[function],
         }
         assert properties["Role"] == {"Fn::GetAtt": [f"{function}Role", "Arn"]}
         assert properties["Timeout"] == TIMEOUTS[handler]
@@ -201,6 +218,26 @@ def test_log_groups_are_made_with_the_stage_retention(
         }
 
 
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_only_the_functions_roles_may_invoke_the_fanout_function(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    """No route, event source or resource policy reaches `fanout`: only ChatFunctionsPolicy."""
+    resources = template_of(packaged, stage)["Resources"]
+    fanout = resources["Fanout"]
+    assert fanout["Type"] == "AWS::Serverless::Function"
+    assert fanout["Properties"]["Handler"] == "app.fanout"
+    assert "Events" not in fanout["Properties"]
+    permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    # Resource policies: API Gateway may invoke the three websocket handlers, nothing more.
+    assert sorted(p["Properties"]["FunctionName"]["Ref"] for p in permissions) == [
+        "WebsocketConnect",
+        "WebsocketDisconnect",
+        "WebsocketMessage",
+    ]
+    assert not [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+
+
 def test_the_stack_outputs_the_websocket_url(packaged: dict[str, Package]) -> None:
     outputs = template_of(packaged, "prod")["Outputs"]
     assert outputs["WebsocketConnectEndpointURL"]["Value"] == {
@@ -217,5 +254,6 @@ def test_the_deployment_package_holds_only_the_app_and_chalices_runtime(
     assert result.names == tuple(
         sorted(["app.py", "chalice/__init__.py", "chalice/app.py", *app_files])
     )
+    assert "chalicelib/fanout.py" in result.names  # the fan-out handler's module
     assert result.size < 64 * 1024, f"deployment.zip grew to {result.size} bytes"
     print(f"{stage} deployment.zip: {result.size} bytes, {len(result.names)} files")

@@ -2,11 +2,13 @@
 
 `tests/apps/probe` runs unchanged under `python -m localgateway`; the tests
 use real `websockets` clients and the real boto3 `apigatewaymanagementapi`
-client, and read the events the app recorded in its own DynamoDB table.
+and `lambda` clients, and read the events the app recorded in its own
+DynamoDB table.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -17,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import CONTEXT_KEYS, RunningGateway
@@ -370,6 +373,203 @@ def test_one_log_line_per_connect_message_and_disconnect(probe_gateway: RunningG
         ["DISCONNECT", "$disconnect"],
     ]
     assert all(re.search(r" 200 +\d+ ms", line) for line in lines), lines
+
+
+# Lambda's Invoke API, for the app's pure functions -------------------------------------
+
+ECHO_ARN = "arn:aws:lambda:us-east-1:123456789012:function:probe-dev-echo"
+
+
+def lambda_client(gateway: RunningGateway) -> Any:
+    """The real boto3 `lambda` client, pointed at the gateway, without retries."""
+    return boto3.session.Session().client(
+        "lambda",
+        endpoint_url=gateway.endpoints["lambda"],
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
+    )
+
+
+def invoke(gateway: RunningGateway, name: str = "echo", event: Any = None, **options: Any) -> Any:
+    """A RequestResponse invocation: the response and its decoded payload."""
+    payload = json.dumps({} if event is None else event)
+    response = lambda_client(gateway).invoke(FunctionName=name, Payload=payload, **options)
+    return response, json.loads(response["Payload"].read())
+
+
+def test_the_banner_and_endpoints_file_name_the_invoke_endpoint(
+    probe_gateway: RunningGateway,
+) -> None:
+    endpoint = probe_gateway.endpoints["lambda"]
+    assert endpoint == probe_gateway.endpoints["http"].rstrip("/")
+    functions = "probe-dev-echo, probe-dev-fail, probe-dev-notify"
+    assert f"Lambda        {endpoint}  (Invoke: {functions})" in probe_gateway.log()
+
+
+def test_request_response_runs_the_function_with_its_context_and_settings(
+    probe_gateway: RunningGateway,
+) -> None:
+    response, result = invoke(probe_gateway, event={"hello": "world"})
+    assert response["StatusCode"] == 200 and "FunctionError" not in response
+    assert response["ExecutedVersion"] == "$LATEST"
+    assert result["event"] == {"hello": "world"}
+    context = result["context"]
+    assert context["function_name"] == "probe-dev-echo"
+    assert context["memory_limit_in_mb"] == 256  # lambda_functions.echo
+    assert context["aws_request_id"] == response["ResponseMetadata"]["RequestId"]
+    assert context["invoked_function_arn"] == ECHO_ARN
+    assert 0 < context["remaining_ms"] <= 2000  # stages.dev.lambda_functions.echo
+    env = result["environment"]
+    assert env["GREETING"] == "hello from config.json" and env["LEVEL"] == "stage dev"
+    assert env["ONLY_ECHO"] == "yes" and env["ONLY_MESSAGE"] is None
+    assert env["EVENTS_TABLE"] == "probe-dev-EventsTable"  # the merge template's Echo
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "echo",
+        "probe-dev-echo",
+        "probe-dev-echo:$LATEST",
+        "123456789012:function:probe-dev-echo",
+        ECHO_ARN,
+        f"{ECHO_ARN}:$LATEST",
+    ],
+)
+def test_the_short_name_the_deployed_name_and_arns_reach_the_function(
+    probe_gateway: RunningGateway, name: str
+) -> None:
+    _, result = invoke(probe_gateway, name)
+    assert result["context"]["function_name"] == "probe-dev-echo"
+    assert result["context"]["invoked_function_arn"].startswith(ECHO_ARN)
+
+
+def test_a_raising_function_answers_unhandled_with_its_error(
+    probe_gateway: RunningGateway,
+) -> None:
+    response, error = invoke(probe_gateway, "fail")
+    assert response["StatusCode"] == 200 and response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "ValueError" and error["errorMessage"] == "failed on purpose"
+    assert error["requestId"] == response["ResponseMetadata"]["RequestId"]
+    assert 'raise ValueError("failed on purpose")' in error["stackTrace"][-1]
+
+
+def test_a_function_that_outlives_its_timeout_or_exits_fails_like_lambda(
+    probe_gateway: RunningGateway,
+) -> None:
+    started = time.monotonic()
+    response, error = invoke(probe_gateway, event={"sleep": 10})
+    assert 1.5 < time.monotonic() - started < 6
+    assert response["FunctionError"] == "Unhandled" and error["errorType"] == "Sandbox.Timedout"
+    assert error["errorMessage"].endswith("Error: Task timed out after 2.00 seconds")
+    response, error = invoke(probe_gateway, event={"exit": 3})
+    assert response["FunctionError"] == "Unhandled" and error["errorType"] == "Runtime.ExitError"
+    assert error["errorMessage"].endswith("Runtime exited with error: exit status 3")
+    assert invoke(probe_gateway, event={"again": 1})[1]["event"] == {"again": 1}  # replaced
+
+
+def test_log_type_tail_returns_the_end_of_the_invocations_log(
+    probe_gateway: RunningGateway,
+) -> None:
+    response, _ = invoke(probe_gateway, event={"tail": 1}, LogType="Tail")
+    request_id = response["ResponseMetadata"]["RequestId"]
+    log = base64.b64decode(response["LogResult"]).decode()
+    assert log.startswith(f"START RequestId: {request_id} Version: $LATEST\n")
+    assert 'echo was here: {"tail": 1}\n' in log
+    assert "ERROR - echo logged this\n" in log  # Chalice's app.log, whose handler predates the call
+    assert f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: " in log
+
+
+def test_a_message_handler_invokes_a_function_that_posts_back_to_the_caller(
+    probe_gateway: RunningGateway,
+) -> None:
+    """The whole path: a message, an Event invocation by the app's unchanged boto3 client
+    (NOTIFY_FUNCTION is the merge template's Ref), `notify` in another worker, @connections."""
+    with probe_gateway.connect() as ws:
+        ws.send("notify through lambda")
+        assert {ws.recv(timeout=20), ws.recv(timeout=20)} == {"invoked: 202", "through lambda"}
+    deadline = time.monotonic() + 10  # logged once the function has returned
+    while not re.search(r"INVOKE +probe-dev-notify +Event +202 +\d+ ms", probe_gateway.log()):
+        assert time.monotonic() < deadline, probe_gateway.log()
+        time.sleep(0.05)
+
+
+def test_event_answers_202_at_once_and_invocations_run_concurrently(
+    probe_gateway: RunningGateway,
+) -> None:
+    client = lambda_client(probe_gateway)
+    with probe_gateway.connect() as ws:
+        context = event_of(ws)["requestContext"]
+        started = time.monotonic()
+        for text in ("first", "second"):
+            payload = {
+                "connection_id": context["connectionId"],
+                "domain_name": context["domainName"],
+                "stage": context["stage"],
+                "text": text,
+                "sleep": 3,
+            }
+            response = client.invoke(
+                FunctionName="probe-dev-notify", InvocationType="Event", Payload=json.dumps(payload)
+            )
+            assert response["StatusCode"] == 202
+        assert time.monotonic() - started < 1  # answered before the functions ran
+        assert {ws.recv(timeout=20), ws.recv(timeout=20)} == {"first", "second"}
+        assert time.monotonic() - started < 5.5  # one after the other: over 6 s
+
+
+def test_dry_run_answers_204_without_running_the_function(probe_gateway: RunningGateway) -> None:
+    response = lambda_client(probe_gateway).invoke(
+        FunctionName="echo", InvocationType="DryRun", Payload=b'{"dry": "run"}'
+    )
+    assert response["StatusCode"] == 204
+    assert '"dry": "run"' not in probe_gateway.log()
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("nope", {}),
+        ("probe-dev-websocket_message", {}),  # only pure functions are served
+        ("echo", {"Qualifier": "live"}),  # Chalice makes no aliases
+    ],
+)
+def test_unknown_functions_raise_resource_not_found(
+    probe_gateway: RunningGateway, name: str, options: dict[str, str]
+) -> None:
+    client = lambda_client(probe_gateway)
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as info:
+        client.invoke(FunctionName=name, **options)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert "Function not found: arn:aws:lambda:us-east-1:123456789012:function:" in str(info.value)
+
+
+def test_payloads_over_lambdas_quotas_and_bad_json_are_refused(
+    probe_gateway: RunningGateway,
+) -> None:
+    client = lambda_client(probe_gateway)
+    over_async = b'"' + b"x" * 1024 * 1024 + b'"'
+    with pytest.raises(client.exceptions.RequestTooLargeException) as info:
+        client.invoke(FunctionName="echo", InvocationType="Event", Payload=over_async)
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    with pytest.raises(client.exceptions.RequestTooLargeException):
+        client.invoke(FunctionName="echo", Payload=b" " * (6 * 1024 * 1024 + 1))
+    with pytest.raises(client.exceptions.InvalidRequestContentException):
+        client.invoke(FunctionName="echo", Payload=b"{not json")
+    _, result = invoke(probe_gateway, event="x" * (1024 * 1024))  # synchronous: up to 6 MB
+    assert len(result["event"]) == 1024 * 1024
+
+
+def test_one_log_line_per_invocation(probe_gateway: RunningGateway) -> None:
+    invoke(probe_gateway, event={"logged": 1})
+    invoke(probe_gateway, "fail")
+    with contextlib.suppress(Exception):
+        invoke(probe_gateway, "missing-function")
+    log = probe_gateway.log()
+    assert re.search(r"INVOKE +probe-dev-echo +RequestResponse +200 +\d+ ms\n", log)
+    failure = r"INVOKE +probe-dev-fail +RequestResponse +200 +\d+ ms  \(ValueError: failed on"
+    assert re.search(failure, log)
+    missing = r"INVOKE +missing-function +RequestResponse +404 not run  \(ResourceNotFound"
+    assert re.search(missing, log)
 
 
 # Routing, with an app that has custom routes and no $default -------------------------

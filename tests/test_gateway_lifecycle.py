@@ -90,6 +90,35 @@ def test_autoreload_keeps_connections_and_loses_no_message(
         assert gateway.stop() == 0
 
 
+def test_autoreload_picks_up_added_and_removed_pure_functions(
+    probe_copy: Path, tmp_path: Path
+) -> None:
+    gateway = start_gateway(tmp_path, probe_copy, "--warm-workers", "1")
+    try:
+        client = boto3.session.Session().client("lambda", endpoint_url=gateway.endpoints["lambda"])
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.invoke(FunctionName="added")
+        edit(
+            probe_copy / "app.py",
+            '@app.lambda_function(name="fail")',
+            '@app.lambda_function(name="added")',
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = client.invoke(FunctionName="probe-dev-added")
+                break
+            except client.exceptions.ResourceNotFoundException:
+                assert time.monotonic() < deadline, gateway.log()
+                time.sleep(0.05)
+        assert response["FunctionError"] == "Unhandled"  # what was `fail`, under its new name
+        assert json.loads(response["Payload"].read())["errorMessage"] == "failed on purpose"
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.invoke(FunctionName="fail")
+    finally:
+        assert gateway.stop() == 0
+
+
 def test_clear_errors_for_a_missing_app_a_broken_app_and_a_port_in_use(
     probe_copy: Path, tmp_path: Path
 ) -> None:

@@ -1,4 +1,5 @@
-"""The local gateway's pure parts: routing, the registry, @connections, projects, events.
+"""The local gateway's pure parts: routing, the registry, @connections, Lambda's Invoke,
+projects, events.
 
 No sockets and no processes: these run in milliseconds, and hypothesis feeds
 the route selection arbitrary frames.
@@ -6,9 +7,11 @@ the route selection arbitrary frames.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 import pytest
@@ -17,7 +20,17 @@ from botocore.parsers import create_parser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from localgateway import environment, events, ipc, management, management_http, project, routing
+from localgateway import (
+    environment,
+    events,
+    ipc,
+    lambda_api,
+    management,
+    management_http,
+    project,
+    routing,
+    workers,
+)
 from localgateway.registry import (
     DELETED,
     IDLE,
@@ -256,6 +269,45 @@ def test_the_probe_project_layers_settings_like_chalice() -> None:
     assert probe.function_for_route("custom").name == project.WEBSOCKET_MESSAGE
 
 
+def test_pure_functions_get_their_settings_like_chalice_deploy_gives_them() -> None:
+    """Known once the app is imported; environment global, stage, function; timeout, memory."""
+    probe = project.load(APPS / "probe", "dev")
+    assert probe.pure_functions == {}
+    described = probe.with_pure_functions(["echo", "notify"])
+    echo = described.pure_functions["echo"]
+    assert (echo.name, echo.lambda_name) == ("echo", "probe-dev-echo")
+    assert echo.timeout_s == 2  # stages.dev.lambda_functions.echo
+    assert echo.memory_mb == 256  # lambda_functions.echo, for every stage
+    assert echo.environment == {
+        "GREETING": "hello from config.json",
+        "LEVEL": "stage dev",
+        "EVENTS_TABLE": "probe-dev-EventsTable",  # the merge template's Echo resource
+        "ONLY_ECHO": "yes",
+    }
+    notify = described.pure_functions["notify"]
+    assert (notify.timeout_s, notify.memory_mb) == (60, 128)  # Chalice's defaults
+    assert notify.environment == described.functions[project.WEBSOCKET_CONNECT].environment
+
+
+def test_a_template_ref_to_a_function_becomes_its_deployed_name_once_the_app_is_known() -> None:
+    probe = project.load(APPS / "probe", "dev")
+    message = probe.functions[project.WEBSOCKET_MESSAGE]
+    assert "NOTIFY_FUNCTION" not in message.environment  # `notify` is not known yet
+    assert any("NOTIFY_FUNCTION" in warning for warning in probe.warnings)
+    described = probe.with_pure_functions(["echo", "fail", "notify"])
+    message = described.functions[project.WEBSOCKET_MESSAGE]
+    assert message.environment["NOTIFY_FUNCTION"] == "probe-dev-notify"
+    assert described.warnings == ()
+
+
+def test_a_pure_function_named_like_a_chalice_function_is_left_out(tmp_path: Path) -> None:
+    loaded = project.load(write_project(tmp_path, {"app_name": "demo"}), "dev")
+    described = loaded.with_pure_functions(["api_handler", "worker"])
+    assert list(described.pure_functions) == ["worker"]
+    assert described.pure_functions["worker"].lambda_name == "demo-dev-worker"
+    assert "api_handler" in described.warnings[0]
+
+
 def test_the_chat_projects_table_ref_gets_the_local_name() -> None:
     chat = project.load(ROOT, "dev")
     (table,) = chat.tables
@@ -358,7 +410,11 @@ def test_a_yaml_merge_template_works_like_chalice_package(tmp_path: Path) -> Non
 # Handler environments and IPC ---------------------------------------------------------
 
 ENDPOINTS = environment.Endpoints(
-    aws="http://127.0.0.1:1", dynamodb="http://127.0.0.1:2", connections="https://c", ca_bundle="b"
+    aws="http://127.0.0.1:1",
+    dynamodb="http://127.0.0.1:2",
+    connections="https://c",
+    ca_bundle="b",
+    lambda_api="http://127.0.0.1:3",
 )
 
 
@@ -372,6 +428,7 @@ def test_handler_environments_point_every_client_at_this_machine() -> None:
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:2"
+    assert env["AWS_ENDPOINT_URL_LAMBDA"] == "http://127.0.0.1:3"  # boto3.client("lambda")
     assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_CA_BUNDLE"] == "b"
     assert "127.0.0.1" in env["NO_PROXY"].split(",")
 
@@ -396,8 +453,6 @@ def test_ipc_lines_round_trip_and_decimals_become_floats_as_in_lambda() -> None:
 
 def test_functions_with_one_environment_share_the_warm_pool() -> None:
     """The chat's websocket functions share a pool; its REST handler (other TABLE_NAME) not."""
-    from localgateway import workers
-
     launch = workers.Launch({}, ENDPOINTS, "127.0.0.1:1", warm_workers=2)
     generation = workers.Generation(1, project.load(ROOT, "dev"), launch)
     message = generation.pool_for(project.WEBSOCKET_MESSAGE)
@@ -419,12 +474,23 @@ class StubWorker:
         self.alive = False
 
 
+def test_pure_functions_share_the_pool_of_an_identical_environment() -> None:
+    """The probe's `notify` and `fail` have the environment of its $connect; `echo` has its own."""
+    launch = workers.Launch({}, ENDPOINTS, "127.0.0.1:1", warm_workers=2)
+    probe = project.load(APPS / "probe", "dev").with_pure_functions(["echo", "fail", "notify"])
+    generation = workers.Generation(1, probe, launch)
+    connect = generation.pool_for(project.WEBSOCKET_CONNECT)
+    assert generation.pool_for("notify") is generation.pool_for("fail") is connect
+    echo = generation.pool_for("echo")
+    assert echo not in (connect, generation.pool_for(project.WEBSOCKET_MESSAGE))
+    assert (echo.keep_warm, echo.spec.env["ONLY_ECHO"]) == (0, "yes")
+    assert echo.spec.env["AWS_ENDPOINT_URL_LAMBDA"] == "http://127.0.0.1:3"
+
+
 def test_a_pool_reuses_the_newest_idle_worker_and_reclaims_the_oldest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import asyncio
-
-    from localgateway import workers
 
     monkeypatch.setattr(workers, "IDLE_WORKER_SECONDS", 0.05)
 
@@ -445,8 +511,6 @@ def test_a_pool_reuses_the_newest_idle_worker_and_reclaims_the_oldest(
 def test_a_busy_pool_hands_a_released_worker_to_the_first_waiter() -> None:
     import asyncio
 
-    from localgateway import workers
-
     async def scenario() -> None:
         pool = workers.Pool(workers.WorkerSpec(ROOT, {}, {}), max_workers=1, keep_warm=1)
         only = StubWorker()
@@ -462,3 +526,245 @@ def test_a_busy_pool_hands_a_released_worker_to_the_first_waiter() -> None:
         assert not only.alive and pool.size == 0
 
     asyncio.run(scenario())
+
+
+# Lambda's Invoke API -------------------------------------------------------------------
+
+REGION = "eu-west-1"
+DESCRIBED = project.load(APPS / "probe", "dev").with_pure_functions(["echo", "fail", "notify"])
+ECHO_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:probe-dev-echo"
+
+
+def accept(
+    function_name: str = "echo",
+    payload: bytes | None = b"{}",
+    qualifier: str | None = None,
+    invocation_type: str | None = None,
+    log_type: str | None = None,
+) -> lambda_api.Invocation | lambda_api.Reply:
+    return lambda_api.accept(
+        DESCRIBED,
+        REGION,
+        function_name=function_name,
+        qualifier=qualifier,
+        invocation_type=invocation_type,
+        log_type=log_type,
+        payload=payload,
+    )
+
+
+def invocation(**options: Any) -> lambda_api.Invocation:
+    outcome = accept(**options)
+    assert isinstance(outcome, lambda_api.Invocation), outcome
+    return outcome
+
+
+def parse_invoke(reply: lambda_api.Reply) -> dict:
+    """What botocore's `lambda` client makes of a reply to Invoke."""
+    model = botocore.session.get_session().get_service_model("lambda")
+    response = {
+        "status_code": reply.status,
+        "headers": HeadersDict(reply.headers),
+        "body": reply.body,
+    }
+    shape = model.operation_model("Invoke").output_shape
+    return create_parser("rest-json").parse(response, shape)
+
+
+@functools.cache
+def lambda_exceptions() -> Any:
+    import boto3
+
+    return boto3.client("lambda").exceptions
+
+
+def refusal(outcome: object) -> tuple[int, str, str]:
+    """A refused Invoke as boto3 sees it: status, error code, message."""
+    assert isinstance(outcome, lambda_api.Reply), outcome
+    error = parse_invoke(outcome)["Error"]
+    # boto3 raises the modelled exception; Lambda's ValidationException has no model.
+    raised = lambda_exceptions().from_code(error["Code"]).__name__
+    assert raised == ("ClientError" if error["Code"] == "ValidationException" else error["Code"])
+    return outcome.status, error["Code"], error["Message"]
+
+
+@pytest.mark.parametrize(
+    ("name", "qualifier", "arn"),
+    [
+        ("echo", None, ECHO_ARN),
+        ("probe-dev-echo", None, ECHO_ARN),
+        ("probe-dev-echo:$LATEST", None, ECHO_ARN + ":$LATEST"),
+        ("echo", "$LATEST", ECHO_ARN + ":$LATEST"),
+        ("123456789012:function:probe-dev-echo", None, ECHO_ARN),
+        ("function:probe-dev-echo", None, ECHO_ARN),
+        ("arn:aws:lambda:us-east-1:123456789012:function:probe-dev-echo", None, ECHO_ARN),
+        (
+            "arn:aws:lambda:eu-west-1:123456789012:function:probe-dev-echo:$LATEST",
+            "$LATEST",
+            ECHO_ARN + ":$LATEST",
+        ),
+    ],
+)
+def test_function_names_short_deployed_arns_and_qualifiers_resolve(
+    name: str, qualifier: str | None, arn: str
+) -> None:
+    accepted = invocation(function_name=name, qualifier=qualifier)
+    assert accepted.function is DESCRIBED.pure_functions["echo"]
+    assert accepted.invoked_arn == arn
+    request = accepted.worker_request()
+    assert (request["kind"], request["handler"], request["event"]) == ("lambda", "echo", {})
+    assert request["context"] == {"request_id": accepted.request_id, "invoked_function_arn": arn}
+
+
+NOT_FOUND = (404, "ResourceNotFoundException")
+
+
+@pytest.mark.parametrize(
+    ("name", "qualifier", "expected"),
+    [
+        ("nope", None, NOT_FOUND),
+        ("probe-dev-websocket_message", None, NOT_FOUND),  # only pure functions are invoked
+        ("probe-dev", None, NOT_FOUND),
+        ("echo", "live", NOT_FOUND),  # Chalice publishes no versions and makes no aliases
+        ("echo:1", None, NOT_FOUND),
+        ("echo:1", "2", (400, "InvalidParameterValueException")),
+        ("bad name", None, (400, "ValidationException")),
+        ("echo", "no spaces", (400, "ValidationException")),
+    ],
+)
+def test_unknown_functions_versions_and_malformed_names_are_refused_like_lambda(
+    name: str, qualifier: str | None, expected: tuple[int, str]
+) -> None:
+    assert refusal(accept(function_name=name, qualifier=qualifier))[:2] == expected
+
+
+def test_refusals_say_what_lambda_says() -> None:
+    nope = "Function not found: arn:aws:lambda:eu-west-1:123456789012:function:nope"
+    assert refusal(accept(function_name="nope"))[2] == nope
+    assert refusal(accept(qualifier="live"))[2] == f"Function not found: {ECHO_ARN}:live"
+    mismatch = refusal(accept(function_name="echo:1", qualifier="2"))[2]
+    assert mismatch.startswith("The derived qualifier from the function name does not match")
+    invalid = refusal(accept(function_name="bad name"))[2]
+    assert invalid.startswith("1 validation error detected: Value 'bad name' at 'functionName'")
+
+
+def test_invocation_and_log_types_are_validated() -> None:
+    for invocation_type in ("Event", "RequestResponse", "DryRun", None):
+        invocation(invocation_type=invocation_type)
+    status, code, message = refusal(accept(invocation_type="Later"))
+    assert (status, code) == (400, "ValidationException")
+    assert "Value 'Later' at 'invocationType'" in message
+    assert invocation(log_type="Tail").log_tail and not invocation(log_type="None").log_tail
+    assert refusal(accept(log_type="All"))[:2] == (400, "ValidationException")
+
+
+def test_payloads_are_json_up_to_6_mb_synchronous_and_1_mb_asynchronous() -> None:
+    assert invocation(payload=b"").event == {}  # no payload: an empty object, as Lambda passes
+    assert invocation(payload=b'[1, "two"]').event == [1, "two"]
+    status, code, message = refusal(accept(payload=b"{nope"))
+    assert (status, code) == (400, "InvalidRequestContentException")
+    assert message.startswith("Could not parse request body into json")
+    assert refusal(accept(payload=b"\xff"))[1] == "InvalidRequestContentException"
+    assert invocation(invocation_type="DryRun", payload=b"{nope").event is None  # not parsed
+
+    sync, asynchronous = lambda_api.SYNC_PAYLOAD_BYTES, lambda_api.ASYNC_PAYLOAD_BYTES
+    assert (sync, asynchronous) == (6 * 1024 * 1024, 1024 * 1024)
+    fits = b'"' + b"x" * (asynchronous - 2) + b'"'
+    assert invocation(invocation_type="Event", payload=fits).event == "x" * (asynchronous - 2)
+    status, code, message = refusal(accept(invocation_type="Event", payload=fits + b" "))
+    assert (status, code) == (413, "RequestTooLargeException")
+    assert "smaller than 1048576 bytes" in message
+    invocation(payload=b" " * (sync - 2) + b"{}")
+    assert refusal(accept(payload=b" " * (sync + 1)))[:2] == (413, "RequestTooLargeException")
+    assert refusal(accept(payload=None))[:2] == (413, "RequestTooLargeException")  # unread
+
+
+def test_a_result_parses_with_status_version_and_payload() -> None:
+    accepted = invocation()
+    reply = lambda_api.completed(accepted, workers.Result({"ok": [1, 2]}, duration_ms=3))
+    parsed = parse_invoke(reply)
+    assert parsed["StatusCode"] == 200 and "FunctionError" not in parsed
+    assert parsed["ExecutedVersion"] == "$LATEST"
+    assert parsed["ResponseMetadata"]["RequestId"] == accepted.request_id
+    assert json.loads(parsed["Payload"]) == {"ok": [1, 2]}
+    assert "LogResult" not in parsed
+    assert (
+        json.loads(parse_invoke(lambda_api.completed(accepted, workers.Result()))["Payload"])
+        is None
+    )
+
+
+def test_queued_and_dry_run_answers_parse_as_202_and_204() -> None:
+    event, dry = invocation(invocation_type="Event"), invocation(invocation_type="DryRun")
+    assert parse_invoke(lambda_api.queued(event))["StatusCode"] == 202
+    assert lambda_api.queued(event).body == b""
+    assert parse_invoke(lambda_api.dry_run(dry))["StatusCode"] == 204
+
+
+def failed(failure: workers.Failure) -> tuple[dict, dict]:
+    """A failed RequestResponse: what botocore parses, and Lambda's error document in it."""
+    accepted = invocation()
+    result = workers.Result(error="a line for the log", failure=failure)
+    parsed = parse_invoke(lambda_api.completed(accepted, result))
+    assert parsed["StatusCode"] == 200 and parsed["FunctionError"] == "Unhandled"
+    return parsed, json.loads(parsed["Payload"])
+
+
+def test_a_raised_exception_answers_unhandled_with_lambdas_error_document() -> None:
+    trace = ('  File "app.py", line 3, in fail\n    raise ValueError("no")\n',)
+    parsed, document = failed(workers.Failure(ipc.EXCEPTION, "no", "ValueError", trace))
+    assert document == {
+        "errorMessage": "no",
+        "errorType": "ValueError",
+        "requestId": parsed["ResponseMetadata"]["RequestId"],
+        "stackTrace": list(trace),
+    }
+
+
+PLATFORM_FAILURES = [
+    (ipc.TIMEOUT, "Task timed out after 3.00 seconds", "Sandbox.Timedout", "Error: Task timed"),
+    (ipc.EXITED, "exit status 3", "Runtime.ExitError", "Runtime exited with error: exit status 3"),
+    (ipc.MARSHAL, "Object of type set", "Runtime.MarshalError", "Unable to marshal response: Obj"),
+    (ipc.TOO_LARGE, "too big", "Function.ResponseSizeTooLarge", "size (6291556 bytes)."),
+    (
+        ipc.NO_WORKER,
+        "Traceback\nKeyError: 'X'",
+        "Runtime.ImportModuleError",
+        "'app': KeyError: 'X'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "detail", "error_type", "message"), PLATFORM_FAILURES)
+def test_platform_failures_answer_unhandled_as_lambda_words_them(
+    kind: str, detail: str, error_type: str, message: str
+) -> None:
+    parsed, document = failed(workers.Failure(kind, detail))
+    assert document["errorType"] == error_type
+    assert message in document["errorMessage"]
+    if kind in (ipc.TIMEOUT, ipc.EXITED):
+        request_id = parsed["ResponseMetadata"]["RequestId"]
+        assert document["errorMessage"].startswith(f"RequestId: {request_id} Error: ")
+
+
+def test_a_result_over_6_mb_is_a_function_error() -> None:
+    big = "x" * lambda_api.RESPONSE_PAYLOAD_BYTES
+    parsed = parse_invoke(lambda_api.completed(invocation(), workers.Result(big)))
+    assert parsed["FunctionError"] == "Unhandled"
+    assert json.loads(parsed["Payload"])["errorType"] == "Function.ResponseSizeTooLarge"
+
+
+def test_log_tail_is_the_base64_of_the_last_4_kb_with_start_end_and_report() -> None:
+    import base64
+
+    accepted = invocation(log_type="Tail")
+    result = workers.Result({}, duration_ms=12.3, log="hello\n")
+    parsed = parse_invoke(lambda_api.completed(accepted, result))
+    log = base64.b64decode(parsed["LogResult"]).decode()
+    rid = accepted.request_id
+    assert log.startswith(f"START RequestId: {rid} Version: $LATEST\nhello\nEND RequestId: {rid}\n")
+    assert f"REPORT RequestId: {rid}\tDuration: 12.30 ms\tBilled Duration: 13 ms" in log
+    assert "Memory Size: 256 MB" in log
+    long = workers.Result({}, log="y" * 10_000)
+    tail = base64.b64decode(parse_invoke(lambda_api.completed(accepted, long))["LogResult"])
+    assert len(tail) == lambda_api.LOG_TAIL_BYTES and tail.endswith(b"\t\n")

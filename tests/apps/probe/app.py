@@ -6,7 +6,12 @@ make it local), records every connect and disconnect event in its own table
 (declared in its merge template), has REST routes, and answers text commands
 that make each gateway behaviour observable: `echo TEXT`, `return TEXT`,
 `fail`, `sleep SECONDS`, `env`, `event`, `info`, `close`, `send ID TEXT`, `exit`,
-`sts`, `outside`.
+`sts`, `outside`, `notify TEXT`.
+
+Its pure functions, invoked through the gateway's Lambda Invoke API: `echo`
+(answers with its event, context and environment), `fail` (raises) and
+`notify` (posts to a connection, as a fan-out function would; `notify TEXT`
+invokes it asynchronously from the message handler).
 """
 
 import json
@@ -28,6 +33,8 @@ SHOWN_VARIABLES = (
     "GREETING",
     "LEVEL",
     "ONLY_MESSAGE",
+    "ONLY_ECHO",
+    "NOTIFY_FUNCTION",
     "EVENTS_TABLE",
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ACCESS_KEY_ID",
@@ -96,6 +103,19 @@ def message(event):
         os._exit(3)
     elif command == "sts":
         reply = boto3.client("sts").get_caller_identity()["Account"]
+    elif command == "notify":
+        payload = {
+            "connection_id": event.connection_id,
+            "domain_name": event.domain_name,
+            "stage": event.stage,
+            "text": argument,
+        }
+        response = boto3.client("lambda").invoke(
+            FunctionName=os.environ["NOTIFY_FUNCTION"],
+            InvocationType="Event",
+            Payload=json.dumps(payload),
+        )
+        reply = f"invoked: {response['StatusCode']}"
     elif command == "outside":
         try:
             socket.create_connection(("192.0.2.1", 443), timeout=2).close()
@@ -112,6 +132,41 @@ def message(event):
 @app.on_ws_disconnect()
 def disconnect(event):
     record("disconnect", event)
+
+
+@app.lambda_function(name="echo")
+def echo(event, context):
+    print(f"echo was here: {json.dumps(event)}")
+    app.log.error("echo logged this")  # app.log passes errors only, without app.debug
+    if isinstance(event, dict) and "sleep" in event:
+        time.sleep(float(event["sleep"]))
+    if isinstance(event, dict) and "exit" in event:
+        os._exit(int(event["exit"]))
+    return {
+        "event": event,
+        "context": {
+            "function_name": context.function_name,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+            "aws_request_id": context.aws_request_id,
+            "invoked_function_arn": context.invoked_function_arn,
+            "remaining_ms": context.get_remaining_time_in_millis(),
+        },
+        "environment": environment(),
+        "pid": os.getpid(),
+    }
+
+
+@app.lambda_function(name="fail")
+def fail(event, context):
+    raise ValueError("failed on purpose")
+
+
+@app.lambda_function(name="notify")
+def notify(event, context):
+    """Post `text` to a connection through the API the payload names, after `sleep` seconds."""
+    time.sleep(float(event.get("sleep", 0)))
+    app.websocket_api.configure(event["domain_name"], event["stage"])
+    app.websocket_api.send(event["connection_id"], event["text"])
 
 
 @app.route("/hello/{name}")
