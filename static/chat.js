@@ -9,6 +9,7 @@
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_MAX_MS = 30000;
   const CATCH_UP_PAGES = 20;
+  const CHANGE_TIMEOUT_MS = 10000;
   const OWN_IDS_KEPT = 500;
   const store = window.sessionStorage;
 
@@ -46,6 +47,11 @@
     catchUpPages: 0,
     catchUpTarget: undefined,
     pendingNick: null,
+    ready: false,
+    // The room or nickname change awaiting the server's answer, and those typed meanwhile:
+    // the server runs frames concurrently, so sending them together could reorder them.
+    changing: null,
+    queued: [],
     pendingTexts: [],
     ownIds: new Set(JSON.parse(store.getItem("chat.own") || "[]")),
   };
@@ -84,7 +90,12 @@
     }
     state.socket = socket;
     socket.addEventListener("open", () => {
-      setStatus("online", "online");
+      // Online once the server confirms the room (`joined`): until then the
+      // page's own state (nickname, room, members) is not the server's.
+      setStatus("connecting", "joining…");
+      state.ready = false;
+      state.changing = null;
+      state.queued = [];
       send({ action: "join", room: state.room });
       state.heardSincePing = true;
       clearInterval(state.pingTimer);
@@ -132,6 +143,28 @@
     return true;
   }
 
+  // Room and nickname changes go one at a time: each waits for the answer to the last.
+  function change(frame) {
+    if (!state.ready) return false;
+    if (state.changing) {
+      state.queued.push(frame);
+      return true;
+    }
+    if (frame.action === "nick") state.pendingNick = frame.name;
+    state.changing = frame.action;
+    clearTimeout(state.changeTimer);
+    state.changeTimer = setTimeout(() => settle(state.changing), CHANGE_TIMEOUT_MS);
+    return send(frame);
+  }
+
+  function settle(action) {
+    if (!action || state.changing !== action) return;
+    state.changing = null;
+    clearTimeout(state.changeTimer);
+    const next = state.queued.shift();
+    if (next) change(next);
+  }
+
   // Frames from the server ---------------------------------------------------------
 
   function receive(data) {
@@ -158,6 +191,9 @@
     },
 
     joined(frame) {
+      state.ready = true;
+      setStatus("online", "online");
+      settle("join");
       const rejoin = frame.room === state.shownRoom;
       state.room = frame.room;
       state.nick = frame.nick;
@@ -208,6 +244,7 @@
         const mine = frame.previous === state.nick && frame.nick === state.pendingNick;
         replaceOne(state.members, frame.previous, frame.nick);
         if (mine) {
+          settle("nick");
           state.nick = frame.nick;
           state.pendingNick = null;
           store.setItem("chat.nick", state.nick);
@@ -232,7 +269,7 @@
           const button = document.createElement("button");
           button.type = "button";
           button.textContent = `#${room.name} (${room.members})`;
-          button.addEventListener("click", () => send({ action: "join", room: room.name }));
+          button.addEventListener("click", () => change({ action: "join", room: room.name }));
           item.append(button);
           return item;
         }),
@@ -245,6 +282,9 @@
 
     error(frame) {
       if (frame.code === "invalid_nick") state.pendingNick = null;
+      if (["invalid_nick", "invalid_room", "unavailable", "bad_request"].includes(frame.code)) {
+        settle(state.changing);
+      }
       systemLine(`${frame.code}: ${frame.message}`, "error");
     },
 
@@ -367,35 +407,44 @@
 
   // Controls --------------------------------------------------------------------------
 
+  // A typed `/nick NAME` or `/join ROOM` is a change like the forms' (one at a time).
+  function typed(text) {
+    const command = text.match(/^\/(nick|join)\s+(.+)$/);
+    if (command) {
+      const value = command[2].trim();
+      return command[1] === "nick" ? { action: "nick", name: value } : { action: "join", room: value };
+    }
+    if (text.startsWith("/") && !text.startsWith("//")) return text;
+    const data = text.startsWith("//") ? text.slice(1) : text;
+    return { action: "sendmessage", data };
+  }
+
   ui.composer.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = ui.input.value.trim();
     if (!text) return;
-    let frame = text;
-    if (text.startsWith("/nick ")) state.pendingNick = text.slice(6).trim();
-    if (!text.startsWith("/") || text.startsWith("//")) {
-      frame = { action: "sendmessage", data: text.startsWith("//") ? text.slice(1) : text };
-      state.pendingTexts.push(frame.data);
+    const frame = typed(text);
+    const isChange = typeof frame === "object" && frame.action !== "sendmessage";
+    const sent = isChange ? change(frame) : state.ready && send(frame);
+    if (!sent) {
+      systemLine("not connected: not sent", "error");
+      return;
     }
-    if (send(frame)) {
-      ui.input.value = "";
-    } else {
-      systemLine("not connected: the message was not sent", "error");
-    }
+    if (frame.action === "sendmessage") state.pendingTexts.push(frame.data);
+    ui.input.value = "";
   });
 
   ui.nickForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const name = ui.nickInput.value.trim();
     if (!name || name === state.nick) return;
-    state.pendingNick = name;
-    if (!send({ action: "nick", name })) systemLine("not connected: nickname not changed", "error");
+    if (!change({ action: "nick", name })) systemLine("not connected: nickname not changed", "error");
   });
 
   ui.roomForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const room = ui.roomInput.value.trim();
-    if (room && !send({ action: "join", room })) {
+    if (room && !change({ action: "join", room })) {
       systemLine("not connected: room not changed", "error");
     }
   });
