@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test browser format clean
+.PHONY: run test browser bench bench-profile format clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ browser:
 	    exit 1; \
 	  fi; \
 	fi
+
+# The broadcast benchmark (docs/benchmarks.md): `make bench`, `make bench BENCH_ARGS=--large`,
+# and the CPU profile of a 1,000-member broadcast: `make bench-profile`.
+BENCH_ARGS ?=
+
+bench: $(INSTALLED)
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-profile: $(INSTALLED)
+	$(PY) -m bench.profile
 
 format: $(INSTALLED)
 	$(PY) -m ruff format .

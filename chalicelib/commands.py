@@ -24,8 +24,8 @@ from chalicelib.storage import ChatStore, Connection, ConnectionChanged, Member
 
 log = logging.getLogger(__name__)
 
-# Builds a frame from the room's live members (presence frames carry the count).
-FrameFor = Callable[[list[Member]], dict[str, Any]]
+# Builds a frame from the number of members in the room (presence frames carry it).
+FrameFor = Callable[[int], dict[str, Any]]
 
 # Rebuilding a stale copy of a connection and trying again settles a race
 # between two frames of the same client; more attempts would only hide a bug.
@@ -134,7 +134,7 @@ class Chat:
             frame = protocol.message_frame(
                 self._store.add_message(conn.room, conn.nick, command.text)
             )
-            self._tell_room(conn.room, lambda live: frame, always=conn.id, origin=origin)
+            self._tell_room(conn.room, lambda count: frame, always=conn.id, origin=origin)
         elif isinstance(command, protocol.Join):
             self._join(conn, command.room)
         elif isinstance(command, protocol.Nick):
@@ -163,35 +163,33 @@ class Chat:
         return conn
 
     def _join(self, conn: Connection, room: str) -> None:
-        if room == conn.room:
-            live = self._live_members(room)
-        else:
+        live = None
+        if room != conn.room:
             left = conn
             conn = self._store.move(conn, room)
             self._tell_room(left.room, self._presence(left, "leave"), presence=True)
             live = self._tell_room(
                 room, self._presence(conn, "join"), presence=True, exclude=conn.id
             )
+        if live is None:  # the same room, or one too big for presence
+            live = self._live_members(room)
         messages, more = self._store.history(room, self._settings.history_page_size)
         joined = protocol.joined_frame(room, conn.nick, _sorted_nicks(live), messages, more)
         self._sender.send(conn.id, joined)
 
     def _rename(self, conn: Connection, nick: str) -> None:
         renamed = self._store.rename(conn, nick)
+        frame = self._presence(renamed, "nick", previous=conn.nick)
         # The renamer always gets the frame: it is the acknowledgement.
-        self._tell_room(
-            conn.room,
-            self._presence(renamed, "nick", previous=conn.nick),
-            presence=True,
-            always=conn.id,
-        )
+        if self._tell_room(conn.room, frame, presence=True, always=conn.id) is None:
+            self._sender.send(conn.id, frame(self._store.count_members(conn.room)))
 
     # Fan-out and clean-up ----------------------------------------------------------------
 
     def _presence(
         self, who: Connection | Member, event: str, previous: str | None = None
     ) -> FrameFor:
-        return lambda live: protocol.presence_frame(who.room, event, who.nick, len(live), previous)
+        return lambda count: protocol.presence_frame(who.room, event, who.nick, count, previous)
 
     def _live_members(self, room: str) -> list[Member]:
         live, expired = self._store.members(room)
@@ -206,27 +204,30 @@ class Chat:
         exclude: str | None = None,
         always: str | None = None,
         origin: WebsocketEvent | None = None,
-    ) -> list[Member]:
+    ) -> list[Member] | None:
         """Send a frame to the live members of `room`; return the members still there.
 
-        Presence frames go only to rooms within the presence limit, so that
-        filling a big room does not cost a send per member per arrival.
-        `always` receives the frame even when the member list misses it (an
+        Presence frames go only to rooms within the presence limit (None for a
+        bigger room: nobody is told), so that filling a big room does not cost a
+        send per member per arrival, nor a read of the whole room. `always`
+        receives the frame even when the member list misses it (an
         acknowledgement must not depend on the index). With the `origin` event,
         a big room's broadcast is split across fan-out invocations.
         Members found expired or gone are removed, and the room is told they left.
         """
-        live, expired = self._store.members(room)
-        targets = []
-        if not presence or len(live) <= self._settings.presence_limit:
-            targets = [m.connection_id for m in live if m.connection_id != exclude]
+        limit = self._settings.presence_limit if presence else None
+        members = self._store.members(room, at_most=limit)
+        if members is None:
+            return None
+        live, expired = members
+        targets = [m.connection_id for m in live if m.connection_id != exclude]
         if always is not None and always not in targets:
             targets.append(always)
         # API Gateway answers 410 for a connection whose $connect has not finished
         # yet, though its membership is already stored: such a 410 is no departure.
         opening_since = self._store.now_ms() - OPENING_GRACE_MS
         opening = {m.connection_id for m in live if m.connected_at > opening_since}
-        data = protocol.encode(frame(live))
+        data = protocol.encode(frame(len(live)))
         if origin is not None:
             targets = self._fan_out(room, targets, data, opening, origin)
         gone = self._deliver(room, targets, data, opening, [m.connection_id for m in expired])

@@ -180,10 +180,17 @@ class ChatStore:
 
     # Rooms -------------------------------------------------------------------------
 
-    def members(self, room: str) -> tuple[list[Member], list[Member]]:
-        """All members of a room, live and expired, over as many pages as it takes."""
+    def members(
+        self, room: str, at_most: int | None = None
+    ) -> tuple[list[Member], list[Member]] | None:
+        """A room's members, live and expired, over as many pages as it takes.
+
+        With `at_most`, None as soon as more than that many live members are
+        seen: deciding that a room is too big for presence reads little of it.
+        """
         live: list[Member] = []
         expired: list[Member] = []
+        pages = {} if at_most is None else {"PaginationConfig": {"PageSize": at_most + 1}}
         for item in self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={
@@ -191,9 +198,12 @@ class ChatStore:
                 ":prefix": {"S": MEMBER_PREFIX},
             },
             ConsistentRead=True,
+            **pages,
         ):
             member = self._member(room, item)
             (expired if self._expired(member.expires_at) else live).append(member)
+            if at_most is not None and len(live) > at_most:
+                return None
         return live, expired
 
     def rooms(self, limit: int = 100) -> list[tuple[str, int]]:

@@ -22,28 +22,36 @@ from werkzeug.serving import make_server
 from localgateway import environment, netguard, tables
 from localgateway.project import Table
 
+# The X-Amz-Target prefix of DynamoDB's API (its streams API has another).
+DYNAMODB_TARGET = "DynamoDB_20120810."
+
 
 class EmbeddedAws:
     """moto's server on 127.0.0.1 and a free port, in a thread; stop() ends it.
 
     Built like moto's `ThreadedMotoServer` (its WSGI app on werkzeug's threaded
-    server) with one difference: requests reach moto one at
-    a time. moto's models are not thread-safe (TransactWriteItems deep-copies a
-    table while other threads write to it, which fails with "dictionary changed
-    size during iteration"), and handler processes do call concurrently.
-    Connections are still served by threads, so keep-alive clients do not wait
-    on each other's sockets.
+    server) with two differences. Requests reach moto one at a time: moto's
+    models are not thread-safe (TransactWriteItems deep-copies a table while
+    other threads write to it, which fails with "dictionary changed size during
+    iteration"), and handler processes do call concurrently. And DynamoDB's
+    requests, recognised by their X-Amz-Target, go straight to moto's DynamoDB
+    app: moto's dispatcher lists its own package directory on every request to
+    find the service, a millisecond each. Connections are still served by
+    threads, so keep-alive clients do not wait on each other's sockets.
     """
 
     def __init__(self) -> None:
         # werkzeug logs every request at INFO: the gateway's log is for the app's traffic.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         application = DomainDispatcherApplication(create_backend_app)
+        dynamodb = create_backend_app("dynamodb")
         lock = threading.Lock()
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            app = dynamodb if target.startswith(DYNAMODB_TARGET) else application
             with lock:
-                return application(environ, start_response)
+                return app(environ, start_response)
 
         self._server = make_server("127.0.0.1", 0, one_at_a_time, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -425,6 +425,46 @@ def test_presence_is_dropped_above_the_limit_but_counts_stay(
     assert {"name": "crowd", "members": 101} in chat.take_one(watcher, "rooms")["rooms"]
 
 
+def test_joining_a_big_room_reads_only_enough_to_know_it_is_big(
+    chat: ChatHarness, dynamodb: Any
+) -> None:
+    from chalicelib import service
+
+    crowd = fill_room(dynamodb, "crowd", 300)
+    items_read = []
+    client = service.dynamodb_client()
+
+    def count(parsed: dict[str, Any], **_: Any) -> None:
+        items_read.append(parsed.get("Count", 0))
+
+    client.meta.events.register("after-call.dynamodb.Query", count)
+    try:
+        chat.connect({"room": "crowd", "nick": "late"})
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.Query", count)
+    assert sum(items_read) <= 101  # one page of PRESENCE_LIMIT + 1, not 300 members
+    assert not any(chat.take(cid) for cid in crowd)
+
+
+def test_renaming_in_a_big_room_is_acknowledged_with_the_count(
+    chat: ChatHarness, dynamodb: Any
+) -> None:
+    fill_room(dynamodb, "crowd", 150)
+    renamer = chat.connect({"room": "crowd", "nick": "before"})
+    chat.drain()
+    chat.send(renamer, "/nick after")
+    assert chat.take(renamer) == [
+        {
+            "type": "presence",
+            "room": "crowd",
+            "event": "nick",
+            "nick": "after",
+            "previous": "before",
+            "count": 151,
+        }
+    ]
+
+
 def test_broadcast_sends_concurrently_on_the_sized_pool(chat: ChatHarness) -> None:
     from app import app
     from chalicelib import service

@@ -1,0 +1,1 @@
+"""The broadcast benchmark: `make bench` (docs/benchmarks.md has the results)."""

@@ -1,0 +1,98 @@
+"""A load process: many real websocket clients in one asyncio loop.
+
+The benchmark starts several of these and drives them over stdin/stdout, one
+JSON object per line. Every client records when each benchmark message reaches
+it; the process reports, per message, the moment its last client had it.
+Times are `time.monotonic()`, which on Linux is one clock for all processes.
+
+Commands (stdin)                    Events (stdout)
+{"cmd": "connect", "url", "count"}  {"event": "connected", "count", "seconds"}
+{"cmd": "send", "k"}                {"event": "sent", "k", "at"}  (from the first client)
+                                    {"event": "got", "k", "last"} (all clients have k)
+{"cmd": "count", "k"}               {"event": "count", "k", "received"}
+{"cmd": "close"}                    {"event": "closed"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+MARKER = re.compile(r'"text":\s*"bench (\d+)"')
+CONNECT_CONCURRENCY = 8
+
+
+class Load:
+    def __init__(self) -> None:
+        self.clients: list[ClientConnection] = []
+        self.received: dict[int, int] = defaultdict(int)
+        self.last: dict[int, float] = {}
+        self.readers: list[asyncio.Task[None]] = []
+
+    def emit(self, **event: Any) -> None:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    async def connect(self, url: str, count: int) -> None:
+        started = time.monotonic()
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def one() -> None:
+            async with gate:
+                client = await connect(
+                    url, open_timeout=120, max_queue=None, ping_interval=None, proxy=None
+                )
+            self.clients.append(client)
+            self.readers.append(asyncio.create_task(self.read(client)))
+
+        await asyncio.gather(*(one() for _ in range(count)))
+        self.emit(event="connected", count=count, seconds=time.monotonic() - started)
+
+    async def read(self, client: ClientConnection) -> None:
+        async for frame in client:
+            found = MARKER.search(frame) if isinstance(frame, str) else None
+            if found is None:
+                continue
+            k = int(found.group(1))
+            self.received[k] += 1
+            self.last[k] = time.monotonic()
+            if self.received[k] == len(self.clients):
+                self.emit(event="got", k=k, last=self.last[k])
+
+    async def send(self, k: int) -> None:
+        at = time.monotonic()
+        await self.clients[0].send(json.dumps({"action": "sendmessage", "data": f"bench {k}"}))
+        self.emit(event="sent", k=k, at=at)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(client.close() for client in self.clients), return_exceptions=True)
+        self.emit(event="closed")
+
+
+async def main() -> None:
+    load = Load()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        command = json.loads(line)
+        if command["cmd"] == "connect":
+            await load.connect(command["url"], command["count"])
+        elif command["cmd"] == "send":
+            await load.send(command["k"])
+        elif command["cmd"] == "count":
+            load.emit(event="count", k=command["k"], received=load.received[command["k"]])
+        elif command["cmd"] == "close":
+            await load.close()
+            return
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,228 @@
+"""Run one scenario: start a server, fill a room with M clients, time K broadcasts.
+
+A scenario is a system (the chat service, the sequential baseline or the floor),
+a room size M and a modelled @connections latency. Each message is sent from
+one member; its latency is the time until the last member has it. Messages go
+one at a time, so each is measured on an idle system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localgateway import launcher
+
+ROOT = Path(__file__).resolve().parent.parent
+SEQUENTIAL_APP = ROOT / "bench" / "apps" / "sequential"
+CLIENTS_PER_PROCESS = 500
+CHAT, SEQUENTIAL, FLOOR = "chat", "sequential", "floor"
+
+
+@dataclass
+class Result:
+    system: str
+    members: int
+    latency_ms: int
+    messages: int
+    p50: float
+    p95: float
+    worst: float
+    lost: int
+    fill_seconds: float
+    handler_cpu_ms: float  # per message, all handler processes
+    gateway_cpu_ms: float  # per message, the gateway process (with its DynamoDB)
+    samples: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LoadProcess:
+    """One bench.clients process, driven over its stdin and stdout."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls) -> LoadProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.clients",
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=2**20,
+        )
+        return cls(process)
+
+    async def command(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(command) + "\n").encode())
+        await self.process.stdin.drain()
+
+    async def event(self, timeout: float) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError("a load process ended early")
+        return json.loads(line)
+
+    async def until(self, name: str, timeout: float, k: int | None = None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = await self.event(max(0.001, deadline - time.monotonic()))
+            if event["event"] == name and (k is None or event.get("k") == k):
+                return event
+
+    async def close(self) -> None:
+        try:
+            await self.command(cmd="close")
+            await self.until("closed", 60)
+        finally:
+            if self.process.returncode is None:
+                self.process.kill()
+            await self.process.wait()
+
+
+def cpu_seconds(pids: list[int], exited_children: bool = False) -> float:
+    """User plus system CPU time of processes, from /proc (Linux).
+
+    With `exited_children`, each process's children that have exited count too
+    (the gateway reclaims idle handler processes during a run).
+    """
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, then cutime, cstime: fields 14 to 17 of proc(5), counted from 1.
+        total += sum(int(value) for value in fields[11 : 15 if exited_children else 13])
+    return total / 100  # clock ticks; Linux uses 100 a second
+
+
+class Server:
+    """What the clients talk to: a gateway running an app, or the floor server."""
+
+    def __init__(self, system: str, latency_ms: int, workdir: Path) -> None:
+        self.system = system
+        self.workdir = workdir
+        self.gateway: launcher.GatewayProcess | None = None
+        self.floor: Any = None
+        self.latency_ms = latency_ms
+
+    async def start(self) -> str:
+        if self.system == FLOOR:
+            port_file = self.workdir / "floor.port"
+            self.floor = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.floor", str(port_file), cwd=ROOT
+            )
+            while not port_file.exists() or not port_file.read_text():
+                await asyncio.sleep(0.02)
+            return f"ws://127.0.0.1:{port_file.read_text()}/"
+        project = ROOT if self.system == CHAT else SEQUENTIAL_APP
+        flags = ["--no-autoreload", "--quiet", "--post-latency-ms", str(self.latency_ms)]
+        self.gateway = await asyncio.to_thread(launcher.start, self.workdir, project, *flags)
+        return self.gateway.endpoints["websocket"] + "?room=bench"
+
+    def cpu(self) -> tuple[float, float]:
+        """(handler processes, gateway process) CPU seconds so far."""
+        if self.gateway is None:
+            return 0.0, cpu_seconds([self.floor.pid])
+        gateway = self.gateway.process.pid
+        own = cpu_seconds([gateway])
+        handlers = cpu_seconds(self.gateway.children()) + cpu_seconds([gateway], True) - own
+        return handlers, own
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await asyncio.to_thread(self.gateway.stop)
+        if self.floor is not None:
+            self.floor.terminate()
+            await self.floor.wait()
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def run_scenario(
+    system: str,
+    members: int,
+    latency_ms: int,
+    messages: int,
+    progress: Callable[[], None] = lambda: None,
+) -> Result:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{system}-") as workdir:
+        server = Server(system, latency_ms, Path(workdir))
+        url = await server.start()
+        loads: list[LoadProcess] = []
+        try:
+            shares = [CLIENTS_PER_PROCESS] * (members // CLIENTS_PER_PROCESS)
+            if members % CLIENTS_PER_PROCESS:
+                shares.append(members % CLIENTS_PER_PROCESS)
+            loads = [await LoadProcess.start() for _ in shares]
+            started = time.monotonic()
+            # The sender's process first, then the rest together.
+            await loads[0].command(cmd="connect", url=url, count=shares[0])
+            await loads[0].until("connected", 600)
+            for load, share in zip(loads[1:], shares[1:]):
+                await load.command(cmd="connect", url=url, count=share)
+            await asyncio.gather(*(load.until("connected", 600) for load in loads[1:]))
+            fill = time.monotonic() - started
+            timeout = 30 + members * (latency_ms + 5) / 1000 * (2 if system == SEQUENTIAL else 0.2)
+            await broadcast(loads, 0, timeout)  # warm-up: first-call costs are not broadcast
+            handler_cpu, gateway_cpu = server.cpu()
+            samples, lost = [], 0
+            for k in range(1, messages + 1):
+                latency, missing = await broadcast(loads, k, timeout, members)
+                lost += missing
+                if latency is not None:
+                    samples.append(latency)
+                progress()
+            handler_after, gateway_after = server.cpu()
+        finally:
+            await asyncio.gather(*(load.close() for load in loads), return_exceptions=True)
+            await server.stop()
+    return Result(
+        system=system,
+        members=members,
+        latency_ms=latency_ms,
+        messages=messages,
+        p50=statistics.median(samples) if samples else math.nan,
+        p95=percentile(samples, 0.95) if samples else math.nan,
+        worst=max(samples, default=math.nan),
+        lost=lost,
+        fill_seconds=fill,
+        handler_cpu_ms=1000 * (handler_after - handler_cpu) / messages,
+        gateway_cpu_ms=1000 * (gateway_after - gateway_cpu) / messages,
+        samples=samples,
+    )
+
+
+async def broadcast(
+    loads: list[LoadProcess], k: int, timeout: float, members: int = 0
+) -> tuple[float | None, int]:
+    """Send message k; (seconds until the last member had it, members that never did)."""
+    await loads[0].command(cmd="send", k=k)
+    sent = await loads[0].until("sent", 30, k=k)
+    try:
+        got = await asyncio.gather(*(load.until("got", timeout, k=k) for load in loads))
+    except TimeoutError:
+        for load in loads:
+            await load.command(cmd="count", k=k)
+        counts = await asyncio.gather(*(load.until("count", 30, k=k) for load in loads))
+        return None, members - sum(count["received"] for count in counts)
+    return max(event["last"] for event in got) - sent["at"], 0

@@ -1,0 +1,89 @@
+"""The benchmark runs end to end (on tiny rooms) and writes its report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import measure
+from bench.__main__ import END, START, write
+from bench.report import read_json
+
+
+@pytest.mark.parametrize("system", [measure.CHAT, measure.SEQUENTIAL, measure.FLOOR])
+def test_every_system_delivers_every_message_to_every_member(system: str) -> None:
+    result = asyncio.run(measure.run_scenario(system, members=4, latency_ms=5, messages=3))
+    assert result.lost == 0
+    assert len(result.samples) == 3
+    assert 0 < result.p50 <= result.p95 <= result.worst < 30
+    assert result.fill_seconds > 0
+
+
+def test_modelled_latency_shows_in_a_sequential_broadcast() -> None:
+    slow = asyncio.run(measure.run_scenario(measure.SEQUENTIAL, 5, latency_ms=100, messages=2))
+    # five sends one after another, each delayed 100 ms by the gateway
+    assert slow.p50 >= 0.5
+
+
+def test_the_report_keeps_the_analysis_and_replaces_the_results(tmp_path: Path) -> None:
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# Title\n\nAnalysis above.\n\n{START}\nold numbers\n{END}\n\nBelow.\n")
+    results = [
+        measure.Result(system, 10, 20, 3, p50, p50, p50, 0, 1.0, 5.0, 2.0, [p50] * 3)
+        for system, p50 in ((measure.CHAT, 0.05), (measure.SEQUENTIAL, 0.5), (measure.FLOOR, 0.01))
+    ]
+    write(
+        tmp_path,
+        results,
+        {
+            "date": "d",
+            "cpu": "c",
+            "cores": 2,
+            "python": "3",
+            "os": "o",
+            "commit": "x",
+            "packages": {"boto3": "1"},
+        },
+        "python -m bench",
+    )
+    text = page.read_text()
+    assert text.startswith("# Title\n\nAnalysis above.") and text.endswith("Below.\n")
+    assert "old numbers" not in text
+    assert "| 10.0× |" in text  # 0.5 s sequential against 0.05 s
+    assert "| chat (ours) | 10 | 20 | 3 | 0.050 |" in text
+    document = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert {r["system"] for r in document["results"]} == {"chat", "sequential", "floor"}
+    assert document["machine"]["cores"] == 2
+    assert (tmp_path / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "benchmarks.json").write_text((tmp_path / "benchmarks.json").read_text())
+    assert read_json(again / "benchmarks.json")[2] == results
+    assert math.isclose(measure.percentile([1, 2, 3, 4], 0.5), 2)
+
+
+def test_profile_samples_are_grouped_by_the_innermost_known_code(tmp_path: Path) -> None:
+    from bench.profile import tally
+
+    raw = tmp_path / "samples.txt"
+    raw.write_text(
+        "\n".join(
+            [
+                "main (/x/localgateway/worker.py:1);send (/x/botocore/client.py:9);"
+                "digest (/usr/lib/python3.11/hmac.py:5) 7",
+                "main (/x/localgateway/worker.py:1);read (/usr/lib/python3.11/ssl.py:3) 2",
+                "serve (/x/moto/dynamodb/models/table.py:1) 1",
+                "run (/usr/lib/python3.11/weird.py:1) 1",
+            ]
+        )
+    )
+    assert tally(raw) == {
+        "botocore: serialise, sign, parse": 7,
+        "socket and TLS": 2,
+        "embedded DynamoDB (moto, werkzeug)": 1,
+        "other": 1,
+    }
