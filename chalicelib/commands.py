@@ -108,11 +108,11 @@ class Chat:
                     return
                 except ConnectionChanged:
                     continue
-            raise RuntimeError(f"connection {connection_id} kept changing during {command}")
-        except (ClientError, BotoCoreError, RuntimeError):
+            log.error("connection %s kept changing during %s", connection_id, command)
+        except (ClientError, BotoCoreError):
             log.exception("message from %s failed", connection_id)
-            error = ProtocolError(protocol.UNAVAILABLE, "the chat is unavailable, try again")
-            self._reply_error(connection_id, error)
+        error = ProtocolError(protocol.UNAVAILABLE, "the chat is unavailable, try again")
+        self._reply_error(connection_id, error)
 
     def fan_out(self, payload: Any) -> None:
         """The `fanout` function: send one batch of a big broadcast (fanout.py)."""

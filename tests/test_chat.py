@@ -565,3 +565,23 @@ def test_a_malformed_fan_out_event_is_refused_without_a_crash(
     chat: ChatHarness, payload: Any
 ) -> None:
     assert chat.client.lambda_.invoke("fanout", payload).payload is None
+
+
+def test_a_change_from_a_stale_copy_is_refused_and_leaves_no_trace(dynamodb: Any) -> None:
+    """Two frames of one client run concurrently; the loser retries with fresh state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.settings import Settings
+    from chalicelib.storage import ChatStore, ConnectionChanged
+
+    store = ChatStore(dynamodb, Settings(table_name=dev_table_name()), ThreadPoolExecutor(2))
+    stale = store.add_connection("conn1AAAAAAAAAA=", "ada", "a")
+    store.move(stale, "b")
+    with pytest.raises(ConnectionChanged):
+        store.move(stale, "c")
+    with pytest.raises(ConnectionChanged):
+        store.rename(stale, "grace")
+    assert store.members("c") == ([], [])
+    ((member,), _) = store.members("b")
+    assert (member.connection_id, member.nick) == ("conn1AAAAAAAAAA=", "ada")
+    assert store.members("a") == ([], [])
