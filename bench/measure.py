@@ -25,6 +25,7 @@ from localgateway import launcher
 ROOT = Path(__file__).resolve().parent.parent
 SEQUENTIAL_APP = ROOT / "bench" / "apps" / "sequential"
 CLIENTS_PER_PROCESS = 500
+IDLE_TIMEOUT_SECONDS = 3600
 CHAT, SEQUENTIAL, FLOOR = "chat", "sequential", "floor"
 
 
@@ -132,7 +133,10 @@ class Server:
                 await asyncio.sleep(0.02)
             return f"ws://127.0.0.1:{port_file.read_text()}/"
         project = ROOT if self.system == CHAT else SEQUENTIAL_APP
+        # Filling a room of 5,000 in moto takes longer than API Gateway's 10-minute
+        # idle timeout, which would close the first, silent, members meanwhile.
         flags = ["--no-autoreload", "--quiet", "--post-latency-ms", str(self.latency_ms)]
+        flags += ["--idle-timeout", str(IDLE_TIMEOUT_SECONDS)]
         self.gateway = await asyncio.to_thread(launcher.start, self.workdir, project, *flags)
         return self.gateway.endpoints["websocket"] + "?room=bench"
 
@@ -144,6 +148,12 @@ class Server:
         own = cpu_seconds([gateway])
         handlers = cpu_seconds(self.gateway.children()) + cpu_seconds([gateway], True) - own
         return handlers, own
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the gateway's log: why connects or handlers failed."""
+        if self.gateway is None:
+            return ""
+        return "\n".join(self.gateway.log().splitlines()[-lines:])
 
     async def stop(self) -> None:
         if self.gateway is not None:
@@ -193,6 +203,12 @@ async def run_scenario(
                     samples.append(latency)
                 progress()
             handler_after, gateway_after = server.cpu()
+        except Exception:
+            print(
+                f"{system} M={members}: the gateway's log ends with:\n{server.log_tail()}",
+                file=sys.stderr,
+            )
+            raise
         finally:
             await asyncio.gather(*(load.close() for load in loads), return_exceptions=True)
             await server.stop()

@@ -98,7 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="PATH",
         help="write the endpoints as JSON to PATH once ready (for scripts and tests)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no line per connection and message")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no line per connection and message; failures still shown",
+    )
     args = parser.parse_args(argv)
     if args.max_workers < 1 or args.warm_workers < 0:
         parser.error("--max-workers must be at least 1 and --warm-workers at least 0")

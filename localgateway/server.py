@@ -411,7 +411,8 @@ class Gateway:
         function = generation.project.functions[API_HANDLER]
         result = await generation.invoke(function, invocation)
         status = _status(result) if result.ok else 502
-        access_log.info(
+        access_log.log(
+            _level(result),
             "%-10s %s %s %.0f ms%s",
             request.method,
             request.path,
@@ -529,7 +530,16 @@ def _log_event(
     if result is not None and result.error:
         details.append(result.error)
     suffix = f"  ({'; '.join(details)})" if details else ""
-    access_log.info("%-10s %-12s %s %3s %s%s", kind, route, connection_id, shown, duration, suffix)
+    access_log.log(
+        _level(result),
+        "%-10s %-12s %s %3s %s%s",
+        kind,
+        route,
+        connection_id,
+        shown,
+        duration,
+        suffix,
+    )
 
 
 def _log_invoke(
@@ -543,6 +553,18 @@ def _log_invoke(
     duration = "not run" if result is None else f"{result.duration_ms:6.0f} ms"
     detail = refusal or (result.error if result is not None else None)
     suffix = f"  ({detail})" if detail else ""
-    access_log.info(
-        "%-10s %-12s %-15s %3s %s%s", "INVOKE", name, invocation_type, status, duration, suffix
+    access_log.log(
+        _level(result),
+        "%-10s %-12s %-15s %3s %s%s",
+        "INVOKE",
+        name,
+        invocation_type,
+        status,
+        duration,
+        suffix,
     )
+
+
+def _level(result: workers.Result | None) -> int:
+    """A failed handler is a warning, so that `--quiet` still shows it."""
+    return logging.WARNING if result is not None and not result.ok else logging.INFO

@@ -191,9 +191,14 @@ def test_post_latency_delays_each_call_and_calls_overlap(tmp_path: Path) -> None
                 durations = list(pool.map(post, range(8)))
             total = time.monotonic() - started
             assert sorted(ws.recv(timeout=10) for _ in range(8)) == [str(n) for n in range(8)]
+            ws.send("fail")
+            assert json.loads(ws.recv(timeout=10))["message"] == "Internal server error"
         assert min(durations) >= 0.3
         assert total < 8 * 0.3  # concurrent posts overlap: an asyncio.sleep, not a lock
-        assert " CONNECT " not in gateway.log()  # --quiet
+        log = gateway.log()
+        assert " CONNECT " not in log  # --quiet: no line per connection and message ...
+        failures = [line for line in log.splitlines() if line.split()[1:2] == ["MESSAGE"]]
+        assert len(failures) == 1 and "failed on purpose" in failures[0]  # ... but failures
     finally:
         gateway.stop()
 
