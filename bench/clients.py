@@ -6,7 +6,8 @@ it; the process reports, per message, the moment its last client had it.
 Times are `time.monotonic()`, which on Linux is one clock for all processes.
 
 Commands (stdin)                    Events (stdout)
-{"cmd": "connect", "url", "count"}  {"event": "connected", "count", "seconds"}
+{"cmd": "connect", "url", "count",  {"event": "connected", "count", "seconds"}
+ "concurrency"}
 {"cmd": "send", "k"}                {"event": "sent", "k", "at"}  (from the first client)
                                     {"event": "got", "k", "last"} (all clients have k)
 {"cmd": "count", "k"}               {"event": "count", "k", "received"}
@@ -26,7 +27,6 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 MARKER = re.compile(r'"text":\s*"bench (\d+)"')
-CONNECT_CONCURRENCY = 8
 
 
 class Load:
@@ -40,9 +40,9 @@ class Load:
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
 
-    async def connect(self, url: str, count: int) -> None:
+    async def connect(self, url: str, count: int, concurrency: int) -> None:
         started = time.monotonic()
-        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        gate = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
             async with gate:
@@ -84,7 +84,7 @@ async def main() -> None:
     while line := await reader.readline():
         command = json.loads(line)
         if command["cmd"] == "connect":
-            await load.connect(command["url"], command["count"])
+            await load.connect(command["url"], command["count"], command["concurrency"])
         elif command["cmd"] == "send":
             await load.send(command["k"])
         elif command["cmd"] == "count":

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.measure import CHAT, LoadProcess, Server, broadcast
+from bench.measure import CHAT, LoadProcess, Server, broadcast, connect_concurrency
 
 # Which code a frame belongs to, by a fragment of its file name.
 GROUPS = (
@@ -96,7 +96,9 @@ async def profile(members: int, messages: int, latency_ms: int) -> str:
         try:
             shares = [min(500, members - i) for i in range(0, members, 500)]
             for load, share in zip(loads, shares):
-                await load.command(cmd="connect", url=url, count=share)
+                await load.command(
+                    cmd="connect", url=url, count=share, concurrency=connect_concurrency(len(loads))
+                )
                 await load.until("connected", 600)
             await broadcast(loads, 0, 120)
             handlers = server.gateway.children()
