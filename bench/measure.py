@@ -166,6 +166,23 @@ class Server:
             await self.floor.wait()
 
 
+def client_shares(members: int) -> list[int]:
+    """How many of the room's clients each load process holds."""
+    shares = [CLIENTS_PER_PROCESS] * (members // CLIENTS_PER_PROCESS)
+    if members % CLIENTS_PER_PROCESS:
+        shares.append(members % CLIENTS_PER_PROCESS)
+    return shares
+
+
+def fill_timeout(members: int) -> float:
+    """Seconds a room may take to fill.
+
+    moto's Query sorts the whole table, so each join costs more than the last:
+    a room of 1,000 fills in about a minute, one of 5,000 in about 15.
+    """
+    return max(600, members * 0.5)
+
+
 def connect_concurrency(processes: int) -> int:
     """Connects in flight per load process, so that all of them have CONNECTS_IN_FLIGHT."""
     return max(1, CONNECTS_IN_FLIGHT // processes)
@@ -188,21 +205,18 @@ async def run_scenario(
         url = await server.start()
         loads: list[LoadProcess] = []
         try:
-            shares = [CLIENTS_PER_PROCESS] * (members // CLIENTS_PER_PROCESS)
-            if members % CLIENTS_PER_PROCESS:
-                shares.append(members % CLIENTS_PER_PROCESS)
+            shares = client_shares(members)
             loads = [await LoadProcess.start() for _ in shares]
             started = time.monotonic()
             # The sender's process first, then the rest together.
             concurrency = connect_concurrency(len(loads))
             await loads[0].command(cmd="connect", url=url, count=shares[0], concurrency=concurrency)
-            # moto's Query sorts the whole table, so each join costs more than the
-            # last: a room of 1,000 fills in about a minute, one of 5,000 in 20.
-            fill_timeout = max(600, members * 0.5)
-            await loads[0].until("connected", fill_timeout)
+            await loads[0].until("connected", fill_timeout(members))
             for load, share in zip(loads[1:], shares[1:]):
                 await load.command(cmd="connect", url=url, count=share, concurrency=concurrency)
-            await asyncio.gather(*(load.until("connected", fill_timeout) for load in loads[1:]))
+            await asyncio.gather(
+                *(load.until("connected", fill_timeout(members)) for load in loads[1:])
+            )
             fill = time.monotonic() - started
             timeout = 30 + members * (latency_ms + 5) / 1000 * (2 if system == SEQUENTIAL else 0.2)
             await broadcast(loads, 0, timeout)  # warm-up: first-call costs are not broadcast

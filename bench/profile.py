@@ -18,7 +18,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.measure import CHAT, LoadProcess, Server, broadcast, connect_concurrency
+from bench.measure import (
+    CHAT,
+    LoadProcess,
+    Server,
+    broadcast,
+    client_shares,
+    connect_concurrency,
+    fill_timeout,
+)
 
 # Which code a frame belongs to, by a fragment of its file name.
 GROUPS = (
@@ -92,14 +100,14 @@ async def profile(members: int, messages: int, latency_ms: int) -> str:
         server = Server(CHAT, latency_ms, Path(workdir))
         url = await server.start()
         assert server.gateway is not None
-        loads = [await LoadProcess.start() for _ in range(0, members, 500)]
+        shares = client_shares(members)
+        loads = [await LoadProcess.start() for _ in shares]
         try:
-            shares = [min(500, members - i) for i in range(0, members, 500)]
             for load, share in zip(loads, shares):
                 await load.command(
                     cmd="connect", url=url, count=share, concurrency=connect_concurrency(len(loads))
                 )
-                await load.until("connected", 600)
+                await load.until("connected", fill_timeout(members))
             await broadcast(loads, 0, 120)
             handlers = server.gateway.children()
             targets = {"gateway": [server.gateway.process.pid], "handlers": handlers}
