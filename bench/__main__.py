@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from bench import report
+from bench.markers import replace_block
 from bench.measure import CHAT, FLOOR, SEQUENTIAL, Result, run_scenario
-
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def arguments() -> argparse.Namespace:
@@ -89,7 +87,6 @@ def write(
     packages = ", ".join(f"{name} {version}" for name, version in about["packages"].items())
     section = "\n".join(
         [
-            START,
             f"Measured {about['date']} on {about['cpu']} ({about['cores']} cores), "
             f"Python {about['python']}, {about['os']}, commit {about['commit']}; {packages}.",
             "",
@@ -98,14 +95,9 @@ def write(
             report.table(results),
             "",
             "![p50 latency against room size](benchmarks.png)",
-            END,
         ]
     )
-    page = out / "benchmarks.md"
-    text = page.read_text() if page.exists() else f"# Broadcast benchmark\n\n{START}\n{END}\n"
-    if START not in text:
-        text += f"\n{START}\n{END}\n"
-    page.write_text(re.sub(f"{START}.*?{END}", lambda _: section, text, flags=re.DOTALL))
+    replace_block(out / "benchmarks.md", "results", section)
 
 
 def main() -> None:

@@ -1,9 +1,16 @@
 """`python -m localgateway`: flags, start-up, the banner, and a clean Ctrl-C.
 
+`chalice local` serves REST routes only; this is its websocket-capable
+stand-in, with the same --host, --port, --stage and --autoreload flags.
+
 Start-up order matters for the errors a user sees first: the project is read
 (missing app.py, broken config.json), the ports are bound (port in use), then
-the embedded DynamoDB starts, the tables are created and a first worker
-imports the app (broken app.py), all before the banner says it is ready.
+the embedded DynamoDB starts, the tables are created and filled with the
+items saved at the last stop, and a first worker imports the app (broken
+app.py), all before the banner says it is ready.
+
+Ctrl-C closes every websocket with 1001, waits (briefly) for their
+`$disconnect`s, saves the embedded tables, stops the workers and exits.
 """
 
 from __future__ import annotations
@@ -12,29 +19,46 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localgateway import dynamodb, environment, events, netguard, project, registry, tls, workers
+from localgateway import (
+    dynamodb,
+    environment,
+    events,
+    moto_query,
+    netguard,
+    project,
+    registry,
+    state,
+    tls,
+    workers,
+)
 from localgateway.reload import Reloader
 from localgateway.server import Gateway
+from localgateway.signing import Signatures
 
 log = logging.getLogger("localgateway")
 
 BACKLOG = 1024
+# Ctrl-C: how long the $disconnects of the closed websockets may take, in all.
+SHUTDOWN_DISCONNECT_SECONDS = 2.0
+STATE_DIR = ".localgateway"
 
 
 class StartupError(Exception):
@@ -44,7 +68,10 @@ class StartupError(Exception):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m localgateway",
-        description="A local API Gateway WebSocket API for Chalice apps, DynamoDB included.",
+        description=(
+            "A local API Gateway WebSocket API for Chalice apps, DynamoDB included: "
+            "the websocket-capable stand-in for `chalice local`, with its flags."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="HTTP and ws port (0: any free)")
@@ -88,10 +115,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="close connections open this long (API Gateway: 7200)",
     )
     parser.add_argument(
-        "--max-workers", type=int, default=8, help="handler processes per function, at most"
+        "--max-workers",
+        type=int,
+        default=8,
+        help="handler processes in all, at most; more invocations wait their turn",
     )
     parser.add_argument(
-        "--warm-workers", type=int, default=2, help="handler processes started in advance"
+        "--warm-workers",
+        type=int,
+        default=2,
+        help="handler processes kept ready for messages ($connect and $disconnect get one each)",
+    )
+    parser.add_argument(
+        "--queue-timeout",
+        type=float,
+        default=workers.QUEUE_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="refuse an invocation that waited this long for a free handler process",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_variable,
+        help="set a variable for every function, over config.json (repeat for more)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="PATH",
+        help=f"where the embedded tables are saved on stop (default: PROJECT/{STATE_DIR})",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start with empty tables instead of the ones saved at the last stop",
     )
     parser.add_argument(
         "--endpoints-file",
@@ -106,9 +164,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.max_workers < 1 or args.warm_workers < 0:
         parser.error("--max-workers must be at least 1 and --warm-workers at least 0")
-    if args.idle_timeout <= 0 or args.max_connection_duration <= 0:
+    if args.idle_timeout <= 0 or args.max_connection_duration <= 0 or args.queue_timeout <= 0:
         parser.error("timeouts must be positive")
     return args
+
+
+def _variable(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def main(argv: list[str] | None = None, started: float | None = None) -> int:
@@ -159,6 +224,9 @@ async def serve(args: argparse.Namespace, started: float) -> None:
     off_machine = bool(args.dynamodb_endpoint) and dynamodb.is_off_machine(args.dynamodb_endpoint)
     allowed = (urlsplit(args.dynamodb_endpoint).hostname or "",) if off_machine else ()
     netguard.install(allowed)
+    _raise_file_limit()
+    if not _loopback_only(args.host):
+        log.warning(_exposure_warning(args.host))
     async with contextlib.AsyncExitStack() as stack:
         main_socket = stack.enter_context(_bind(args.host, args.port, "--port"))
         tls_socket = stack.enter_context(_bind("127.0.0.1", args.tls_port, "--tls-port"))
@@ -167,6 +235,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
             local_tls = tls.create(Path(scratch), os.environ.get("AWS_CA_BUNDLE"))
         except OSError as error:
             raise StartupError(f"cannot read the CA bundle in AWS_CA_BUNDLE: {error}") from None
+        moto_query.install()
         aws = await asyncio.to_thread(dynamodb.EmbeddedAws)
         aws_endpoint = aws.start()
         stack.callback(aws.stop)
@@ -175,9 +244,11 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         domain_name = f"127.0.0.1:{tls_socket.getsockname()[1]}"
         main_host = _reachable_host(args.host)
         main_address = f"{main_host}:{main_socket.getsockname()[1]}"
+        region = environment.region(os.environ)
+        credentials = _developer_credentials() if off_machine else environment.FAKE_CREDENTIALS
         runtime = workers.Runtime(
             workers.Launch(
-                base_environment=dict(os.environ),
+                region=region,
                 endpoints=environment.Endpoints(
                     aws=aws_endpoint,
                     dynamodb=dynamodb_endpoint,
@@ -186,27 +257,29 @@ async def serve(args: argparse.Namespace, started: float) -> None:
                     lambda_api=f"http://{main_address}",
                 ),
                 domain_name=domain_name,
-                keep_credentials=off_machine,
+                credentials=credentials,
                 # The main port is on this machine even on a --host that is not loopback.
                 allowed_hosts=allowed if netguard.is_local(main_host) else (*allowed, main_host),
                 max_workers=args.max_workers,
                 warm_workers=args.warm_workers,
+                queue_timeout=args.queue_timeout,
+                overrides=tuple(args.env),
             )
         )
         stack.callback(runtime.close)
-        table_client = dynamodb.client(
-            dynamodb_endpoint, environment.region(os.environ), use_own_credentials=off_machine
+        tables = _Tables(
+            dynamodb.client(dynamodb_endpoint, region, use_own_credentials=off_machine),
+            dynamodb_endpoint,
+            # Only the embedded DynamoDB forgets: any other keeps its own items.
+            None if args.dynamodb_endpoint else _state_dir(args, source),
         )
-        created: list[str] = []
-
-        def prepare(current: project.Project) -> None:
-            created.extend(dynamodb.create_tables(table_client, current.tables))
-
-        await _start(runtime, source, prepare, dynamodb_endpoint)
-        # Warnings about pure functions come once the app has been imported.
-        for warning in runtime.current.project.warnings:
+        await _start(runtime, source, tables, fresh=args.fresh)
+        loaded = runtime.current.project
+        warnings = [*loaded.warnings, *await asyncio.to_thread(tables.unknown, runtime.current)]
+        for warning in warnings:
             log.warning("warning: %s", warning)
 
+        accepted = {key.access_key: key for key in {environment.FAKE_CREDENTIALS, credentials}}
         gateway = Gateway(
             runtime,
             events.Api(events.api_id(source.app_name, source.stage), source.api_stage, domain_name),
@@ -214,9 +287,12 @@ async def serve(args: argparse.Namespace, started: float) -> None:
                 idle_timeout_ms=int(args.idle_timeout * 1000),
                 max_duration_ms=int(args.max_connection_duration * 1000),
             ),
+            Signatures(region, accepted),
             post_latency_ms=args.post_latency_ms,
         )
-        runner = web.AppRunner(gateway.application(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            gateway.application(), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         await web.SockSite(runner, main_socket).start()
@@ -225,34 +301,147 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         stop = _stop_on_signals(runtime, stack)
         endpoints = _endpoints(main_address, source, domain_name, local_tls)
         endpoints.update(dynamodb=dynamodb_endpoint, aws=aws_endpoint)
-        loaded = runtime.current.project
-        print(_banner(loaded, endpoints, created, args, time.monotonic() - started), flush=True)
+        banner = _banner(loaded, endpoints, tables, warnings, args, time.monotonic() - started)
+        print(banner, flush=True)
         if args.endpoints_file:
             _write_json(Path(args.endpoints_file), endpoints)
         if args.autoreload:
-            await Reloader(runtime, lambda: _load(args), prepare).run(stop)
+            await Reloader(runtime, lambda: _load(args), tables.prepare, tables.unknown).run(stop)
         else:
             await stop.wait()
-        await gateway.close_all()
+        await _shut_down(gateway, runtime, tables)
+
+
+class _Tables:
+    """The merge template's tables: created, checked, and (embedded) saved and restored."""
+
+    def __init__(self, client: Any, endpoint: str, state_dir: Path | None) -> None:
+        self.client = client
+        self.endpoint = endpoint
+        self.state_dir = state_dir
+        self.created: list[str] = []
+        self.restored: dict[str, int] = {}
+        self._declared: tuple[project.Table, ...] = ()
+
+    def prepare(self, current: project.Project) -> None:
+        """Create the tables that are missing (at start, and after a reload)."""
+        self._declared = current.tables
+        self.created.extend(dynamodb.create_tables(self.client, current.tables))
+
+    def restore(self) -> None:
+        if self.state_dir is None:
+            return
+        for table in self._declared:
+            ttl = table.properties.get("TimeToLiveSpecification") or {}
+            attribute = ttl.get("AttributeName") if ttl.get("Enabled") else None
+            self.restored[table.name] = state.load(
+                self.client, table.name, self.state_dir, attribute
+            )
+
+    def save(self) -> dict[str, int]:
+        if self.state_dir is None:
+            return {}
+        return {
+            table.name: state.save(self.client, table.name, self.state_dir)
+            for table in self._declared
+        }
+
+    def unknown(self, generation: workers.Generation) -> list[str]:
+        """Warnings for handler variables that name a table this DynamoDB does not have."""
+        existing = set(dynamodb.table_names(self.client))
+        return [
+            f"{function}: {variable}={value!r} names no table in the DynamoDB at {self.endpoint} "
+            f"(tables: {', '.join(sorted(existing)) or 'none'}); the merge template "
+            f"({' or '.join(str(path) for path in project.DEFAULT_MERGE_TEMPLATES)}) "
+            "defines the tables the gateway creates"
+            for function, variable, value in generation.project.table_variables(
+                generation.functions_in_use
+            )
+            if value not in existing
+        ]
 
 
 async def _start(
-    runtime: workers.Runtime,
-    source: project.Project,
-    prepare: Callable[[project.Project], None],
-    dynamodb_endpoint: str,
+    runtime: workers.Runtime, source: project.Project, tables: _Tables, fresh: bool
 ) -> None:
-    """Create the tables and import the app in a first worker, at the same time."""
-    tables = asyncio.create_task(asyncio.to_thread(prepare, source))
+    """Create (and fill) the tables and import the app in a first worker, at the same time."""
+
+    def prepare() -> None:
+        tables.prepare(source)
+        if not fresh:
+            tables.restore()
+
+    ready = asyncio.create_task(asyncio.to_thread(prepare))
     try:
         await runtime.load(source)
     except workers.WorkerFailed as error:
-        tables.cancel()
+        ready.cancel()
         raise StartupError(f"{source.root / 'app.py'} failed to import:\n{error}") from None
     try:
-        await tables
+        await ready
     except (BotoCoreError, ClientError) as error:
-        raise StartupError(f"cannot create the tables at {dynamodb_endpoint}: {error}") from None
+        raise StartupError(f"cannot create the tables at {tables.endpoint}: {error}") from None
+    except (OSError, ValueError) as error:
+        raise StartupError(f"cannot restore the tables from {tables.state_dir}: {error}") from None
+
+
+async def _shut_down(gateway: Gateway, runtime: workers.Runtime, tables: _Tables) -> None:
+    """Close every websocket (1001), let their $disconnects run, save the tables."""
+    left = await gateway.close_all(SHUTDOWN_DISCONNECT_SECONDS)
+    if left:
+        log.warning("stopped before %d $disconnect handlers finished", left)
+    runtime.close()
+    try:
+        saved = await asyncio.to_thread(tables.save)
+    except (BotoCoreError, ClientError, OSError) as error:
+        log.error("could not save the tables to %s: %s", tables.state_dir, error)
+        return
+    if saved:
+        counts = ", ".join(f"{name}: {count}" for name, count in saved.items())
+        log.info("saved the tables to %s (%s items)", tables.state_dir, counts)
+
+
+def _state_dir(args: argparse.Namespace, source: project.Project) -> Path:
+    return Path(args.state_dir).resolve() if args.state_dir else source.root / STATE_DIR
+
+
+def _developer_credentials() -> environment.Credentials:
+    """The developer's own AWS credentials, for a DynamoDB that leaves the machine."""
+    found = boto3.session.Session().get_credentials()
+    if found is None:
+        raise StartupError(
+            "--dynamodb-endpoint leaves the machine, and no AWS credentials were found "
+            "(aws configure, AWS_PROFILE, or the AWS_* variables)"
+        )
+    frozen = found.get_frozen_credentials()
+    return environment.Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+
+def _raise_file_limit() -> None:
+    """A connect storm holds a socket per client: allow as many open files as the system does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _loopback_only(host: str) -> bool:
+    """Whether listening on `host` keeps the gateway to this machine (0.0.0.0 does not)."""
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _exposure_warning(host: str) -> str:
+    return (
+        f"warning: --host {host} listens beyond this machine. Anyone who reaches it can "
+        "open websockets (running $connect), call the app's REST routes and read static/; "
+        "@connections and Lambda's Invoke need a signature, but with the published local "
+        "credentials (testing/testing) anyone can make one: post to, inspect and disconnect "
+        "any client, and invoke the app's functions. Use it on a network you trust."
+    )
 
 
 def _stop_on_signals(runtime: workers.Runtime, stack: contextlib.AsyncExitStack) -> asyncio.Event:
@@ -300,40 +489,51 @@ def _endpoints(
 def _banner(
     source: project.Project,
     endpoints: dict[str, Any],
-    created: list[str],
+    tables: _Tables,
+    warnings: list[str],
     args: argparse.Namespace,
     seconds: float,
 ) -> str:
     index = source.static_dir / "index.html"
     page = "static/index.html" if index.is_file() else "no static/index.html yet"
     embedded = endpoints["dynamodb"] == endpoints["aws"]
-    tables = ", ".join(
-        f"{table.name}{' (created)' if table.name in created else ''}" for table in source.tables
-    )
+    names = ", ".join(_table_note(table.name, tables) for table in source.tables)
     functions = (
         ", ".join(function.lambda_name for function in source.pure_functions.values())
         or "no @app.lambda_function yet"
     )
+    saving = f"; saved on stop to {tables.state_dir}" if tables.state_dir else ""
     lines = [
         f"localgateway: {source.app_name}, stage {source.stage}, from {source.root}",
+        "  (chalice local serves no websockets: this is its stand-in, with the same "
+        "--host, --port, --stage and --autoreload)",
         f"  page          {endpoints['http']}  ({page})",
         f"  websocket     {endpoints['websocket']}",
-        f"  @connections  {endpoints['connections']}/@connections/{{connection_id}}",
+        f"  @connections  {endpoints['connections']}/@connections/{{connection_id}}  (SigV4)",
         f"  for the app   {endpoints['connections_tls']}  (HTTPS and wss)",
         f"  CA            {endpoints['ca_file']}",
         f"  DynamoDB      {endpoints['dynamodb']}"
         + (" (embedded)" if embedded else "")
-        + (f"; tables: {tables}" if tables else "; no tables in a merge template"),
+        + (f"; tables: {names}{saving}" if names else "; no tables in a merge template"),
         f"  Lambda        {endpoints['lambda']}  (Invoke: {functions})",
         f"  other AWS     {endpoints['aws']} (embedded moto, for every other client)",
+        f"  workers       at most {args.max_workers} handler processes ({args.warm_workers} kept "
+        f"for messages); an invocation waits at most {args.queue_timeout:g} s for one",
         "  autoreload    "
         + ("on: app.py, chalicelib/, .chalice/config.json" if args.autoreload else "off")
         + (f", {source.merge_template.name}" if args.autoreload and source.merge_template else ""),
     ]
     if args.post_latency_ms:
         lines.append(f"  latency       {args.post_latency_ms:g} ms per @connections call")
+    lines += [f"  warning       {warning}" for warning in warnings]
     lines.append(f"ready in {seconds:.1f} s; Ctrl-C stops")
     return "\n".join(lines)
+
+
+def _table_note(name: str, tables: _Tables) -> str:
+    if name in tables.created and tables.restored.get(name):
+        return f"{name} (created, {tables.restored[name]} items restored)"
+    return f"{name} (created)" if name in tables.created else name
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:

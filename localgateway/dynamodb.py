@@ -74,10 +74,11 @@ def client(endpoint: str, region: str, use_own_credentials: bool) -> Any:
     """A client for creating tables: fake credentials, unless the endpoint needs real ones."""
     credentials = {}
     if not use_own_credentials:
+        fake = environment.FAKE_CREDENTIALS
         credentials = {
-            "aws_access_key_id": environment.FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": environment.FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            "aws_session_token": environment.FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+            "aws_access_key_id": fake.access_key,
+            "aws_secret_access_key": fake.secret_key,
+            "aws_session_token": fake.token,
         }
     session = boto3.session.Session(region_name=region, **credentials)
     return session.client("dynamodb", endpoint_url=endpoint)
@@ -89,4 +90,13 @@ def create_tables(dynamodb: Any, declared: Iterable[Table]) -> list[str]:
         table.name
         for table in declared
         if tables.ensure_table(dynamodb, table.properties, table.name)
+    ]
+
+
+def table_names(dynamodb: Any) -> list[str]:
+    """Every table this DynamoDB has, over as many pages as it takes."""
+    return [
+        name
+        for page in dynamodb.get_paginator("list_tables").paginate()
+        for name in page["TableNames"]
     ]

@@ -22,6 +22,7 @@ TIMEOUT = "timeout"  # it outlived the function's timeout
 EXITED = "exited"  # its process exited (sys.exit, os._exit, a crash, a kill)
 TOO_LARGE = "too_large"  # its result is over what a pipe message may hold
 NO_WORKER = "no_worker"  # no process could import the app
+THROTTLED = "throttled"  # it waited too long for a free process (--queue-timeout)
 
 
 def _lambda_default(value: Any) -> Any:

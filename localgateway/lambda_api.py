@@ -171,6 +171,14 @@ def queued(invocation: Invocation) -> Reply:
     return Reply(202, _headers(invocation.request_id))
 
 
+def throttled(invocation: Invocation) -> Reply:
+    """No worker was free in time: Lambda's answer at its concurrency limit."""
+    reply = error(invocation.request_id, 429, "TooManyRequestsException", "Rate Exceeded.")
+    document = json.loads(reply.body)
+    document["Reason"] = "ConcurrentInvocationLimitExceeded"
+    return Reply(reply.status, reply.headers, json.dumps(document).encode())
+
+
 def completed(invocation: Invocation, result: Result) -> Reply:
     """A RequestResponse invocation's answer: 200 with the result or Lambda's error document."""
     headers = _headers(invocation.request_id, **{EXECUTED_VERSION_HEADER: LATEST})

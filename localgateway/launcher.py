@@ -27,15 +27,18 @@ class GatewayProcess:
     def log(self) -> str:
         return self.output.read_text(errors="replace")
 
-    def children(self) -> list[int]:
-        """The gateway's child processes (its handler workers), from /proc."""
+    def children(self, alive_only: bool = False) -> list[int]:
+        """The gateway's child processes (its handler workers), from /proc.
+
+        With `alive_only`, not those that have exited and wait to be reaped (zombies).
+        """
         pids = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == self.process.pid:
+            if int(fields[1]) == self.process.pid and not (alive_only and fields[0] == "Z"):
                 pids.append(int(stat.parent.name))
         return pids
 
@@ -59,15 +62,20 @@ def start(
 ) -> GatewayProcess:
     """Start a gateway for `project_dir` (on free ports unless `flags` name some).
 
-    Its output goes to `workdir/gateway.log`. With `expect_failure`, a gateway
-    that exits instead of starting is returned rather than reported.
+    Its output goes to `workdir/gateway.log`, and its saved tables to
+    `workdir/state` (never into the project, unless `flags` say otherwise).
+    With `expect_failure`, a gateway that exits instead of starting is
+    returned rather than reported.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     endpoints = workdir / "endpoints.json"
     endpoints.unlink(missing_ok=True)
     output = workdir / "gateway.log"
     command = [sys.executable, "-m", "localgateway", "--project-dir", str(project_dir)]
-    command += ["--port", "0", "--endpoints-file", str(endpoints), *flags]
+    command += ["--port", "0", "--endpoints-file", str(endpoints)]
+    if "--state-dir" not in flags:
+        command += ["--state-dir", str(workdir / "state")]
+    command += flags
     with output.open("wb") as sink:
         process = subprocess.Popen(
             command, cwd=Path(__file__).resolve().parent.parent, stdout=sink, stderr=sink

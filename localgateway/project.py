@@ -36,7 +36,8 @@ from chalice.utils import to_cfn_resource_name
 from localgateway import routing, tables
 
 CONFIG_FILE = Path(".chalice") / "config.json"
-DEFAULT_MERGE_TEMPLATE = Path(".chalice") / "resources.json"
+# Where a merge template is looked for: ours, then the Chalice tutorial's project root.
+DEFAULT_MERGE_TEMPLATES = (Path(".chalice") / "resources.json", Path("resources.json"))
 STATIC_DIR = "static"
 
 # The Lambda functions `chalice deploy` makes for a websocket app and a REST API,
@@ -156,6 +157,17 @@ class Project:
     def static_dir(self) -> Path:
         return self.root / STATIC_DIR
 
+    def table_variables(self, in_use: Collection[str]) -> list[tuple[str, str, str]]:
+        """(function, variable, value) for every variable of the functions `in_use`
+        whose name says it holds a table name (TABLE_NAME, USERS_TABLE, ...)."""
+        return [
+            (name, key, value)
+            for name, function in {**self.functions, **self.pure_functions}.items()
+            if name in in_use
+            for key, value in sorted(function.environment.items())
+            if "TABLE" in key.upper()
+        ]
+
     def watched_files(self) -> list[Path]:
         """Files whose change means new code or settings: a reload."""
         files = [self.root / "app.py", self.root / CONFIG_FILE]
@@ -225,8 +237,8 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _template_path(root: Path, merge_template: str | Path | None) -> Path | None:
     if merge_template is None:
-        default = root / DEFAULT_MERGE_TEMPLATE
-        return default if default.is_file() else None
+        found = [root / path for path in DEFAULT_MERGE_TEMPLATES if (root / path).is_file()]
+        return found[0] if found else None
     path = Path(merge_template)
     path = path if path.is_absolute() else root / path
     if not path.is_file():

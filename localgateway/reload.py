@@ -39,10 +39,12 @@ class Reloader:
         runtime: workers.Runtime,
         load: Callable[[], project.Project],
         prepare: Callable[[project.Project], object],
+        check: Callable[[workers.Generation], list[str]],
     ) -> None:
         self._runtime = runtime
         self._load = load
         self._prepare = prepare
+        self._check = check
         self._changed = asyncio.Event()
 
     def is_watched(self, path: Path) -> bool:
@@ -119,7 +121,11 @@ class Reloader:
                 error,
             )
             return False
-        for warning in generation.project.warnings:
+        try:
+            unknown = await asyncio.to_thread(self._check, generation)
+        except (BotoCoreError, ClientError):
+            unknown = []
+        for warning in [*generation.project.warnings, *unknown]:
             log.warning("warning: %s", warning)
         log.info(
             "reloaded in %.1f s (version %d); open connections kept",

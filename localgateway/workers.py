@@ -1,10 +1,18 @@
 """Handler processes, managed like Lambda's execution environments.
 
-Each worker (`worker.py`) runs one invocation at a time. A pool spawns workers
-on demand, up to a maximum, when every worker is busy; keeps a few warm;
-reclaims those idle for a minute; and kills a worker whose invocation outlives
-the function's timeout. Functions whose environments are identical (the usual
-case: config.json sets variables for all of them) share a pool.
+Each worker (`worker.py`) runs one invocation at a time. Every function has
+its own pool of workers, as every Lambda function has its own execution
+environments; `scheduler.py` decides, without I/O, which invocation runs next
+on which worker, when a worker starts or stops, and keeps the total under
+`--max-workers`. This module carries those decisions out: it starts and
+stops processes, runs invocations on them within the function's timeout, and
+reports back.
+
+Two waits are bounded separately, as on AWS they are different things: the
+wait for a free worker (`queue_timeout`; Lambda would throttle instead, this
+gateway queues and says so in the log when the wait is too long) and the
+invocation itself (the function's timeout, and API Gateway's 29 s
+integration timeout, counted from the moment a worker takes the invocation).
 
 The app's pure functions (`@app.lambda_function`) are known only once it has
 been imported: a generation's first worker describes the app, then the
@@ -12,25 +20,25 @@ generation gives the pure functions their pools.
 
 A `Generation` is one version of the app's code and settings. Autoreload
 starts a new one and switches new invocations to it once a worker has imported
-the app; the old one finishes what it has in flight, then its workers exit.
-The event loop only ever waits on pipes: no handler code runs in the gateway.
+the app; the old one finishes what it has queued and in flight, then its
+workers exit. The event loop only ever waits on pipes: no handler code runs in
+the gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
-from collections import deque
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from localgateway import environment, ipc, project
+from localgateway import environment, ipc, project, routing, scheduler
 
 log = logging.getLogger("localgateway")
 
@@ -39,9 +47,11 @@ BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); from localgateway import worker; "
     "worker.main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[1])"
 )
-# Lambda reclaims idle execution environments; so do we, above the warm ones.
-IDLE_WORKER_SECONDS = 60.0
 START_TIMEOUT_SECONDS = 60.0
+# How often idle workers beyond the warm ones are looked for (scheduler.IDLE_SECONDS).
+RECLAIM_EVERY_SECONDS = 5.0
+# How long an invocation may wait for a free worker before it is refused.
+QUEUE_TIMEOUT_SECONDS = 60.0
 
 
 class WorkerFailed(Exception):
@@ -79,6 +89,7 @@ class Result:
 
     `error` is one line for the log; `failure` says what happened in detail,
     and `log` is what the function printed when the invocation asked for it.
+    `waited_ms` is how long it queued for a free worker before it ran.
     """
 
     response: Any = None
@@ -86,6 +97,7 @@ class Result:
     duration_ms: float = 0.0
     failure: Failure | None = None
     log: str | None = None
+    waited_ms: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -96,13 +108,16 @@ class Result:
 class Launch:
     """Everything about starting workers that is the same for every generation."""
 
-    base_environment: dict[str, str]
+    region: str
     endpoints: environment.Endpoints
     domain_name: str
-    keep_credentials: bool = False
+    credentials: environment.Credentials = environment.FAKE_CREDENTIALS
     allowed_hosts: tuple[str, ...] = ()
     max_workers: int = 8
     warm_workers: int = 2
+    queue_timeout: float = QUEUE_TIMEOUT_SECONDS
+    # --env NAME=VALUE: set for every function, over config.json (like SAM's --env-vars).
+    overrides: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,9 +125,6 @@ class WorkerSpec:
     cwd: Path
     env: dict[str, str]
     init: dict[str, Any]
-
-    def key(self) -> str:
-        return json.dumps([str(self.cwd), self.env, self.init], sort_keys=True)
 
 
 class Worker:
@@ -196,275 +208,204 @@ class Worker:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
 
+    async def stop(self) -> None:
+        """Kill, and return once the process is gone."""
+        self.kill()
+        await self.process.wait()
 
-class Pool:
-    """The workers of one environment: spawned on demand, one invocation each at a time."""
 
-    def __init__(self, spec: WorkerSpec, max_workers: int, keep_warm: int) -> None:
-        self.spec = spec
-        self.keep_warm = keep_warm
-        self._max = max_workers
-        self._workers: set[Worker] = set()
-        self._idle: list[Worker] = []
-        self._waiters: deque[asyncio.Future[Worker]] = deque()
-        self._starting = 0
-        self._retired = False
-        self._spawns: set[asyncio.Task[None]] = set()
-        self._reclaimer: asyncio.TimerHandle | None = None
+@dataclass(eq=False)
+class _Call:
+    """A job's payload: the request for the worker, and where its outcome goes."""
+
+    request: dict[str, Any]
+    timeout: float
+    # Set when a worker takes the call, or when it cannot run at all (`never_ran`).
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    never_ran: bool = False
+    queued_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    outcome: asyncio.Future[Result] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Workers:
+    """Carries out the scheduler's decisions: processes started, invocations run, stopped."""
+
+    def __init__(self, max_workers: int) -> None:
+        self.scheduler = scheduler.Scheduler(max_workers)
+        self._specs: dict[Hashable, WorkerSpec] = {}
+        # A pool's first start, awaited by a generation that needs the app described.
+        self._first: dict[Hashable, asyncio.Future[dict[str, Any]]] = {}
+        self._exits: dict[Worker, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reclaimer: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
-    def size(self) -> int:
-        return len(self._workers)
+    def count(self) -> int:
+        return self.scheduler.processes
 
-    async def start(self, count: int) -> dict[str, Any]:
-        """Start `count` workers; return the app's description from the first one."""
-        first, description = await self._start_one()
-        self._offer(first)
-        for _ in range(count - 1):
-            self._spawn()
-        return description
+    def add_pool(
+        self, name: Hashable, spec: WorkerSpec, warm: int
+    ) -> asyncio.Future[dict[str, Any]]:
+        """A pool for one function; the future is the app's description from its first worker."""
+        if self._reclaimer is None:
+            self._reclaimer = asyncio.create_task(self._reclaim())
+        self._specs[name] = spec
+        self._first[name] = asyncio.get_running_loop().create_future()
+        self._apply(self.scheduler.add_pool(name, warm))
+        return self._first[name]
 
-    async def acquire(self) -> Worker:
-        while self._idle:
-            worker = self._idle.pop()
-            if worker.alive:
-                return worker
-            self._workers.discard(worker)
-        waiter: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        if self._starting < len(self._waiters) and self.size + self._starting < self._max:
-            self._spawn()
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release(waiter.result())
-            elif waiter in self._waiters:
-                self._waiters.remove(waiter)
-            raise
+    def retire(self, name: Hashable) -> None:
+        self._apply(self.scheduler.retire(name))
 
-    def release(self, worker: Worker) -> None:
-        if not worker.alive:
-            self._workers.discard(worker)
-            if self._waiters and not self._retired and self.size + self._starting < self._max:
-                self._spawn()
-            self._fail_waiters_if_hopeless()
-            return
-        self._offer(worker)
+    def keep_warm(self, name: Hashable, count: int) -> None:
+        self._apply(self.scheduler.keep_warm(name, count))
 
-    def _offer(self, worker: Worker) -> None:
-        self._workers.add(worker)
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(worker)
-                return
-        if self._retired:
-            self._workers.discard(worker)
-            worker.kill()
-            return
-        loop = asyncio.get_running_loop()
-        worker.idle_since = loop.time()
-        self._idle.append(worker)
-        if self._reclaimer is None and len(self._idle) > self.keep_warm:
-            self._reclaimer = loop.call_later(IDLE_WORKER_SECONDS, self._reclaim)
+    async def run(
+        self,
+        pool: Hashable,
+        key: str,
+        request: dict[str, Any],
+        timeout: float,
+        queue_timeout: float | None,
+    ) -> tuple[_Call, Result | None]:
+        """Queue an invocation; wait until a worker takes it (or it cannot run).
 
-    def _reclaim(self) -> None:
-        """Stop the workers idle for IDLE_WORKER_SECONDS, beyond those kept warm.
-
-        The idle list is oldest first (acquire takes the newest), so one timer suffices.
+        Returns the call, whose `outcome` the caller awaits, and a Result when it
+        never started: refused after `queue_timeout` or failed.
         """
-        loop = asyncio.get_running_loop()
-        self._reclaimer = None
-        while len(self._idle) > self.keep_warm:
-            due = self._idle[0].idle_since + IDLE_WORKER_SECONDS
-            if due > loop.time():
-                self._reclaimer = loop.call_at(due, self._reclaim)
-                return
-            worker = self._idle.pop(0)
-            self._workers.discard(worker)
-            worker.kill()
-
-    async def _start_one(self) -> tuple[Worker, dict[str, Any]]:
-        self._starting += 1
+        call = _Call(request, timeout)
+        job = scheduler.Job(pool, key, call)
+        self._apply(self.scheduler.submit(job))
         try:
-            return await Worker.start(self.spec)
-        finally:
-            self._starting -= 1
+            await asyncio.wait_for(asyncio.shield(call.started.wait()), queue_timeout)
+        except TimeoutError:
+            if self.scheduler.cancel(job):
+                return call, _throttled(queue_timeout or 0.0, self.scheduler)
+        if call.never_ran:
+            return call, call.outcome.result()
+        return call, None
 
-    def _spawn(self) -> None:
-        task = asyncio.create_task(self._spawn_one())
-        self._spawns.add(task)
-        task.add_done_callback(self._spawns.discard)
+    def close(self) -> None:
+        """Kill every worker now (the gateway is stopping)."""
+        self._closed = True
+        for action in self.scheduler.close():
+            if isinstance(action, scheduler.Stop):
+                action.worker.kill()
+            elif isinstance(action, scheduler.Fail):
+                self._fail(action.job, action.reason)
+        for task in [*self._tasks, *([self._reclaimer] if self._reclaimer else [])]:
+            task.cancel()
 
-    async def _spawn_one(self) -> None:
+    # Carrying out the scheduler's actions --------------------------------------------
+
+    def _apply(self, actions: list[scheduler.Action]) -> None:
+        for action in actions:
+            if isinstance(action, scheduler.Run):
+                action.job.payload.started.set()
+                self._background(self._run(action.worker, action.job.payload))
+            elif isinstance(action, scheduler.Spawn):
+                self._background(self._spawn(action.pool, action.after))
+            elif isinstance(action, scheduler.Stop):
+                self._exits[action.worker] = self._background(self._stop(action.worker))
+            else:
+                self._fail(action.job, action.reason)
+
+    def _background(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _spawn(self, pool: Hashable, after: Worker | None) -> None:
+        if after is not None:
+            await asyncio.shield(self._exits[after])
+        first = self._first[pool]
         try:
-            worker, _ = await self._start_one()
+            worker, description = await Worker.start(self._specs[pool])
         except WorkerFailed as error:
             log.error("a handler process failed to start:\n%s", error)
-            self._fail_waiters_if_hopeless(error)
+            if not first.done():
+                first.set_exception(error)
+            self._apply(self.scheduler.start_failed(pool, str(error)))
             return
-        self._offer(worker)
-
-    def _fail_waiters_if_hopeless(self, error: Exception | None = None) -> None:
-        """With no worker alive or starting, nobody would ever serve the waiters."""
-        if self._workers or self._starting:
+        if self._closed:
+            worker.kill()
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(error or WorkerFailed("no handler process is running"))
+        if not first.done():
+            first.set_result(description)
+        self._apply(self.scheduler.started(pool, worker, _now()))
 
-    def retire(self) -> None:
-        """Take no new work: idle workers exit now, busy ones after their invocation."""
-        self._retired = True
-        for worker in self._idle:
-            self._workers.discard(worker)
-            worker.kill()
-        self._idle.clear()
+    async def _stop(self, worker: Worker) -> None:
+        await worker.stop()
+        self._exits.pop(worker, None)
+        self._apply(self.scheduler.exited(worker))
 
-    def close(self) -> None:
-        self.retire()
-        if self._reclaimer is not None:
-            self._reclaimer.cancel()
-        for task in self._spawns:
-            task.cancel()
-        for worker in self._workers:
-            worker.kill()
-        self._workers.clear()
-
-
-class Generation:
-    """One version of the app: its project settings and the pools that run it."""
-
-    def __init__(self, number: int, source: project.Project, launch: Launch) -> None:
-        self.number = number
-        self.project = source
-        self.description: dict[str, Any] = {}
-        self._launch = launch
-        self._init = {
-            "project_dir": str(source.root),
-            "stage": source.stage,
-            "api_stage": source.api_stage,
-            "domain_name": launch.domain_name,
-            "allowed_hosts": list(launch.allowed_hosts),
-        }
-        self._pools: dict[str, Pool] = {}
-        self._pools_by_key: dict[str, Pool] = {}
-        self._build(source)
-
-    def _spec(self, function: project.Function) -> WorkerSpec:
-        launch = self._launch
-        env = environment.handler_environment(
-            launch.base_environment, function.environment, launch.endpoints, launch.keep_credentials
-        )
-        return WorkerSpec(self.project.root, env, self._init)
-
-    def _build(self, source: project.Project) -> None:
-        """Give every function the pool of its environment; messages' is the one kept warm."""
-        self.project = source
-        primary_key = self._spec(source.functions[project.WEBSOCKET_MESSAGE]).key()
-        for name, function in {**source.functions, **source.pure_functions}.items():
-            spec = self._spec(function)
-            key = spec.key()
-            if key not in self._pools_by_key:
-                keep = self._launch.warm_workers if key == primary_key else 0
-                self._pools_by_key[key] = Pool(spec, self._launch.max_workers, keep)
-            self._pools[name] = self._pools_by_key[key]
-        self._primary = self._pools_by_key[primary_key]
-
-    def _keys(self, source: project.Project) -> dict[str, str]:
-        return {name: self._spec(function).key() for name, function in source.functions.items()}
-
-    def pool_for(self, function_name: str) -> Pool:
-        return self._pools[function_name]
-
-    @property
-    def websocket_routes(self) -> dict[str, str]:
-        """Route key to handler name, e.g. {"$connect": "connect", "$default": "message"}."""
-        return self.description.get("websocket", {})
-
-    @property
-    def rest_routes(self) -> list[str]:
-        return self.description.get("routes", [])
-
-    async def start(self) -> None:
-        """Import the app in a first worker (WorkerFailed if it cannot), warm the others,
-        and set up the pure functions that the imported app has."""
-        warm = max(1, self._launch.warm_workers)
-        description = await self._primary.start(warm)
-        described = self.project.with_pure_functions(description.get("pure_functions", ()))
-        if self._keys(described) == self._keys(self.project):
-            self._build(described)
-        else:
-            # A merge template Ref to a pure function changed an environment: the
-            # workers started so far have the old one.
-            self.close()
-            self._pools, self._pools_by_key = {}, {}
-            self._build(described)
-            description = await self._primary.start(warm)
-        self.description = description
-
-    async def invoke(self, function: project.Function, request: dict[str, Any]) -> Result:
-        """Run one invocation on a free worker of the function's pool, within its timeout."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        request["context"] = {
-            **request.get("context", {}),
-            "function_name": function.lambda_name,
-            "memory_mb": function.memory_mb,
-            "timeout_ms": function.timeout_s * 1000,
-        }
-        answer = await self._call(self.pool_for(function.name), request, function.timeout_s)
-        duration = (loop.time() - started) * 1000
-        failure = answer.get("failure")
-        return Result(
-            answer.get("response"),
-            answer.get("error"),
-            duration,
-            None if failure is None else _failure(failure),
-            answer.get("log"),
-        )
-
-    async def _call(self, pool: Pool, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def _run(self, worker: Worker, call: _Call) -> None:
+        started = _now()
+        alive = False
         try:
-            worker = await pool.acquire()
-        except WorkerFailed as error:
-            return _failed(f"no handler process: {error}", ipc.NO_WORKER, str(error))
-        finished = False
-        try:
-            answer = await asyncio.wait_for(worker.call(request), timeout)
-            finished = True
+            answer = await asyncio.wait_for(worker.call(call.request), call.timeout)
+            alive = True
         except TimeoutError:
-            message = f"Task timed out after {timeout:.2f} seconds"
-            return _failed(message, ipc.TIMEOUT, message)
+            message = f"Task timed out after {call.timeout:.2f} seconds"
+            answer = _failed(message, ipc.TIMEOUT, message)
         except WorkerDied as error:
-            return _failed(str(error), ipc.EXITED, error.status)
+            answer = _failed(str(error), ipc.EXITED, error.status)
         except ValueError:  # a line over ipc.LINE_LIMIT
             message = "Response payload size exceeded the gateway's limit"
-            return _failed(message, ipc.TOO_LARGE, message)
+            answer = _failed(message, ipc.TOO_LARGE, message)
         finally:
-            if not finished:
-                worker.kill()  # timed out, died or cancelled: its state is unknown
-            pool.release(worker)
-        return answer
+            if not alive:
+                await worker.stop()  # timed out, died or cancelled: its state is unknown
+        if not call.outcome.done():
+            result = _result(answer, (_now() - started) * 1000)
+            call.outcome.set_result(replace(result, waited_ms=(started - call.queued_at) * 1000))
+        if not self._closed:
+            self._apply(self.scheduler.finished(worker, _now(), alive))
 
-    def retire(self) -> None:
-        for pool in set(self._pools.values()):
-            pool.retire()
+    def _fail(self, job: scheduler.Job, reason: str) -> None:
+        call: _Call = job.payload
+        if not call.outcome.done():
+            answer = _failed(f"no handler process: {reason}", ipc.NO_WORKER, reason)
+            call.outcome.set_result(_result(answer, 0.0))
+            call.never_ran = True
+            call.started.set()
 
-    def close(self) -> None:
-        for pool in set(self._pools.values()):
-            pool.close()
+    async def _reclaim(self) -> None:
+        while True:
+            await asyncio.sleep(RECLAIM_EVERY_SECONDS)
+            self._apply(self.scheduler.reclaim(_now()))
 
-    @property
-    def workers(self) -> int:
-        return sum(pool.size for pool in set(self._pools.values()))
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _throttled(waited: float, state: scheduler.Scheduler) -> Result:
+    message = (
+        f"no free handler process for {waited:.0f} s "
+        f"(--max-workers {state.max_workers}, {state.queued()} invocations queued)"
+    )
+    return _result(_failed(message, ipc.THROTTLED, message), waited * 1000)
 
 
 def _failed(error: str, kind: str, message: str) -> dict[str, Any]:
     """A worker's answer for an invocation that the gateway, not the handler, ended."""
     return {"error": error, "failure": {"kind": kind, "message": message}}
+
+
+def _result(answer: dict[str, Any], duration_ms: float) -> Result:
+    failure = answer.get("failure")
+    return Result(
+        answer.get("response"),
+        answer.get("error"),
+        duration_ms,
+        None if failure is None else _failure(failure),
+        answer.get("log"),
+    )
 
 
 def _failure(document: dict[str, Any]) -> Failure:
@@ -476,14 +417,168 @@ def _failure(document: dict[str, Any]) -> Failure:
     )
 
 
+def worker_spec(launch: Launch, source: project.Project, function: project.Function) -> WorkerSpec:
+    """How to start a handler process of `function`: its folder, its whole environment, and
+    what the worker needs to know to import and configure the app."""
+    env = environment.handler_environment(
+        function.lambda_name,
+        function.memory_mb,
+        {**function.environment, **dict(launch.overrides)},
+        source.root,
+        launch.region,
+        launch.endpoints,
+        launch.credentials,
+    )
+    init = {
+        "project_dir": str(source.root),
+        "stage": source.stage,
+        "api_stage": source.api_stage,
+        "domain_name": launch.domain_name,
+        "allowed_hosts": list(launch.allowed_hosts),
+    }
+    return WorkerSpec(source.root, env, init)
+
+
+class Generation:
+    """One version of the app: its project settings and the pools that run its functions."""
+
+    def __init__(self, number: int, source: project.Project, launch: Launch, pool: Workers) -> None:
+        self.number = number
+        self.project = source
+        self.description: dict[str, Any] = {}
+        self._launch = launch
+        self._workers = pool
+        self._pools: set[str] = set()
+        self._round = 0
+
+    def _spec(self, function: project.Function) -> WorkerSpec:
+        return worker_spec(self._launch, self.project, function)
+
+    def _pool_name(self, function_name: str) -> tuple[int, int, str]:
+        return (self.number, self._round, function_name)
+
+    def _add_pools(self, source: project.Project, warm: int) -> asyncio.Future[dict[str, Any]]:
+        """A pool for every function; the future describes the app (from the messages' pool)."""
+        self.project = source
+        first: asyncio.Future[dict[str, Any]] | None = None
+        for name, function in {**source.functions, **source.pure_functions}.items():
+            primary = name == project.WEBSOCKET_MESSAGE
+            future = self._workers.add_pool(
+                self._pool_name(name), self._spec(function), warm if primary else 0
+            )
+            self._pools.add(name)
+            if primary:
+                first = future
+        assert first is not None, "every project has the message function"
+        return first
+
+    @property
+    def websocket_routes(self) -> dict[str, str]:
+        """Route key to handler name, e.g. {"$connect": "connect", "$default": "message"}."""
+        return self.description.get("websocket", {})
+
+    @property
+    def rest_routes(self) -> list[str]:
+        return self.description.get("routes", [])
+
+    @property
+    def functions_in_use(self) -> set[str]:
+        """The functions `chalice deploy` would make for this app: those with a route, and
+        the pure ones (config.json may set up others, which are never run)."""
+        used = {self.project.function_for_route(route).name for route in self.websocket_routes}
+        if self.rest_routes:
+            used.add(project.API_HANDLER)
+        return used | set(self.project.pure_functions)
+
+    async def start(self) -> None:
+        """Import the app in a first worker (WorkerFailed if it cannot), warm the others,
+        and set up the pure functions that the imported app has."""
+        warm = max(1, self._launch.warm_workers)
+        description = await self._add_pools(self.project, warm)
+        described = self.project.with_pure_functions(description.get("pure_functions", ()))
+        if _environments(described) != _environments(self.project):
+            # A merge template Ref to a pure function changed an environment: the
+            # workers started so far have the old one.
+            self.retire()
+            self._round += 1
+            self._pools.clear()
+            description = await self._add_pools(described, warm)
+        else:
+            self.project = described
+            for name, function in described.pure_functions.items():
+                self._workers.add_pool(self._pool_name(name), self._spec(function), 0)
+                self._pools.add(name)
+        self.description = description
+        # Every client connects, and Ctrl-C disconnects them all at once: one process
+        # each for the app's $connect and $disconnect is kept ready too.
+        if self._launch.warm_workers:
+            for route in (routing.CONNECT, routing.DISCONNECT):
+                if route in self.websocket_routes:
+                    name = self.project.function_for_route(route).name
+                    self._workers.keep_warm(self._pool_name(name), 1)
+
+    async def invoke(
+        self,
+        function: project.Function,
+        request: dict[str, Any],
+        key: str,
+        integration_timeout: float | None = None,
+        bounded_wait: bool = True,
+    ) -> Result:
+        """Run one invocation on a worker of the function's pool, within its timeout.
+
+        `key` is whose turn it is (the fairness key: a connection id). With
+        `integration_timeout`, the answer is a timeout after that many seconds of
+        running, while the function runs on, as API Gateway gives up on Lambda.
+        The wait for a free worker is bounded by `--queue-timeout`, unless not
+        `bounded_wait` (an Event invocation, which Lambda's own queue keeps).
+        """
+        request["context"] = {
+            **request.get("context", {}),
+            "function_name": function.lambda_name,
+            "memory_mb": function.memory_mb,
+            "timeout_ms": function.timeout_s * 1000,
+        }
+        waited = self._launch.queue_timeout if bounded_wait else None
+        call, refused = await self._workers.run(
+            self._pool_name(function.name), key, request, function.timeout_s, waited
+        )
+        if refused is not None:
+            if refused.failure is not None and refused.failure.kind == ipc.THROTTLED:
+                log.warning("%s: %s", function.lambda_name, refused.error)
+            return refused
+        if integration_timeout is None:
+            return await call.outcome
+        try:
+            return await asyncio.wait_for(asyncio.shield(call.outcome), integration_timeout)
+        except TimeoutError:
+            return Result(
+                error="Endpoint request timed out", duration_ms=integration_timeout * 1000
+            )
+
+    def retire(self) -> None:
+        for name in self._pools:
+            self._workers.retire(self._pool_name(name))
+
+
+def _environments(source: project.Project) -> dict[str, dict[str, str]]:
+    return {name: function.environment for name, function in source.functions.items()}
+
+
 class Runtime:
-    """The generation that takes new invocations, and retired ones still finishing theirs."""
+    """The generation that takes new invocations, and the workers every generation shares."""
 
     def __init__(self, launch: Launch) -> None:
         self.launch = launch
         self._current: Generation | None = None
-        self._retired: list[Generation] = []
         self._count = 0
+        self._workers: Workers | None = None
+
+    @property
+    def workers(self) -> Workers:
+        if self._workers is None:  # made in the event loop, which its futures need
+            self._workers = Workers(self.launch.max_workers)
+        return self._workers
 
     @property
     def current(self) -> Generation:
@@ -495,19 +590,17 @@ class Runtime:
         """Start a generation for `source` and switch to it once the app imported;
         WorkerFailed (and the previous generation still serving) if it cannot."""
         self._count += 1
-        generation = Generation(self._count, source, self.launch)
+        generation = Generation(self._count, source, self.launch, self.workers)
         try:
             await generation.start()
         except BaseException:
-            generation.close()
+            generation.retire()
             raise
         previous, self._current = self._current, generation
         if previous is not None:
             previous.retire()
-            self._retired.append(previous)
-        self._retired = [old for old in self._retired if old.workers]
         return generation
 
     def close(self) -> None:
-        for generation in [*self._retired, *([self._current] if self._current else [])]:
-            generation.close()
+        if self._workers is not None:
+            self._workers.close()

@@ -23,6 +23,8 @@ os.environ.update(
     AWS_CONFIG_FILE=os.devnull,
     AWS_SHARED_CREDENTIALS_FILE=os.devnull,
     AWS_EC2_METADATA_DISABLED="true",
+    # Gateways started by the tests inherit it; their handlers must not see it (as on Lambda).
+    ONLY_IN_THE_SHELL="set in the environment of the tests",
 )
 
 from localgateway import netguard  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import measure
-from bench.__main__ import END, START, write
+from bench.__main__ import write
 from bench.report import read_json
 
 
@@ -31,7 +31,8 @@ def test_modelled_latency_shows_in_a_sequential_broadcast() -> None:
 
 def test_the_report_keeps_the_analysis_and_replaces_the_results(tmp_path: Path) -> None:
     page = tmp_path / "benchmarks.md"
-    page.write_text(f"# Title\n\nAnalysis above.\n\n{START}\nold numbers\n{END}\n\nBelow.\n")
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    page.write_text(f"# Title\n\nAnalysis above.\n\n{start}\nold numbers\n{end}\n\nBelow.\n")
     results = [
         measure.Result(system, 10, 20, 3, p50, p50, p50, 0, 1.0, 5.0, 2.0, [p50] * 3)
         for system, p50 in ((measure.CHAT, 0.05), (measure.SEQUENTIAL, 0.5), (measure.FLOOR, 0.01))

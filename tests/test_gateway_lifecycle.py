@@ -6,6 +6,7 @@ probe app where it edits files) and stops it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -18,9 +19,9 @@ from typing import Any
 import boto3
 import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import APPS, start_gateway
+from tests.conftest import APPS, ROOT, RunningGateway, start_gateway
 
 
 @pytest.fixture
@@ -143,23 +144,28 @@ def test_clear_errors_for_a_missing_app_a_broken_app_and_a_port_in_use(
     assert f"port {port} on 127.0.0.1 is in use" in busy.log()
 
 
-def test_ctrl_c_closes_connections_runs_disconnect_and_stops_every_process(
+def test_ctrl_c_closes_every_socket_runs_every_disconnect_and_exits_within_3_s(
     tmp_path: Path,
 ) -> None:
     gateway = start_gateway(tmp_path, APPS / "probe")
-    with gateway.connect() as ws:
-        ws.send("return hi")
-        assert ws.recv(timeout=10) == "hi"
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(gateway.connect()) for _ in range(20)]
+        for ws in sockets:
+            ws.send("return hi")
+        assert [ws.recv(timeout=20) for ws in sockets] == ["hi"] * 20
         workers = gateway.children()
         assert workers
         gateway.process.send_signal(signal.SIGINT)
-        with pytest.raises(ConnectionClosed) as info:
-            ws.recv(timeout=10)
-        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        signalled = time.monotonic()
+        for ws in sockets:
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=10)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1001
         assert gateway.process.wait(15) == 0
+        assert time.monotonic() - signalled < 3
     log = gateway.log()
-    assert "DISCONNECT $disconnect" in log and "gateway stopped" in log, log
-    assert "Traceback" not in log, log
+    assert log.count("close 1001 Going away: gateway stopped)") == 20, log
+    assert "Traceback" not in log and "did not finish" not in log, log
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), pid
 
@@ -229,6 +235,101 @@ def test_an_existing_dynamodb_gets_the_tables_and_the_data(tmp_path: Path) -> No
             gateway.stop()
     finally:
         server.stop()
+
+
+def test_a_restart_keeps_the_chats_history_unless_started_fresh(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    def chat(*flags: str) -> RunningGateway:
+        return start_gateway(tmp_path / f"run{len(list(tmp_path.iterdir()))}", ROOT, *flags)
+
+    def history(gateway: RunningGateway) -> list[str]:
+        with gateway.connect("?room=kept") as ws:
+            ws.send(json.dumps({"action": "join", "room": "kept"}))
+            while (frame := json.loads(ws.recv(timeout=20)))["type"] != "joined":
+                pass
+        return [message["text"] for message in frame["history"]]
+
+    first = chat("--no-autoreload", "--state-dir", str(state))
+    try:
+        with first.connect("?room=kept") as ws:
+            for text in ("one", "two", "three"):
+                ws.send(json.dumps({"action": "sendmessage", "data": text}))
+                while json.loads(ws.recv(timeout=20)).get("text") != text:
+                    pass
+    finally:
+        first.stop()
+    assert "saved the tables" in first.log()
+    second = chat("--no-autoreload", "--state-dir", str(state))
+    try:
+        assert "items restored" in second.log()
+        assert history(second) == ["one", "two", "three"]
+    finally:
+        second.stop()
+    fresh = chat("--no-autoreload", "--state-dir", str(state), "--fresh")
+    try:
+        assert history(fresh) == []
+    finally:
+        fresh.stop()
+
+
+def test_the_chalice_tutorial_layout_finds_resources_json_at_the_project_root(
+    tmp_path: Path,
+) -> None:
+    gateway = start_gateway(tmp_path / "dev", APPS / "tutorial", "--no-autoreload")
+    try:
+        assert gateway.endpoints["tables"] == {"Table": "tutorial-dev-Table"}
+        with gateway.connect() as ws:
+            ws.send("first")
+            assert ws.recv(timeout=20) == "stored 1"
+            ws.send("second")
+            assert ws.recv(timeout=20) == "stored 2"
+        assert "warning" not in gateway.log()
+    finally:
+        gateway.stop()
+
+
+def test_a_variable_naming_a_missing_table_is_in_the_banner_and_the_log(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path, APPS / "tutorial", "--no-autoreload", "--stage", "typo")
+    try:
+        banner = gateway.log()
+        warning = "AUDIT_TABLE='tutorial-audit' names no table"
+        assert f"  warning       websocket_message: {warning}" in banner
+        assert f"warning: websocket_message: {warning}" in banner
+    finally:
+        gateway.stop()
+
+
+def test_listening_beyond_loopback_says_what_it_exposes(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path, APPS / "probe", "--no-autoreload", "--host", "0.0.0.0")
+    try:
+        log = gateway.log()
+        assert "--host 0.0.0.0 listens beyond this machine" in log
+        assert "@connections and Lambda's Invoke need a signature" in log
+    finally:
+        gateway.stop()
+
+
+def test_an_invocation_that_waits_too_long_for_a_worker_is_refused_and_logged(
+    tmp_path: Path,
+) -> None:
+    gateway = start_gateway(
+        tmp_path, APPS / "probe", "--no-autoreload", "--max-workers", "1", "--queue-timeout", "1"
+    )
+    try:
+        with gateway.connect() as busy:
+            busy.send("sleep 2.5")  # holds the only process (the timeout is 3 s)
+            time.sleep(0.5)
+            started = time.monotonic()
+            with pytest.raises(InvalidStatus) as info:
+                gateway.connect()  # its $connect waits for a process, then gives up
+            assert info.value.response.status_code == 500
+            assert 1 <= time.monotonic() - started < 3.5
+            assert busy.recv(timeout=20) == "slept 2.5"
+        log = gateway.log()
+        assert "no free handler process for 1 s (--max-workers 1" in log, log
+    finally:
+        gateway.stop()
 
 
 def test_the_page_is_served_from_static(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -418,27 +419,71 @@ ENDPOINTS = environment.Endpoints(
 )
 
 
-def test_handler_environments_point_every_client_at_this_machine() -> None:
-    base = {"PATH": "/bin", "AWS_PROFILE": "work", "AWS_ENDPOINT_URL_S3": "https://s3", "X": "1"}
+def test_handler_environments_hold_lambdas_variables_and_nothing_from_the_shell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ONLY_IN_MY_SHELL", "1")
+    monkeypatch.setenv("AWS_PROFILE", "work")
     env = environment.handler_environment(
-        base, {"TABLE": "t", "AWS_REGION": "eu-west-9"}, ENDPOINTS
+        "app-dev-message",
+        1769,
+        {"TABLE": "t", "AWS_REGION": "eu-west-9"},
+        ROOT,
+        "eu-west-1",
+        ENDPOINTS,
     )
-    assert env["PATH"] == "/bin" and env["TABLE"] == "t" and env["X"] == "1"
-    assert "AWS_PROFILE" not in env and "AWS_ENDPOINT_URL_S3" not in env
-    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert "ONLY_IN_MY_SHELL" not in env and "AWS_PROFILE" not in env and "HOME" not in env
+    assert env["TABLE"] == "t"
+    # Lambda's own variables, which win over the function's.
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "app-dev-message"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "1769"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/app-dev-message"
+    assert env["AWS_EXECUTION_ENV"].startswith("AWS_Lambda_python3.")
+    assert env["LAMBDA_TASK_ROOT"] == str(ROOT) and env["TZ"] == ":UTC"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    # Every client pointed at this machine, with the fake credentials.
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:2"
     assert env["AWS_ENDPOINT_URL_LAMBDA"] == "http://127.0.0.1:3"  # boto3.client("lambda")
-    assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_CA_BUNDLE"] == "b"
-    assert "127.0.0.1" in env["NO_PROXY"].split(",")
+    assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_SESSION_TOKEN"] == "testing"
+    assert env["AWS_CONFIG_FILE"] == os.devnull and env["AWS_CA_BUNDLE"] == "b"
 
 
-def test_an_off_machine_dynamodb_keeps_the_developers_credentials() -> None:
-    base = {"AWS_PROFILE": "work", "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "https://x"}
-    env = environment.handler_environment(base, {}, ENDPOINTS, keep_credentials=True)
-    assert env["AWS_PROFILE"] == "work" and "AWS_ACCESS_KEY_ID" not in env
-    assert env["AWS_REGION"] == "eu-west-1"
+def test_an_off_machine_dynamodb_gets_the_developers_resolved_credentials() -> None:
+    mine = environment.Credentials("AKIAREAL", "secret")
+    env = environment.handler_environment("f", 128, {}, ROOT, "eu-west-1", ENDPOINTS, mine)
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("AKIAREAL", "secret")
+    assert "AWS_SESSION_TOKEN" not in env
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+
+
+def test_every_function_gets_its_own_environment_as_chalice_deploys_it() -> None:
+    launch = workers.Launch("us-east-1", ENDPOINTS, "127.0.0.1:1")
+    chat = project.load(ROOT, "dev").with_pure_functions(["fanout"])
+    specs = {
+        name: workers.worker_spec(launch, chat, function).env
+        for name, function in {**chat.functions, **chat.pure_functions}.items()
+    }
+    names = {name: env["AWS_LAMBDA_FUNCTION_NAME"] for name, env in specs.items()}
+    assert names == {
+        "websocket_connect": "chalice-chat-dev-websocket_connect",
+        "websocket_message": "chalice-chat-dev-websocket_message",
+        "websocket_disconnect": "chalice-chat-dev-websocket_disconnect",
+        "api_handler": "chalice-chat-dev",
+        "fanout": "chalice-chat-dev-fanout",
+    }
+    assert specs["websocket_message"]["TABLE_NAME"] == "chalice-chat-dev-ChatTable"
+    assert specs["websocket_message"]["FANOUT_FUNCTION"] == "chalice-chat-dev-fanout"
+
+
+def test_only_the_functions_in_use_are_checked_for_their_tables() -> None:
+    chat = project.load(ROOT, "dev")
+    in_use = {project.WEBSOCKET_CONNECT, project.WEBSOCKET_MESSAGE}
+    assert chat.table_variables(in_use) == [
+        ("websocket_connect", "TABLE_NAME", "chalice-chat-dev-ChatTable"),
+        ("websocket_message", "TABLE_NAME", "chalice-chat-dev-ChatTable"),
+    ]
 
 
 def test_ipc_lines_round_trip_and_decimals_become_floats_as_in_lambda() -> None:
@@ -449,83 +494,6 @@ def test_ipc_lines_round_trip_and_decimals_become_floats_as_in_lambda() -> None:
     assert ipc.decode(line) == {"body": "two\nlines", "n": 1.5, "m": 2.0}
     with pytest.raises(TypeError):
         ipc.encode({"x": object()})
-
-
-def test_functions_with_one_environment_share_the_warm_pool() -> None:
-    """The chat's websocket functions share a pool; its REST handler (other TABLE_NAME) not."""
-    launch = workers.Launch({}, ENDPOINTS, "127.0.0.1:1", warm_workers=2)
-    generation = workers.Generation(1, project.load(ROOT, "dev"), launch)
-    message = generation.pool_for(project.WEBSOCKET_MESSAGE)
-    assert generation.pool_for(project.WEBSOCKET_CONNECT) is message
-    assert generation.pool_for(project.WEBSOCKET_DISCONNECT) is message
-    assert generation.pool_for(project.API_HANDLER) is not message
-    assert (message.keep_warm, generation.pool_for(project.API_HANDLER).keep_warm) == (2, 0)
-    assert message.spec.env["TABLE_NAME"] == "chalice-chat-dev-ChatTable"
-
-
-class StubWorker:
-    """What a Pool needs of a worker: whether it lives, and a way to stop it."""
-
-    def __init__(self) -> None:
-        self.alive = True
-        self.idle_since = 0.0
-
-    def kill(self) -> None:
-        self.alive = False
-
-
-def test_pure_functions_share_the_pool_of_an_identical_environment() -> None:
-    """The probe's `notify` and `fail` have the environment of its $connect; `echo` has its own."""
-    launch = workers.Launch({}, ENDPOINTS, "127.0.0.1:1", warm_workers=2)
-    probe = project.load(APPS / "probe", "dev").with_pure_functions(["echo", "fail", "notify"])
-    generation = workers.Generation(1, probe, launch)
-    connect = generation.pool_for(project.WEBSOCKET_CONNECT)
-    assert generation.pool_for("notify") is generation.pool_for("fail") is connect
-    echo = generation.pool_for("echo")
-    assert echo not in (connect, generation.pool_for(project.WEBSOCKET_MESSAGE))
-    assert (echo.keep_warm, echo.spec.env["ONLY_ECHO"]) == (0, "yes")
-    assert echo.spec.env["AWS_ENDPOINT_URL_LAMBDA"] == "http://127.0.0.1:3"
-
-
-def test_a_pool_reuses_the_newest_idle_worker_and_reclaims_the_oldest(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import asyncio
-
-    monkeypatch.setattr(workers, "IDLE_WORKER_SECONDS", 0.05)
-
-    async def scenario() -> None:
-        pool = workers.Pool(workers.WorkerSpec(ROOT, {}, {}), max_workers=4, keep_warm=1)
-        old, middle, new = StubWorker(), StubWorker(), StubWorker()
-        for worker in (old, middle, new):
-            pool.release(worker)
-        assert await pool.acquire() is new
-        pool.release(new)
-        await asyncio.sleep(0.2)
-        assert (old.alive, middle.alive, new.alive) == (False, False, True)
-        assert pool.size == 1
-
-    asyncio.run(scenario())
-
-
-def test_a_busy_pool_hands_a_released_worker_to_the_first_waiter() -> None:
-    import asyncio
-
-    async def scenario() -> None:
-        pool = workers.Pool(workers.WorkerSpec(ROOT, {}, {}), max_workers=1, keep_warm=1)
-        only = StubWorker()
-        pool.release(only)
-        assert await pool.acquire() is only
-        waiting = asyncio.ensure_future(pool.acquire())  # at the maximum: no spawn, it waits
-        await asyncio.sleep(0)
-        assert not waiting.done()
-        pool.release(only)
-        assert await waiting is only
-        pool.retire()  # a retired pool stops workers once they are free
-        pool.release(only)
-        assert not only.alive and pool.size == 0
-
-    asyncio.run(scenario())
 
 
 # Lambda's Invoke API -------------------------------------------------------------------

@@ -5,7 +5,7 @@ Unlike the chat it reaches DynamoDB through a plain module-level
 make it local), records every connect and disconnect event in its own table
 (declared in its merge template), has REST routes, and answers text commands
 that make each gateway behaviour observable: `echo TEXT`, `return TEXT`,
-`fail`, `sleep SECONDS`, `env`, `event`, `info`, `close`, `send ID TEXT`, `exit`,
+`fail`, `sleep SECONDS`, `env`, `getenv NAME`, `event`, `info`, `close`, `send ID TEXT`, `exit`,
 `sts`, `outside`, `notify TEXT`.
 
 Its pure functions, invoked through the gateway's Lambda Invoke API: `echo`
@@ -85,6 +85,8 @@ def message(event):
         reply = f"slept {argument}"
     elif command == "env":
         reply = json.dumps(environment())
+    elif command == "getenv":
+        reply = json.dumps(os.environ.get(argument))
     elif command == "event":
         reply = json.dumps(event.to_dict())
     elif command == "info":
