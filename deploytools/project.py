@@ -67,6 +67,9 @@ class Stage:
         """The unqualified ARN, as CloudFormation's `Fn::GetAtt Function.Arn` gives it."""
         return f"arn:{partition}:lambda:{region}:{account}:function:{self.function_name(handler)}"
 
+    def table_arn(self, *, partition: str, region: str, account: str) -> str:
+        return f"arn:{partition}:dynamodb:{region}:{account}:table/{self.table_name}"
+
     def log_group(self, handler: str) -> str:
         return f"/aws/lambda/{self.function_name(handler)}"
 
@@ -141,21 +144,19 @@ def deployed_websocket_api(stage: Stage) -> WebsocketApi | None:
 
 
 def policy_values(
-    stage: Stage,
-    *,
-    partition: str,
-    region: str,
-    account: str,
-    table_arn: str,
-    api_id: str | None,
+    stage: Stage, *, partition: str, region: str, account: str, api_id: str | None
 ) -> dict[str, str]:
-    """What each name in the policy stands for once `chalice deploy` has made it."""
+    """What each name in the policy stands for once `chalice deploy` has made it.
+
+    Region, account and API id may be `policy.UNKNOWN` (the committed policy
+    files); without an API id the @connections statement is left out.
+    """
     table_id, _ = chat_table(merge_template(stage))
     values = {
         "AWS::Partition": partition,
         "AWS::Region": region,
         "AWS::AccountId": account,
-        f"{table_id}.Arn": table_arn,
+        f"{table_id}.Arn": stage.table_arn(partition=partition, region=region, account=account),
     }
     for handler in HANDLERS:
         values[f"{to_cfn_resource_name(handler)}.Arn"] = stage.function_arn(
