@@ -12,10 +12,11 @@ from deploytools import deploy, packaging, policy, policyfiles
 from deploytools.project import ROOT, DeployError
 
 COMMANDS = {
-    "deploy": "create the table if missing, then chalice deploy; print the URLs",
+    "deploy": "create the table if missing, chalice deploy, throttling; print the URLs",
     "destroy": "chalice delete and the log groups; the table only with --delete-table",
     "package": "chalice package with the merge template: a CloudFormation/SAM template",
     "create-table": "only the stage's table (on-demand, TTL on), for a bare chalice deploy",
+    "throttle": "only the stage's route throttling, after a bare chalice deploy",
     "policy-files": "write .chalice/policy-STAGE.json from resources.json (--check: compare)",
 }
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             deploy.destroy(args.stage, delete_table=args.delete_table)
         elif args.command == "create-table":
             deploy.create_table(args.stage)
+        elif args.command == "throttle":
+            deploy.throttle(args.stage)
         elif args.command == "policy-files":
             return _policy_files(check=args.check)
         else:

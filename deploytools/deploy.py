@@ -1,4 +1,4 @@
-"""`make deploy` and `make destroy`: the table, `chalice deploy`/`delete`, the narrowed policy.
+"""`make deploy` and `make destroy`: the table, `chalice deploy`/`delete`, throttling.
 
 `chalice deploy` creates roles, functions, log groups and the websocket API but
 no table, and with `autogen_policy: false` it attaches the stage's policy file
@@ -9,7 +9,8 @@ policy file narrowed to this partition, account, region and API, and puts the
 committed file back. The API id exists only after the first deploy: that
 deploy goes out without the @connections statement, and a second one (seconds
 later, before anybody has the URL) adds it scoped to the new API. Later deploys
-run once.
+run once. Last, the stage gets the merge template's default route throttling,
+which `chalice deploy` knows nothing about.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from deploytools.project import (
     load_stage,
     merge_template,
     policy_values,
+    route_throttling,
 )
 from deploytools.runner import ChaliceRunner, run_chalice
 from localgateway import tables
@@ -122,6 +124,23 @@ def create_table(
     _ensure_table(stage, session, say)
 
 
+def throttle(
+    stage_name: str,
+    *,
+    project: Path = ROOT,
+    session: boto3.session.Session | None = None,
+    say: Say = print,
+) -> None:
+    """The last step of `make deploy`, on its own for a stage a bare `chalice deploy` made."""
+    stage = load_stage(stage_name, project)
+    api = deployed_websocket_api(stage)
+    if api is None:
+        raise DeployError(f"no websocket API recorded in {stage.deployed_path}: deploy first")
+    session = session or boto3.session.Session()
+    aws_account(session)
+    _set_throttling(stage, session, api, say)
+
+
 def deploy(
     stage_name: str,
     *,
@@ -157,6 +176,7 @@ def deploy(
     else:
         raise DeployError("the websocket API id changed on every deploy; run make deploy again")
 
+    _set_throttling(stage, session, deployed, say)
     return _report(stage, deployed, say)
 
 
@@ -164,6 +184,21 @@ def _ensure_table(stage: Stage, session: boto3.session.Session, say: Say) -> Non
     _, properties = chat_table(merge_template(stage))
     created = tables.ensure_table(session.client("dynamodb"), properties, stage.table_name)
     say(f"Table {stage.table_name}: {'created' if created else 'already there'}, active, TTL on")
+
+
+def _set_throttling(
+    stage: Stage, session: boto3.session.Session, api: WebsocketApi, say: Say
+) -> None:
+    """Give the stage the merge template's default route throttling (UpdateStage)."""
+    throttling = route_throttling(merge_template(stage))
+    session.client("apigatewayv2").update_stage(
+        ApiId=api.api_id, StageName=stage.api_gateway_stage, DefaultRouteSettings=throttling
+    )
+    say(
+        f"Stage {stage.api_gateway_stage}: each route throttled to "
+        f"{throttling['ThrottlingRateLimit']} requests a second, "
+        f"bursts of {throttling['ThrottlingBurstLimit']}"
+    )
 
 
 def _report(stage: Stage, api: WebsocketApi, say: Say) -> Deployment:

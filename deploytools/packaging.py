@@ -3,11 +3,11 @@
 A thin wrapper: it runs exactly what a Chalice user types in the project,
 `chalice package --stage STAGE --merge-template .chalice/resources.json OUT`,
 then checks and lists the deployment package. The merge template adds the
-table and `ChatFunctionsPolicy`, and wires TABLE_NAME to the table. With
-`autogen_policy: false` Chalice puts the stage's committed policy file inline
-in every role; the merge template's `"Policies": []` on each role replaces
-that, so the stack holds one grant set: `ChatFunctionsPolicy`, scoped by
-CloudFormation references.
+table, the throttling of the websocket stage and `ChatFunctionsPolicy`, and
+wires TABLE_NAME to the table. With `autogen_policy: false` Chalice puts the
+stage's committed policy file inline in every role; the merge template's
+`"Policies": []` on each role replaces that, so the stack holds one grant set:
+`ChatFunctionsPolicy`, scoped by CloudFormation references.
 """
 
 from __future__ import annotations

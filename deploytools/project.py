@@ -27,8 +27,12 @@ FANOUT = "fanout"
 # values all follow from this one list (tests check it against Chalice's own view).
 HANDLERS = ("websocket_connect", "websocket_message", "websocket_disconnect", FANOUT)
 
-# The logical id `chalice package` gives the websocket API.
+# The logical ids `chalice package` gives the websocket API and its stage.
 WEBSOCKET_API = "WebsocketAPI"
+WEBSOCKET_STAGE = "WebsocketAPIStage"
+
+# The stage's default route throttling, as the merge template sets it on WEBSOCKET_STAGE.
+THROTTLING = ("ThrottlingRateLimit", "ThrottlingBurstLimit")
 
 
 class DeployError(Exception):
@@ -141,6 +145,23 @@ def deployed_websocket_api(stage: Stage) -> WebsocketApi | None:
         if resource.get("resource_type") == "websocket_api":
             return WebsocketApi(resource["websocket_api_id"], resource["websocket_api_url"])
     return None
+
+
+def route_throttling(template: dict[str, Any]) -> dict[str, float | int]:
+    """The stage's default route throttling (rate and burst) from the merge template.
+
+    The packaged stack sets it through the template; `make deploy` sets the
+    same values on the stage `chalice deploy` made.
+    """
+    stage = template.get("Resources", {}).get(WEBSOCKET_STAGE, {})
+    settings = stage.get("Properties", {}).get("DefaultRouteSettings", {})
+    missing = [name for name in THROTTLING if name not in settings]
+    if missing:
+        raise DeployError(
+            f"resources.json sets no {', '.join(missing)} in {WEBSOCKET_STAGE}'s "
+            "DefaultRouteSettings: the stage would be limited only by the account"
+        )
+    return {name: settings[name] for name in THROTTLING}
 
 
 def policy_values(

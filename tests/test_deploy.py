@@ -2,9 +2,11 @@
 
 The real `chalice deploy` and `chalice delete` run in a subprocess against
 moto's server on loopback, with the network guard installed there too. Moto
-has no API Gateway CreateDeployment, so that one call is stubbed in the
-subprocess; everything else (IAM roles and their policies, Lambda functions,
-log groups, the websocket API, the table) is created, read back and deleted.
+5.1 has neither API Gateway v2's CreateDeployment nor its UpdateStage:
+CreateDeployment is stubbed in the Chalice subprocess, and UpdateStage (the
+throttling) is added to the moto server for these tests. Everything else (IAM
+roles and their policies, Lambda functions, log groups, the websocket API and
+its stage, the table) is created, read back and deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -26,10 +29,11 @@ from chalice.cli.factory import CLIFactory
 from chalice.deploy import models
 from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
 from moto import mock_aws
+from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.server import ThreadedMotoServer
 
 from deploytools import deploy, policyfiles
-from deploytools.project import FANOUT, HANDLERS, DeployError, load_stage
+from deploytools.project import FANOUT, HANDLERS, DeployError, load_stage, route_throttling
 from deploytools.runner import ChaliceRunner, run_chalice
 from tests.conftest import ROOT
 
@@ -65,6 +69,9 @@ _DEPLOYTOOLS_MAIN = """
 from deploytools.__main__ import main
 sys.exit(main())
 """
+
+# Rates and bursts as resources.json sets them on the websocket stage (docs/deploy.md).
+THROTTLING = {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}
 
 
 def run_guarded(
@@ -212,8 +219,21 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _update_stage(self: ApiGatewayV2Response) -> tuple[int, dict[str, str], str]:
+    """API Gateway v2's UpdateStage, which moto 5.1 lacks: DefaultRouteSettings only."""
+    _, _, _, api_id, _, stage_name = self.path.split("/")  # /v2/apis/{apiId}/stages/{stageName}
+    stage = self.apigatewayv2_backend.get_stage(api_id, unquote(stage_name))
+    stage.default_route_settings.update(json.loads(self.body).get("defaultRouteSettings", {}))
+    return 200, {}, json.dumps(stage.to_json())
+
+
 @pytest.fixture
-def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def moto_update_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ApiGatewayV2Response, "update_stage", _update_stage, raising=False)
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch, moto_update_stage: None) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -273,6 +293,10 @@ def test_first_deploy_creates_the_table_and_scopes_the_policy_to_the_new_api(
     assert any(url in line for line in printed)
     assert any(f"?ws={url}" in line for line in printed)
 
+    stage = session.client("apigatewayv2").get_stage(ApiId=api_id, StageName="api")
+    assert {key: stage["DefaultRouteSettings"].get(key) for key in THROTTLING} == THROTTLING
+    assert any("throttled to 50 requests a second, bursts of 100" in line for line in printed)
+
     iam = session.client("iam")
     lambda_ = session.client("lambda")
     logs = session.client("logs")
@@ -331,8 +355,10 @@ def test_redeploy_runs_once_and_destroy_keeps_the_table_unless_asked(
     assert dynamodb.list_tables()["TableNames"] == []
 
 
-def test_an_api_recreated_with_a_new_id_gets_the_policy_rescoped(project: Path) -> None:
-    """deployed/dev.json names API `old`, but `chalice deploy` makes `new` (deleted by hand)."""
+def test_an_api_recreated_with_a_new_id_gets_the_policy_rescoped(
+    project: Path, moto_update_stage: None
+) -> None:
+    """deployed/dev.json names API `old`, but `chalice deploy` makes a new one (deleted by hand)."""
     deployed = project / ".chalice" / "deployed" / "dev.json"
     deployed.parent.mkdir()
     policies: list[dict[str, Any]] = []
@@ -347,23 +373,30 @@ def test_an_api_recreated_with_a_new_id_gets_the_policy_rescoped(project: Path) 
         project: Path, args: Sequence[str], env: Mapping[str, str] | None = None
     ) -> None:
         policies.append(json.loads((project / ".chalice" / "policy-dev.json").read_text()))
-        record("new")
+        if not created:
+            apis = boto3.client("apigatewayv2")
+            api = apis.create_api(Name="chalice-chat", ProtocolType="WEBSOCKET")
+            apis.create_stage(ApiId=api["ApiId"], StageName="api")
+            created.append(api["ApiId"])
+        record(created[0])
 
+    created: list[str] = []
     record("old")
     with mock_aws():
         result = deploy.deploy("dev", project=project, chalice=fake_chalice, say=[].append)
 
+    (new,) = created
     assert [p["Statement"] for p in policies] == [
         expected_statements("old"),
-        expected_statements("new"),
+        expected_statements(new),
     ]
-    assert result.websocket_url == f"wss://new.execute-api.{REGION}.amazonaws.com/api"
+    assert result.websocket_url == f"wss://{new}.execute-api.{REGION}.amazonaws.com/api"
 
 
 def test_bare_chalice_deploy_works_in_a_fresh_clone_once_the_table_exists(
     tmp_path: Path, moto_server: str
 ) -> None:
-    """The Chalice way: create-table, then `chalice deploy`.
+    """The Chalice way, as the README gives it: create-table, `chalice deploy`, throttle.
 
     No `make deploy` runs first: the roles get the committed policy file as it
     is, and the clone is left as git checked it out.
@@ -391,6 +424,15 @@ def test_bare_chalice_deploy_works_in_a_fresh_clone_once_the_table_exists(
         "TimeToLiveDescription"
     ] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
+    apis = session.client("apigatewayv2")
+    (api,) = apis.get_apis()["Items"]
+    settings = apis.get_stage(ApiId=api["ApiId"], StageName="api")["DefaultRouteSettings"]
+    assert "ThrottlingRateLimit" not in settings  # chalice deploy sets none
+    throttled = run_guarded(clone, _DEPLOYTOOLS_MAIN, ["throttle", "--stage", "dev"])
+    assert throttled.returncode == 0, throttled.stderr
+    settings = apis.get_stage(ApiId=api["ApiId"], StageName="api")["DefaultRouteSettings"]
+    assert {key: settings.get(key) for key in THROTTLING} == THROTTLING
+
     assert git_status(clone) == ""  # .chalice/deployed and deployments are ignored
 
 
@@ -412,6 +454,11 @@ def test_create_table_alone_is_idempotent_and_needs_a_region(
         deploy.create_table("prod", say=printed.append)
 
 
+def test_throttle_alone_needs_a_deployed_api(project: Path) -> None:
+    with pytest.raises(DeployError, match=r"no websocket API recorded.*deploy first"):
+        deploy.throttle("dev", project=project)
+
+
 def test_the_committed_policy_file_comes_back_when_chalice_deploy_fails(project: Path) -> None:
     committed = (project / ".chalice" / "policy-dev.json").read_bytes()
     read: list[dict[str, Any]] = []
@@ -424,6 +471,16 @@ def test_the_committed_policy_file_comes_back_when_chalice_deploy_fails(project:
         deploy.deploy("dev", project=project, chalice=failing, say=[].append)
     assert [policy["Statement"] for policy in read] == [expected_statements(None)]
     assert (project / ".chalice" / "policy-dev.json").read_bytes() == committed
+
+
+def test_throttling_must_be_set_in_the_merge_template() -> None:
+    template = json.loads((ROOT / ".chalice" / "resources.json").read_text())
+    assert route_throttling(template) == THROTTLING
+    del template["Resources"]["WebsocketAPIStage"]["Properties"]["DefaultRouteSettings"][
+        "ThrottlingBurstLimit"
+    ]
+    with pytest.raises(DeployError, match="no ThrottlingBurstLimit in WebsocketAPIStage"):
+        route_throttling(template)
 
 
 def test_deploy_without_a_region_stops_before_changing_anything(

@@ -20,10 +20,11 @@ import pytest
 
 from deploytools import packaging, policy
 from deploytools.packaging import Package
-from deploytools.project import load_stage, merge_template, policy_values
+from deploytools.project import load_stage, merge_template, policy_values, route_throttling
 from localgateway import tables
 from tests.conftest import ROOT
 from tests.test_deploy import (
+    THROTTLING,
     TIMEOUTS,
     Recorder,
     fresh_clone,
@@ -205,6 +206,24 @@ def test_the_merge_template_is_what_makes_chatfunctionspolicy_the_only_grant(
     assert all(
         merge[f"{function}Role"]["Properties"]["Policies"] == [] for function in FUNCTIONS.values()
     )
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_the_websocket_stage_is_throttled_as_make_deploy_throttles_it(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    resources = template_of(packaged, stage)["Resources"]
+    assert resources["WebsocketAPIStage"] == {
+        "Type": "AWS::ApiGatewayV2::Stage",
+        "Properties": {
+            "ApiId": {"Ref": "WebsocketAPI"},
+            "DeploymentId": {"Ref": "WebsocketAPIDeployment"},
+            "StageName": "api",
+            "DefaultRouteSettings": THROTTLING,
+        },
+    }
+    # make deploy reads the same values for UpdateStage (test_deploy checks it against moto).
+    assert route_throttling(merge_template(load_stage(stage))) == THROTTLING
 
 
 @pytest.mark.parametrize("stage", STAGE_SETTINGS)
