@@ -436,6 +436,19 @@ def test_bare_chalice_deploy_works_in_a_fresh_clone_once_the_table_exists(
     assert git_status(clone) == ""  # .chalice/deployed and deployments are ignored
 
 
+def test_the_readme_gives_the_commands_these_tests_run() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for command in (
+        "python -m deploytools create-table --stage dev",
+        "chalice deploy --stage dev",
+        "python -m deploytools throttle --stage dev",
+        "chalice package --stage prod --merge-template .chalice/resources.json out/",
+        "aws cloudformation package --template-file",
+        "aws cloudformation deploy --template-file",
+    ):
+        assert command in readme, command
+
+
 def test_create_table_alone_is_idempotent_and_needs_a_region(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
