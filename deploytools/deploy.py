@@ -1,19 +1,23 @@
-"""`make deploy` and `make destroy`: the table, `chalice deploy`/`delete`, the rendered policy.
+"""`make deploy` and `make destroy`: the table, `chalice deploy`/`delete`, throttling.
 
 `chalice deploy` creates roles, functions, log groups and the websocket API but
 no table, and with `autogen_policy: false` it attaches the stage's policy file
 as it is, to every function's role (the fan-out function's too). So deploy
-creates the table from the merge template first, then renders the policy with
-the table's ARN, the functions' ARNs and log groups, and the API id. The API
-id exists only after the first deploy: that deploy goes out without the
-@connections statement, and a second one (seconds later, before anybody has
-the URL) adds it scoped to the new API. Later deploys run once.
+creates the table from the merge template first (`create-table` does only that,
+for a bare `chalice deploy`), then runs `chalice deploy` with the committed
+policy file narrowed to this partition, account, region and API, and puts the
+committed file back. The API id exists only after the first deploy: that
+deploy goes out without the @connections statement, and a second one (seconds
+later, before anybody has the URL) adds it scoped to the new API. Later deploys
+run once. Last, the stage gets the merge template's default route throttling,
+which `chalice deploy` knows nothing about.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -35,6 +39,7 @@ from deploytools.project import (
     load_stage,
     merge_template,
     policy_values,
+    route_throttling,
 )
 from deploytools.runner import ChaliceRunner, run_chalice
 from localgateway import tables
@@ -81,11 +86,59 @@ def page_links(stage: Stage, websocket_url: str) -> tuple[str, ...]:
     return page.as_uri() + query, LOCAL_PAGE + query
 
 
-def write_policy(stage: Stage, values: dict[str, str]) -> None:
-    """Render the stage's `iam_policy_file`; without an API id, leave @connections out."""
+@contextmanager
+def narrowed_policy(stage: Stage, values: dict[str, str]) -> Iterator[None]:
+    """The stage's policy file resolved with `values` while `chalice deploy` reads it.
+
+    Without an API id the @connections statement is left out. The committed
+    file comes back afterwards, even on failure, so the checkout stays clean.
+    """
     document = policy.policy_document(merge_template(stage))
     rendered = policy.render(document, values, defer=frozenset({WEBSOCKET_API}))
+    committed = stage.policy_path.read_bytes() if stage.policy_path.exists() else None
     stage.policy_path.write_text(json.dumps(rendered, indent=2) + "\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        if committed is None:
+            stage.policy_path.unlink()
+        else:
+            stage.policy_path.write_bytes(committed)
+
+
+def create_table(
+    stage_name: str,
+    *,
+    project: Path = ROOT,
+    session: boto3.session.Session | None = None,
+    say: Say = print,
+) -> None:
+    """The stage's table from the merge template's definition: on-demand, TTL on; idempotent.
+
+    The first step of `make deploy`, and on its own the one step a bare
+    `chalice deploy` needs before it (Chalice makes no tables).
+    """
+    stage = load_stage(stage_name, project)
+    session = session or boto3.session.Session()
+    aws_account(session)
+    _ensure_table(stage, session, say)
+
+
+def throttle(
+    stage_name: str,
+    *,
+    project: Path = ROOT,
+    session: boto3.session.Session | None = None,
+    say: Say = print,
+) -> None:
+    """The last step of `make deploy`, on its own for a stage a bare `chalice deploy` made."""
+    stage = load_stage(stage_name, project)
+    api = deployed_websocket_api(stage)
+    if api is None:
+        raise DeployError(f"no websocket API recorded in {stage.deployed_path}: deploy first")
+    session = session or boto3.session.Session()
+    aws_account(session)
+    _set_throttling(stage, session, api, say)
 
 
 def deploy(
@@ -100,12 +153,7 @@ def deploy(
     session = session or boto3.session.Session()
     account = aws_account(session)
     say(f"Deploying stage {stage.name} to account {account.account_id} in {account.region}")
-
-    dynamodb = session.client("dynamodb")
-    _, properties = chat_table(merge_template(stage))
-    created = tables.ensure_table(dynamodb, properties, stage.table_name)
-    table_arn = dynamodb.describe_table(TableName=stage.table_name)["Table"]["TableArn"]
-    say(f"Table {stage.table_name}: {'created' if created else 'already there'}, active, TTL on")
+    _ensure_table(stage, session, say)
 
     api = deployed_websocket_api(stage)
     for _ in range(3):
@@ -114,11 +162,10 @@ def deploy(
             partition=account.partition,
             region=account.region,
             account=account.account_id,
-            table_arn=table_arn,
             api_id=api.api_id if api else None,
         )
-        write_policy(stage, values)
-        chalice(stage.project, ["deploy", "--stage", stage.name])
+        with narrowed_policy(stage, values):
+            chalice(stage.project, ["deploy", "--stage", stage.name])
         deployed = deployed_websocket_api(stage)
         if deployed is None:
             raise DeployError(f"chalice deploy recorded no websocket API in {stage.deployed_path}")
@@ -129,7 +176,29 @@ def deploy(
     else:
         raise DeployError("the websocket API id changed on every deploy; run make deploy again")
 
+    _set_throttling(stage, session, deployed, say)
     return _report(stage, deployed, say)
+
+
+def _ensure_table(stage: Stage, session: boto3.session.Session, say: Say) -> None:
+    _, properties = chat_table(merge_template(stage))
+    created = tables.ensure_table(session.client("dynamodb"), properties, stage.table_name)
+    say(f"Table {stage.table_name}: {'created' if created else 'already there'}, active, TTL on")
+
+
+def _set_throttling(
+    stage: Stage, session: boto3.session.Session, api: WebsocketApi, say: Say
+) -> None:
+    """Give the stage the merge template's default route throttling (UpdateStage)."""
+    throttling = route_throttling(merge_template(stage))
+    session.client("apigatewayv2").update_stage(
+        ApiId=api.api_id, StageName=stage.api_gateway_stage, DefaultRouteSettings=throttling
+    )
+    say(
+        f"Stage {stage.api_gateway_stage}: each route throttled to "
+        f"{throttling['ThrottlingRateLimit']} requests a second, "
+        f"bursts of {throttling['ThrottlingBurstLimit']}"
+    )
 
 
 def _report(stage: Stage, api: WebsocketApi, say: Say) -> Deployment:
@@ -174,7 +243,6 @@ def destroy(
             say(f"Deleted log group {stage.log_group(handler)}")
         except logs.exceptions.ResourceNotFoundException:
             pass
-    stage.policy_path.unlink(missing_ok=True)
 
     dynamodb = session.client("dynamodb")
     if not delete_table:

@@ -3,9 +3,10 @@
 `ChatFunctionsPolicy` in `.chalice/resources.json` refers to the table, the
 websocket API, the fan-out function and the log groups of the same stack, so
 the `make package` template grants exactly those. `chalice deploy` reads a
-plain policy file and resolves nothing, so `make deploy` resolves the same
-references here with the deployed names and ARNs: both paths grant the same
-statements.
+plain policy file and resolves nothing, so the same references are resolved
+here: with wildcards for what is unknown before the first deploy (region,
+account, API id) for the committed `.chalice/policy-STAGE.json`, and with the
+deployed values by `make deploy`. Every path grants the same statements.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from typing import Any
 
 POLICY_ID = "ChatFunctionsPolicy"
 
-# The services whose resources here end in an open set: connection ids, log streams.
-_OPEN_ENDED_SERVICES = ("execute-api:", "logs:")
+# A name that cannot be known before the first deploy: a region, an account, an API id.
+UNKNOWN = "*"
+
+# Resources that end in an open set, by service: connection ids, log streams.
+_OPEN_ENDS = {"execute-api": "/*", "logs": ":*"}
 
 # `${Name}` and `${Resource.Attribute}` in Fn::Sub; `${!Name}` is a literal `${Name}`.
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
@@ -101,28 +105,53 @@ def render(
 def problems(document: Mapping[str, Any]) -> list[str]:
     """What makes a rendered policy broader than least privilege (empty when nothing does).
 
-    No wildcard in any action; no resource is `*` or holds one before its end,
-    and only @connections and log-group ARNs may end with one (connection ids,
-    log streams): a table or a function is always named exactly.
+    No wildcard in any action, and every resource is an ARN of its actions'
+    service that names one thing. A wildcard may stand only for a whole
+    region, a whole account or a whole API id (unknown before the first
+    deploy), or end an @connections or log-group ARN (connection ids, log
+    streams): a table, a function, a stage or a log group is always named.
     """
     found = []
     for statement in document["Statement"]:
         sid = statement.get("Sid", "?")
         actions = _as_list(statement.get("Action"))
+        services = {action.split(":", 1)[0] for action in actions}
         for action in actions:
-            if "*" in action:
+            if "*" in action or "?" in action:
                 found.append(f"{sid}: wildcard action {action}")
-        open_ended = all(action.startswith(_OPEN_ENDED_SERVICES) for action in actions)
         for resource in _as_list(statement.get("Resource")):
-            if not isinstance(resource, str):
-                found.append(f"{sid}: unresolved resource {resource}")
-            elif resource == "*" or "*" in resource[:-1]:
-                found.append(f"{sid}: wildcard resource {resource}")
-            elif not open_ended and "*" in resource:
-                found.append(f"{sid}: wildcard resource {resource} (it must name one resource)")
+            found.extend(f"{sid}: {problem}" for problem in _resource_problems(resource, services))
         if "NotAction" in statement or "NotResource" in statement:
             found.append(f"{sid}: NotAction/NotResource grant more than they name")
     return found
+
+
+def _resource_problems(resource: Any, services: set[str]) -> list[str]:
+    if not isinstance(resource, str):
+        return [f"unresolved resource {resource}"]
+    parts = resource.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        return [f"resource {resource} is not an ARN"]
+    _, partition, service, region, account, name = parts
+    found = []
+    if services != {service}:
+        found.append(f"actions of {sorted(services)} on a {service} resource {resource}")
+    if _wild(partition) or _wild(service):
+        found.append(f"wildcard partition or service in {resource}")
+    if any(_wild(part) and part != UNKNOWN for part in (region, account)):
+        found.append(f"partial wildcard region or account in {resource}")
+    if service == "execute-api" and name.startswith(UNKNOWN + "/"):
+        name = name[len(UNKNOWN) :]  # the API id
+    open_end = _OPEN_ENDS.get(service)
+    if open_end and name.endswith(open_end):
+        name = name[: -len(open_end)]
+    if _wild(name):
+        found.append(f"wildcard resource {resource} (it must name one resource)")
+    return found
+
+
+def _wild(text: str) -> bool:
+    return "*" in text or "?" in text
 
 
 def ensure_least_privilege(document: Mapping[str, Any]) -> None:

@@ -27,8 +27,12 @@ FANOUT = "fanout"
 # values all follow from this one list (tests check it against Chalice's own view).
 HANDLERS = ("websocket_connect", "websocket_message", "websocket_disconnect", FANOUT)
 
-# The logical id `chalice package` gives the websocket API.
+# The logical ids `chalice package` gives the websocket API and its stage.
 WEBSOCKET_API = "WebsocketAPI"
+WEBSOCKET_STAGE = "WebsocketAPIStage"
+
+# The stage's default route throttling, as the merge template sets it on WEBSOCKET_STAGE.
+THROTTLING = ("ThrottlingRateLimit", "ThrottlingBurstLimit")
 
 
 class DeployError(Exception):
@@ -66,6 +70,9 @@ class Stage:
     def function_arn(self, handler: str, *, partition: str, region: str, account: str) -> str:
         """The unqualified ARN, as CloudFormation's `Fn::GetAtt Function.Arn` gives it."""
         return f"arn:{partition}:lambda:{region}:{account}:function:{self.function_name(handler)}"
+
+    def table_arn(self, *, partition: str, region: str, account: str) -> str:
+        return f"arn:{partition}:dynamodb:{region}:{account}:table/{self.table_name}"
 
     def log_group(self, handler: str) -> str:
         return f"/aws/lambda/{self.function_name(handler)}"
@@ -140,22 +147,37 @@ def deployed_websocket_api(stage: Stage) -> WebsocketApi | None:
     return None
 
 
+def route_throttling(template: dict[str, Any]) -> dict[str, float | int]:
+    """The stage's default route throttling (rate and burst) from the merge template.
+
+    The packaged stack sets it through the template; `make deploy` sets the
+    same values on the stage `chalice deploy` made.
+    """
+    stage = template.get("Resources", {}).get(WEBSOCKET_STAGE, {})
+    settings = stage.get("Properties", {}).get("DefaultRouteSettings", {})
+    missing = [name for name in THROTTLING if name not in settings]
+    if missing:
+        raise DeployError(
+            f"resources.json sets no {', '.join(missing)} in {WEBSOCKET_STAGE}'s "
+            "DefaultRouteSettings: the stage would be limited only by the account"
+        )
+    return {name: settings[name] for name in THROTTLING}
+
+
 def policy_values(
-    stage: Stage,
-    *,
-    partition: str,
-    region: str,
-    account: str,
-    table_arn: str,
-    api_id: str | None,
+    stage: Stage, *, partition: str, region: str, account: str, api_id: str | None
 ) -> dict[str, str]:
-    """What each name in the policy stands for once `chalice deploy` has made it."""
+    """What each name in the policy stands for once `chalice deploy` has made it.
+
+    Region, account and API id may be `policy.UNKNOWN` (the committed policy
+    files); without an API id the @connections statement is left out.
+    """
     table_id, _ = chat_table(merge_template(stage))
     values = {
         "AWS::Partition": partition,
         "AWS::Region": region,
         "AWS::AccountId": account,
-        f"{table_id}.Arn": table_arn,
+        f"{table_id}.Arn": stage.table_arn(partition=partition, region=region, account=account),
     }
     for handler in HANDLERS:
         values[f"{to_cfn_resource_name(handler)}.Arn"] = stage.function_arn(

@@ -19,15 +19,18 @@ class ChaliceRunner(Protocol):
 
 
 def run_chalice(project: Path, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-    """`chalice --project-dir PROJECT ARGS...` from this virtualenv, `env` added to ours.
+    """`chalice --project-dir PROJECT ARGS...` from this virtualenv, run in PROJECT, `env` added.
 
-    Its output goes to the terminal; a failure raises DeployError.
+    Run in the project, as a user types it, so relative paths in ARGS
+    (`--merge-template .chalice/resources.json`) mean what they say. Its
+    output goes to the terminal; a failure raises DeployError.
     """
     executable = Path(sys.executable).with_name("chalice")
     if not executable.exists():
         raise DeployError(f"{executable} is missing: `make deploy` installs it")
     result = subprocess.run(
         [str(executable), "--project-dir", str(project), *args],
+        cwd=project,
         env={**os.environ, **(env or {})},
         check=False,
     )

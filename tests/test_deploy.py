@@ -1,15 +1,16 @@
-"""`make deploy` and `make destroy`, checked without AWS.
+"""`make deploy`, `make destroy` and a bare `chalice deploy` in a fresh clone, without AWS.
 
 The real `chalice deploy` and `chalice delete` run in a subprocess against
 moto's server on loopback, with the network guard installed there too. Moto
-has no API Gateway CreateDeployment, so that one call is stubbed in the
-subprocess; everything else (IAM roles and their policies, Lambda functions,
-log groups, the websocket API, the table) is created, read back and deleted.
+5.1 has neither API Gateway v2's CreateDeployment nor its UpdateStage:
+CreateDeployment is stubbed in the Chalice subprocess, and UpdateStage (the
+throttling) is added to the moto server for these tests. Everything else (IAM
+roles and their policies, Lambda functions, log groups, the websocket API and
+its stage, the table) is created, read back and deleted.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 import os
@@ -20,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -27,17 +29,11 @@ from chalice.cli.factory import CLIFactory
 from chalice.deploy import models
 from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
 from moto import mock_aws
+from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.server import ThreadedMotoServer
 
-from deploytools import deploy, policy
-from deploytools.project import (
-    FANOUT,
-    HANDLERS,
-    DeployError,
-    load_stage,
-    merge_template,
-    policy_values,
-)
+from deploytools import deploy, policyfiles
+from deploytools.project import FANOUT, HANDLERS, DeployError, load_stage, route_throttling
 from deploytools.runner import ChaliceRunner, run_chalice
 from tests.conftest import ROOT
 
@@ -50,12 +46,18 @@ TIMEOUTS = {
     "fanout": 28,
 }
 
-_CHALICE_MAIN = """
+# The suite's network guard in a subprocess, importable from this checkout whatever
+# the subprocess runs in (a project copy holds only what Chalice packages).
+_GUARDED = """
 import sys
+sys.path.append({root!r})
 from localgateway import netguard
 netguard.install()
-from chalice.cli import main
+{body}
+"""
+_CHALICE_MAIN = """
 {stub}
+from chalice.cli import main
 sys.exit(main())
 """
 _STUB_API_DEPLOYMENT = """
@@ -63,17 +65,56 @@ from unittest import mock
 from chalice.awsclient import TypedAWSClient
 mock.patch.object(TypedAWSClient, "deploy_websocket_api", return_value="stubbed").start()
 """
+_DEPLOYTOOLS_MAIN = """
+from deploytools.__main__ import main
+sys.exit(main())
+"""
+
+# Rates and bursts as resources.json sets them on the websocket stage (docs/deploy.md).
+THROTTLING = {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}
+
+
+def run_guarded(
+    cwd: Path, body: str, args: Sequence[str], env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -c BODY ARGS...` in `cwd`, unable to reach beyond loopback."""
+    code = _GUARDED.format(root=str(ROOT), body=body)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def guarded_chalice(stub_api_deployment: bool = False) -> ChaliceRunner:
-    """The Chalice CLI in a subprocess that cannot reach beyond loopback."""
-    code = _CHALICE_MAIN.format(stub=_STUB_API_DEPLOYMENT if stub_api_deployment else "")
+    """The Chalice CLI, run in the project like `run_chalice`, that cannot reach beyond loopback."""
+    body = _CHALICE_MAIN.format(stub=_STUB_API_DEPLOYMENT if stub_api_deployment else "")
 
     def run(project: Path, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
-        command = [sys.executable, "-c", code, "--project-dir", str(project), *args]
-        subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, **(env or {})})
+        result = run_guarded(project, body, ["--project-dir", str(project), *args], env)
+        assert result.returncode == 0, result.stdout + result.stderr
 
     return run
+
+
+def fresh_clone(destination: Path) -> Path:
+    """A `git clone` of this checkout's committed HEAD: nothing generated, nothing uncommitted."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(destination)], check=True)
+    subprocess.run(["git", "checkout", "--quiet", head], cwd=destination, check=True)
+    return destination
+
+
+def git_status(checkout: Path) -> str:
+    """What git sees changed or added in a checkout (ignored files are not shown)."""
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=checkout, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str, Any]]:
@@ -122,110 +163,7 @@ def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str
     return [s for s in statements if s["Sid"] != "PostToChatConnections"]
 
 
-def render_for(api_id: str | None) -> dict[str, Any]:
-    stage = load_stage("dev")
-    values = policy_values(
-        stage,
-        partition="aws",
-        region=REGION,
-        account=ACCOUNT,
-        table_arn=f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/chalice-chat-dev",
-        api_id=api_id,
-    )
-    document = policy.policy_document(merge_template(stage))
-    return policy.render(document, values, defer=frozenset({"WebsocketAPI"}))
-
-
-# The policy ---------------------------------------------------------------------------
-
-
-def test_the_rendered_policy_names_the_table_the_api_and_the_log_groups_exactly() -> None:
-    assert render_for("a1b2c3d4e5") == {
-        "Version": "2012-10-17",
-        "Statement": expected_statements("a1b2c3d4e5"),
-    }
-
-
-def test_before_the_api_exists_only_the_connections_statement_is_left_out() -> None:
-    assert render_for(None)["Statement"] == expected_statements(None)
-
-
-def test_a_missing_value_that_is_not_deferred_is_an_error() -> None:
-    document = {"Statement": [{"Action": "dynamodb:GetItem", "Resource": {"Ref": "Nope"}}]}
-    with pytest.raises(policy.PolicyError, match="no value for Nope"):
-        policy.render(document, {}, defer=frozenset({"WebsocketAPI"}))
-
-
-@pytest.mark.parametrize(
-    ("action", "resource"),
-    [
-        ("dynamodb:*", "arn:aws:dynamodb:us-east-1:1:table/t"),
-        ("dynamodb:Get*", "arn:aws:dynamodb:us-east-1:1:table/t"),
-        ("*", "arn:aws:dynamodb:us-east-1:1:table/t"),
-        ("dynamodb:GetItem", "arn:aws:dynamodb:us-east-1:1:table/*"),
-        ("dynamodb:GetItem", "arn:aws:dynamodb:*:*:table/t"),
-        ("dynamodb:GetItem", "*"),
-        ("execute-api:ManageConnections", "arn:aws:execute-api:*:*:*/api/*/@connections/*"),
-        ("logs:PutLogEvents", "arn:aws:logs:*:*:*"),
-        ("lambda:*", "arn:aws:lambda:us-east-1:1:function:chalice-chat-dev-fanout"),
-        ("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:1:function:*"),
-        ("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:1:function:chalice-chat-dev-*"),
-        ("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:1:function:chalice-chat-dev-fanout:*"),
-    ],
-)
-def test_wildcards_are_refused(action: str, resource: str) -> None:
-    document = {"Statement": [{"Sid": "S", "Action": [action], "Resource": resource}]}
-    assert policy.problems(document)
-    with pytest.raises(policy.PolicyError, match="broader than least privilege"):
-        policy.ensure_least_privilege(document)
-
-
-def test_the_policy_grants_exactly_the_dynamodb_actions_the_storage_code_calls() -> None:
-    """A new client call in chalicelib/storage.py without its IAM action fails here, not in AWS."""
-    tree = ast.parse((ROOT / "chalicelib" / "storage.py").read_text())
-    operations: set[str] = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and ast.unparse(node.func.value) == "self._client"
-        ):
-            name = node.func.attr
-            if name == "get_paginator":
-                name = node.args[0].value  # type: ignore[attr-defined]
-            operations.add("".join(part.title() for part in name.split("_")))
-    if "TransactWriteItems" in operations:
-        # IAM authorises each item of a transaction by its own action.
-        operations.remove("TransactWriteItems")
-        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
-        kinds["ConditionCheck"] = "ConditionCheckItem"
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Dict):
-                for key in node.keys:
-                    if isinstance(key, ast.Constant) and key.value in kinds:
-                        operations.add(kinds[key.value])
-    granted = expected_statements("x")[0]["Action"]
-    assert sorted(f"dynamodb:{operation}" for operation in operations) == granted
-
-
-def test_the_policy_grants_exactly_the_lambda_action_the_fanout_code_calls() -> None:
-    """The fan-out code calls one Lambda API: Invoke, for the fan-out function."""
-    tree = ast.parse((ROOT / "chalicelib" / "fanout.py").read_text())
-    calls = {
-        node.func.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and ast.unparse(node.func.value) == "self._client()"
-    }
-    assert calls == {"invoke"}  # the Invoke API, which IAM authorises as lambda:InvokeFunction
-    granted = set()
-    for statement in expected_statements("x"):
-        action = statement["Action"]
-        granted.update(action if isinstance(action, list) else [action])
-    assert {action for action in granted if action.startswith("lambda:")} == {
-        "lambda:InvokeFunction"
-    }
+# Chalice's plan and the stage settings ------------------------------------------------------
 
 
 def test_handlers_are_the_functions_chalice_makes_for_the_app() -> None:
@@ -266,12 +204,6 @@ def test_each_stage_names_its_own_fanout_function(tmp_path: Path) -> None:
         load_stage("qa", tmp_path)
 
 
-def test_the_policy_stage_is_the_api_gateway_stage_of_the_config() -> None:
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    assert all(load_stage(name).api_gateway_stage == "api" for name in config["stages"])
-    assert config["api_gateway_stage"] == "api"  # the literal in ChatFunctionsPolicy
-
-
 # Deploy and destroy against moto -----------------------------------------------------------
 
 
@@ -282,13 +214,26 @@ def project(tmp_path: Path) -> Path:
         shutil.copy2(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "chalicelib", tmp_path / "chalicelib")
     (tmp_path / ".chalice").mkdir()
-    for name in ("config.json", "resources.json"):
+    for name in ("config.json", "resources.json", "policy-dev.json", "policy-prod.json"):
         shutil.copy2(ROOT / ".chalice" / name, tmp_path / ".chalice" / name)
     return tmp_path
 
 
+def _update_stage(self: ApiGatewayV2Response) -> tuple[int, dict[str, str], str]:
+    """API Gateway v2's UpdateStage, which moto 5.1 lacks: DefaultRouteSettings only."""
+    _, _, _, api_id, _, stage_name = self.path.split("/")  # /v2/apis/{apiId}/stages/{stageName}
+    stage = self.apigatewayv2_backend.get_stage(api_id, unquote(stage_name))
+    stage.default_route_settings.update(json.loads(self.body).get("defaultRouteSettings", {}))
+    return 200, {}, json.dumps(stage.to_json())
+
+
 @pytest.fixture
-def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def moto_update_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ApiGatewayV2Response, "update_stage", _update_stage, raising=False)
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch, moto_update_stage: None) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -348,11 +293,17 @@ def test_first_deploy_creates_the_table_and_scopes_the_policy_to_the_new_api(
     assert any(url in line for line in printed)
     assert any(f"?ws={url}" in line for line in printed)
 
+    stage = session.client("apigatewayv2").get_stage(ApiId=api_id, StageName="api")
+    assert {key: stage["DefaultRouteSettings"].get(key) for key in THROTTLING} == THROTTLING
+    assert any("throttled to 50 requests a second, bursts of 100" in line for line in printed)
+
     iam = session.client("iam")
     lambda_ = session.client("lambda")
     logs = session.client("logs")
-    rendered = json.loads((project / ".chalice" / "policy-dev.json").read_text())
+    rendered = role_policy(iam, "chalice-chat-dev-websocket_message")
     assert rendered["Statement"] == expected_statements(api_id)
+    committed = (ROOT / ".chalice" / "policy-dev.json").read_text()
+    assert (project / ".chalice" / "policy-dev.json").read_text() == committed  # put back
     fanout = lambda_.get_function_configuration(FunctionName="chalice-chat-dev-fanout")
     (invoke,) = [s for s in rendered["Statement"] if s["Sid"] == "InvokeFanout"]
     assert invoke["Resource"] == fanout["FunctionArn"]
@@ -392,7 +343,8 @@ def test_redeploy_runs_once_and_destroy_keeps_the_table_unless_asked(
     assert session.client("lambda").list_functions()["Functions"] == []
     assert session.client("iam").list_roles()["Roles"] == []
     assert session.client("logs").describe_log_groups()["logGroups"] == []
-    assert not (project / ".chalice" / "policy-dev.json").exists()
+    committed = (ROOT / ".chalice" / "policy-dev.json").read_text()
+    assert (project / ".chalice" / "policy-dev.json").read_text() == committed  # never deleted
     dynamodb = session.client("dynamodb")
     assert dynamodb.list_tables()["TableNames"] == ["chalice-chat-dev"]
     assert any("DELETE_TABLE=yes" in line for line in printed)
@@ -403,8 +355,10 @@ def test_redeploy_runs_once_and_destroy_keeps_the_table_unless_asked(
     assert dynamodb.list_tables()["TableNames"] == []
 
 
-def test_an_api_recreated_with_a_new_id_gets_the_policy_rescoped(project: Path) -> None:
-    """deployed/dev.json names API `old`, but `chalice deploy` makes `new` (deleted by hand)."""
+def test_an_api_recreated_with_a_new_id_gets_the_policy_rescoped(
+    project: Path, moto_update_stage: None
+) -> None:
+    """deployed/dev.json names API `old`, but `chalice deploy` makes a new one (deleted by hand)."""
     deployed = project / ".chalice" / "deployed" / "dev.json"
     deployed.parent.mkdir()
     policies: list[dict[str, Any]] = []
@@ -419,17 +373,127 @@ def test_an_api_recreated_with_a_new_id_gets_the_policy_rescoped(project: Path) 
         project: Path, args: Sequence[str], env: Mapping[str, str] | None = None
     ) -> None:
         policies.append(json.loads((project / ".chalice" / "policy-dev.json").read_text()))
-        record("new")
+        if not created:
+            apis = boto3.client("apigatewayv2")
+            api = apis.create_api(Name="chalice-chat", ProtocolType="WEBSOCKET")
+            apis.create_stage(ApiId=api["ApiId"], StageName="api")
+            created.append(api["ApiId"])
+        record(created[0])
 
+    created: list[str] = []
     record("old")
     with mock_aws():
         result = deploy.deploy("dev", project=project, chalice=fake_chalice, say=[].append)
 
+    (new,) = created
     assert [p["Statement"] for p in policies] == [
         expected_statements("old"),
-        expected_statements("new"),
+        expected_statements(new),
     ]
-    assert result.websocket_url == f"wss://new.execute-api.{REGION}.amazonaws.com/api"
+    assert result.websocket_url == f"wss://{new}.execute-api.{REGION}.amazonaws.com/api"
+
+
+def test_bare_chalice_deploy_works_in_a_fresh_clone_once_the_table_exists(
+    tmp_path: Path, moto_server: str
+) -> None:
+    """The Chalice way, as the README gives it: create-table, `chalice deploy`, throttle.
+
+    No `make deploy` runs first: the roles get the committed policy file as it
+    is, and the clone is left as git checked it out.
+    """
+    clone = fresh_clone(tmp_path / "clone")
+    table = run_guarded(clone, _DEPLOYTOOLS_MAIN, ["create-table", "--stage", "dev"])
+    assert table.returncode == 0, table.stderr
+    assert "Table chalice-chat-dev: created, active, TTL on" in table.stdout
+
+    guarded_chalice(stub_api_deployment=True)(clone, ["deploy", "--stage", "dev"])
+
+    session = boto3.session.Session()
+    committed = json.loads((clone / ".chalice" / "policy-dev.json").read_text())
+    assert committed == policyfiles.committed_policy(load_stage("dev"))
+    iam = session.client("iam")
+    lambda_ = session.client("lambda")
+    for handler in HANDLERS:
+        name = f"chalice-chat-dev-{handler}"
+        assert role_policy(iam, name) == committed
+        variables = lambda_.get_function_configuration(FunctionName=name)["Environment"]
+        assert variables["Variables"]["TABLE_NAME"] == "chalice-chat-dev"
+    assert len(lambda_.list_functions()["Functions"]) == len(HANDLERS)
+    dynamodb = session.client("dynamodb")
+    assert dynamodb.describe_time_to_live(TableName="chalice-chat-dev")[
+        "TimeToLiveDescription"
+    ] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+    apis = session.client("apigatewayv2")
+    (api,) = apis.get_apis()["Items"]
+    settings = apis.get_stage(ApiId=api["ApiId"], StageName="api")["DefaultRouteSettings"]
+    assert "ThrottlingRateLimit" not in settings  # chalice deploy sets none
+    throttled = run_guarded(clone, _DEPLOYTOOLS_MAIN, ["throttle", "--stage", "dev"])
+    assert throttled.returncode == 0, throttled.stderr
+    settings = apis.get_stage(ApiId=api["ApiId"], StageName="api")["DefaultRouteSettings"]
+    assert {key: settings.get(key) for key in THROTTLING} == THROTTLING
+
+    assert git_status(clone) == ""  # .chalice/deployed and deployments are ignored
+
+
+def test_the_readme_gives_the_commands_these_tests_run() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for command in (
+        "python -m deploytools create-table --stage dev",
+        "chalice deploy --stage dev",
+        "python -m deploytools throttle --stage dev",
+        "chalice package --stage prod --merge-template .chalice/resources.json out/",
+        "aws cloudformation package --template-file",
+        "aws cloudformation deploy --template-file",
+    ):
+        assert command in readme, command
+
+
+def test_create_table_alone_is_idempotent_and_needs_a_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    printed: list[str] = []
+    with mock_aws():
+        deploy.create_table("prod", say=printed.append)
+        deploy.create_table("prod", say=printed.append)
+        assert boto3.client("dynamodb").list_tables()["TableNames"] == ["chalice-chat-prod"]
+    assert printed == [
+        "Table chalice-chat-prod: created, active, TTL on",
+        "Table chalice-chat-prod: already there, active, TTL on",
+    ]
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    with mock_aws(), pytest.raises(DeployError, match="no AWS region"):
+        deploy.create_table("prod", say=printed.append)
+
+
+def test_throttle_alone_needs_a_deployed_api(project: Path) -> None:
+    with pytest.raises(DeployError, match=r"no websocket API recorded.*deploy first"):
+        deploy.throttle("dev", project=project)
+
+
+def test_the_committed_policy_file_comes_back_when_chalice_deploy_fails(project: Path) -> None:
+    committed = (project / ".chalice" / "policy-dev.json").read_bytes()
+    read: list[dict[str, Any]] = []
+
+    def failing(project: Path, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        read.append(json.loads((project / ".chalice" / "policy-dev.json").read_text()))
+        raise DeployError("chalice deploy --stage dev failed (exit status 2)")
+
+    with mock_aws(), pytest.raises(DeployError, match="exit status 2"):
+        deploy.deploy("dev", project=project, chalice=failing, say=[].append)
+    assert [policy["Statement"] for policy in read] == [expected_statements(None)]
+    assert (project / ".chalice" / "policy-dev.json").read_bytes() == committed
+
+
+def test_throttling_must_be_set_in_the_merge_template() -> None:
+    template = json.loads((ROOT / ".chalice" / "resources.json").read_text())
+    assert route_throttling(template) == THROTTLING
+    del template["Resources"]["WebsocketAPIStage"]["Properties"]["DefaultRouteSettings"][
+        "ThrottlingBurstLimit"
+    ]
+    with pytest.raises(DeployError, match="no ThrottlingBurstLimit in WebsocketAPIStage"):
+        route_throttling(template)
 
 
 def test_deploy_without_a_region_stops_before_changing_anything(

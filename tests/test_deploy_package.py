@@ -1,7 +1,8 @@
-"""`make package`: the CloudFormation/SAM template and deployment.zip, built and linted offline.
+"""`make package` and a bare `chalice package`: the CloudFormation/SAM template, offline.
 
-`chalice package` runs for both stages in a subprocess that cannot reach beyond
-loopback; cfn-lint (with the SAM transform) must report nothing.
+Both run in a fresh `git clone` of the committed HEAD (what CI and a new user
+have: no generated file), in a subprocess that cannot reach beyond loopback;
+cfn-lint (with the SAM transform) must report nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,17 @@ import pytest
 
 from deploytools import packaging, policy
 from deploytools.packaging import Package
+from deploytools.project import load_stage, merge_template, policy_values, route_throttling
 from localgateway import tables
 from tests.conftest import ROOT
-from tests.test_deploy import TIMEOUTS, guarded_chalice
+from tests.test_deploy import (
+    THROTTLING,
+    TIMEOUTS,
+    Recorder,
+    fresh_clone,
+    git_status,
+    guarded_chalice,
+)
 
 FUNCTIONS = {
     "websocket_connect": "WebsocketConnect",
@@ -90,18 +100,36 @@ EXPECTED_POLICY = {
 
 
 @pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Package]:
-    """Both stages, packaged with no AWS region, credentials or network at all."""
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fresh_clone(tmp_path_factory.mktemp("fresh") / "chalice-chat")
+
+
+@dataclass(frozen=True)
+class MakePackage:
+    packages: dict[str, Package]
+    chalice_calls: list[list[str]]
+    outs: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def make_package(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> MakePackage:
+    """`make package` for both stages in the clone, with no AWS region, credentials or network."""
+    recorder = Recorder(guarded_chalice())
+    outs = {stage: tmp_path_factory.mktemp(stage) / "out" for stage in STAGE_SETTINGS}
     config_files = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")  # stay os.devnull
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith("AWS_") and n not in config_files]:
             patch.delenv(name)
-        return {
-            stage: packaging.package(
-                stage, tmp_path_factory.mktemp(stage) / "out", chalice=guarded_chalice()
-            )
-            for stage in STAGE_SETTINGS
+        packages = {
+            stage: packaging.package(stage, out, project=clone, chalice=recorder)
+            for stage, out in outs.items()
         }
+    return MakePackage(packages, recorder.calls, outs)
+
+
+@pytest.fixture(scope="module")
+def packaged(make_package: MakePackage) -> dict[str, Package]:
+    return make_package.packages
 
 
 def template_of(packaged: dict[str, Package], stage: str) -> dict[str, Any]:
@@ -131,6 +159,71 @@ def test_cfn_lint_does_catch_a_broken_template(
     result = cfn_lint(path)
     assert result.returncode & 2, "cfn-lint reports errors with bit 2 of its exit status"
     assert "NoSuchRole" in result.stdout
+
+
+def test_bare_chalice_package_in_a_fresh_clone_is_one_stack_cfn_lint_passes(
+    clone: Path, packaged: dict[str, Package], tmp_path: Path
+) -> None:
+    """What the README has a Chalice user type in a fresh clone; `make package` builds the same."""
+    out = tmp_path / "out"
+    guarded_chalice()(clone, ["package", "--merge-template", ".chalice/resources.json", str(out)])
+
+    result = cfn_lint(out / "sam.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    template = json.loads((out / "sam.json").read_text())
+    resources = template["Resources"]
+    for name in ("ChatTable", "ChatFunctionsPolicy", "WebsocketAPI", *FUNCTIONS.values()):
+        assert name in resources, name
+    assert template == template_of(packaged, "dev")  # the default stage, as make package builds it
+    assert git_status(clone) == ""  # .chalice/deployments, the zip cache, is ignored
+
+
+def test_make_package_runs_exactly_the_bare_command(make_package: MakePackage) -> None:
+    assert make_package.chalice_calls == [
+        [
+            "package",
+            "--stage",
+            stage,
+            "--merge-template",
+            ".chalice/resources.json",
+            str(make_package.outs[stage].resolve()),
+        ]
+        for stage in STAGE_SETTINGS
+    ]
+
+
+def test_the_merge_template_is_what_makes_chatfunctionspolicy_the_only_grant(
+    clone: Path, tmp_path: Path
+) -> None:
+    """Without it, Chalice puts the committed policy file inline in every role."""
+    guarded_chalice()(clone, ["package", str(tmp_path)])
+    resources = json.loads((tmp_path / "sam.json").read_text())["Resources"]
+    committed = json.loads((clone / ".chalice" / "policy-dev.json").read_text())
+    for function in FUNCTIONS.values():
+        (inline,) = resources[f"{function}Role"]["Properties"]["Policies"]
+        assert inline["PolicyDocument"] == committed
+    merge = merge_template(load_stage("dev", clone))["Resources"]
+    assert all(
+        merge[f"{function}Role"]["Properties"]["Policies"] == [] for function in FUNCTIONS.values()
+    )
+
+
+@pytest.mark.parametrize("stage", STAGE_SETTINGS)
+def test_the_websocket_stage_is_throttled_as_make_deploy_throttles_it(
+    packaged: dict[str, Package], stage: str
+) -> None:
+    resources = template_of(packaged, stage)["Resources"]
+    assert resources["WebsocketAPIStage"] == {
+        "Type": "AWS::ApiGatewayV2::Stage",
+        "Properties": {
+            "ApiId": {"Ref": "WebsocketAPI"},
+            "DeploymentId": {"Ref": "WebsocketAPIDeployment"},
+            "StageName": "api",
+            "DefaultRouteSettings": THROTTLING,
+        },
+    }
+    # make deploy reads the same values for UpdateStage (test_deploy checks it against moto).
+    assert route_throttling(merge_template(load_stage(stage))) == THROTTLING
 
 
 @pytest.mark.parametrize("stage", STAGE_SETTINGS)
@@ -200,8 +293,11 @@ def test_the_policy_refers_to_resources_of_the_same_stack(
     assert names - set(resources) == {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
     assert resources["WebsocketAPI"]["Type"] == "AWS::ApiGatewayV2::Api"
     assert resources["WebsocketAPIStage"]["Properties"]["StageName"] == "api"
-    # Resolved with any values, the CloudFormation form passes the deploy-time checks too.
-    values = {name: "x" for name in policy.references(document)}
+    # Resolved as make deploy resolves it, the stack's form passes the deploy-time checks too.
+    values = policy_values(
+        load_stage(stage), partition="aws", region="eu-west-1", account="1", api_id="a1"
+    )
+    assert set(policy.references(document)) <= set(values)
     policy.ensure_least_privilege(policy.resolve(copy.deepcopy(document), values))
 
 
