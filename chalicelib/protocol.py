@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.settings import Settings
+from chalicelib.text import clean_message, nick_problem, normalize_nick
 
 # API Gateway refuses PostToConnection bodies above 128 KiB (413).
 MAX_FRAME_BYTES = 128 * 1024
@@ -160,12 +161,15 @@ def _slash_limit(argument: str) -> int | str | None:
     return argument
 
 
-def _message(text: str, settings: Settings) -> SendMessage | ProtocolError:
-    text = text.strip()
-    if not text:
+def _message(raw: str, settings: Settings) -> SendMessage | ProtocolError:
+    """Message text cleaned by chalicelib/text.py; the length limit counts what is left."""
+    if not raw.strip():
         return ProtocolError(BAD_REQUEST, "message text is empty")
-    if not _is_unicode(text):
+    if not _is_unicode(raw):
         return ProtocolError(BAD_REQUEST, "message text is not valid Unicode")
+    text = clean_message(raw)
+    if not text:
+        return ProtocolError(BAD_REQUEST, "message text has no visible character")
     if len(text) > settings.max_text_chars:
         return ProtocolError(
             TOO_LARGE, f"message is {len(text)} characters, at most {settings.max_text_chars}"
@@ -186,15 +190,20 @@ def _history(limit: Any, before: Any, settings: Settings) -> History | ProtocolE
 
 
 def validate_nick(raw: Any, settings: Settings) -> Nick | ProtocolError:
-    """A nickname is 1..max printable characters once surrounding spaces go."""
+    """A nickname is 1..max characters once normalized, none of them hidden, one visible.
+
+    Uniqueness in a room is the storage's to check, with chalicelib.text.nick_key.
+    """
     if not isinstance(raw, str):
         return ProtocolError(INVALID_NICK, "nickname must be a string")
-    name = raw.strip()
-    if not 1 <= len(name) <= settings.max_nick_chars or not name.isprintable():
+    name = normalize_nick(raw)
+    if not 1 <= len(name) <= settings.max_nick_chars:
         return ProtocolError(
-            INVALID_NICK,
-            f"nickname must be 1 to {settings.max_nick_chars} printable characters",
+            INVALID_NICK, f"nickname must be 1 to {settings.max_nick_chars} characters"
         )
+    problem = nick_problem(name)
+    if problem is not None:
+        return ProtocolError(INVALID_NICK, problem)
     return Nick(name)
 
 

@@ -23,8 +23,11 @@ from chalicelib.protocol import (
     Who,
 )
 from chalicelib.settings import Settings, SettingsError
+from chalicelib.text import clean_message, has_visible, nick_problem, normalize_nick
 
 SETTINGS = Settings(table_name="t")
+HIDDEN = "nickname may not contain control, bidi, invisible or special space characters"
+NO_VISIBLE = "nickname needs a visible letter, number or symbol"
 
 
 def parse(body: str | None) -> object:
@@ -64,6 +67,37 @@ def code(result: object) -> str:
     ],
 )
 def test_frames_parse_to_commands(body: str, expected: object) -> None:
+    assert parse(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("\x1b[2J\x1b[31m SYSTEM: server restarting", SendMessage("SYSTEM: server restarting")),
+        ('{"action": "sendmessage", "data": "a\\u0000b\\u202ec"}', SendMessage("abc")),
+        ("//\u2066shrug\u2069", SendMessage("/shrug")),
+        ("one\r\ntwo\n\n\n\nthree", SendMessage("one\ntwo\n\nthree")),
+        ("\x00" * 10 + "x" * 4000, SendMessage("x" * 4000)),
+        ("\u200b\u200d", ProtocolError("bad_request", "message text has no visible character")),
+        ("\u3164", ProtocolError("bad_request", "message text has no visible character")),
+        ("\x1b[2J", ProtocolError("bad_request", "message text has no visible character")),
+        (" \n ", ProtocolError("bad_request", "message text is empty")),
+        (
+            "x" * 4001 + "\x00",
+            ProtocolError("too_large", "message is 4001 characters, at most 4000"),
+        ),
+        ('{"action": "nick", "name": " Grace   Hopper "}', Nick("Grace Hopper")),
+        ('{"action": "nick", "name": "victim\\u034f"}', ProtocolError("invalid_nick", HIDDEN)),
+        ('{"action": "nick", "name": "\\u3164"}', ProtocolError("invalid_nick", HIDDEN)),
+        ('{"action": "nick", "name": "\\u202emitciv"}', ProtocolError("invalid_nick", HIDDEN)),
+        ('{"action": "nick", "name": "ada\\u0000"}', ProtocolError("invalid_nick", HIDDEN)),
+        ('{"action": "nick", "name": "\\u0301"}', ProtocolError("invalid_nick", NO_VISIBLE)),
+        ("/nick v\u0456ctim", Nick("v\u0456ctim")),
+        ('{"action": "nick", "name": "a\\ud800"}', ProtocolError("invalid_nick", HIDDEN)),
+        ("/nick " + "n" * 33, ProtocolError("invalid_nick", "nickname must be 1 to 32 characters")),
+    ],
+)
+def test_hostile_text_is_cleaned_or_refused(body: str, expected: object) -> None:
     assert parse(body) == expected
 
 
@@ -165,7 +199,8 @@ def test_no_frame_makes_the_parser_raise(body: str) -> None:
     )
     if isinstance(result, SendMessage):
         assert 1 <= len(result.text) <= SETTINGS.max_text_chars
-        assert result.text == result.text.strip()
+        assert result.text == clean_message(result.text) == result.text.strip()
+        assert has_visible(result.text)
 
 
 @given(json_values)
@@ -173,6 +208,7 @@ def test_validators_accept_only_valid_names(value: object) -> None:
     nick = protocol.validate_nick(value, SETTINGS)
     if isinstance(nick, Nick):
         assert 1 <= len(nick.name) <= 32 and nick.name.isprintable()
+        assert nick_problem(nick.name) is None and nick.name == normalize_nick(nick.name)
     room = protocol.validate_room(value, SETTINGS)
     if isinstance(room, Join):
         assert protocol.ROOM_PATTERN.fullmatch(room.room) and len(room.room) <= 64
