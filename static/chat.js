@@ -1,5 +1,6 @@
 // The demo chat page: one websocket, the protocol of docs/protocol.md, no build step.
 // Every string from the server is rendered with textContent, never as HTML.
+// docs/page.md describes what the page does and why.
 "use strict";
 
 (() => {
@@ -11,12 +12,27 @@
   const CATCH_UP_PAGES = 20;
   const CHANGE_TIMEOUT_MS = 10000;
   const OWN_IDS_KEPT = 500;
+  const SENT_LINES_KEPT = 50;
+  const HISTORY_PAGE = 50;
+  // Within this distance of the end the reader counts as "at the bottom" (sub-pixel layouts).
+  const BOTTOM_SLACK_PX = 8;
+  // Messages from one person closer together than this share one name line.
+  const GROUP_GAP_MS = 5 * 60 * 1000;
+  // Sorts before every real message id: the anchor of lines shown before any message.
+  const NO_MESSAGE_ID = "0".repeat(26);
+  const ROOM_PATTERN = /^[A-Za-z0-9_.-]+$/;
   const store = window.sessionStorage;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
     status: $("status"),
     roomTitle: $("room-title"),
+    drawerToggle: $("drawer-toggle"),
+    drawerClose: $("drawer-close"),
+    side: $("side"),
+    backdrop: $("backdrop"),
+    bar: document.querySelector(".bar"),
+    main: document.querySelector(".main"),
     nickForm: $("nick-form"),
     nickInput: $("nick-input"),
     roomForm: $("room-form"),
@@ -25,11 +41,21 @@
     memberCount: $("member-count"),
     rooms: $("rooms"),
     refreshRooms: $("refresh-rooms"),
+    scroller: $("scroller"),
     loadOlder: $("load-older"),
+    historyStart: $("history-start"),
     log: $("log"),
+    newMessages: $("new-messages"),
     composer: $("composer"),
     input: $("message-input"),
   };
+  const narrow = window.matchMedia("(max-width: 640px)");
+
+  function firstRoom() {
+    const asked = params.get("room");
+    if (asked && ROOM_PATTERN.test(asked)) return asked;
+    return store.getItem("chat.room") || "lobby";
+  }
 
   const state = {
     socket: null,
@@ -38,21 +64,33 @@
     pingTimer: 0,
     heardSincePing: true,
     nick: store.getItem("chat.nick") || "",
-    room: store.getItem("chat.room") || "lobby",
+    room: firstRoom(),
     shownRoom: null,
     members: [],
     count: 0,
+    rooms: new Map(),
+    roomsListed: false,
+    roomsAsked: false,
     more: false,
+    olderBy: null,
     lastSeenId: "",
+    shownIds: new Set(),
+    lineSeq: 0,
+    unseen: 0,
+    following: true,
+    labelledToday: "",
     catchUpPages: 0,
     catchUpTarget: undefined,
     pendingNick: null,
+    lastCommand: "",
     ready: false,
     // The room or nickname change awaiting the server's answer, and those typed meanwhile:
     // the server runs frames concurrently, so sending them together could reorder them.
     changing: null,
     queued: [],
     pendingTexts: [],
+    sentLines: [],
+    recalled: -1,
     ownIds: new Set(JSON.parse(store.getItem("chat.own") || "[]")),
   };
 
@@ -96,6 +134,7 @@
       state.ready = false;
       state.changing = null;
       state.queued = [];
+      state.roomsListed = false;
       send({ action: "join", room: state.room });
       state.heardSincePing = true;
       clearInterval(state.pingTimer);
@@ -165,6 +204,10 @@
     if (next) change(next);
   }
 
+  function requestRooms() {
+    send({ action: "rooms" });
+  }
+
   // Frames from the server ---------------------------------------------------------
 
   function receive(data) {
@@ -181,20 +224,22 @@
 
   const handlers = {
     message(frame) {
-      const index = state.pendingTexts.indexOf(frame.text);
-      if (frame.from === state.nick && index !== -1) {
-        state.pendingTexts.splice(index, 1);
-        rememberOwn(frame.id);
-      }
-      addMessages([frame]);
-      scrollToEnd();
+      // One still on its way from the room just left.
+      if (state.shownRoom && frame.room !== state.shownRoom) return;
+      const own = claimOwn(frame);
+      const reading = !atBottom();
+      const newest = frame.id > state.lastSeenId;
+      const added = changeLog(() => addMessages([frame]));
+      if (own) scrollToEnd();
+      else if (reading && newest && added) countUnseen(added);
     },
 
     joined(frame) {
       state.ready = true;
       setStatus("online", "online");
       settle("join");
-      const rejoin = frame.room === state.shownRoom;
+      const previous = state.shownRoom;
+      const rejoin = frame.room === previous;
       state.room = frame.room;
       state.nick = frame.nick;
       state.attempt = 0;
@@ -203,36 +248,51 @@
       ui.nickInput.value = state.nick;
       ui.roomInput.value = state.room;
       ui.roomTitle.textContent = `#${state.room}`;
-      setMembers(frame.members, frame.count);
       if (!rejoin) {
-        ui.log.replaceChildren();
-        state.shownRoom = frame.room;
-        state.lastSeenId = "";
-        state.more = frame.more;
+        if (previous) countRoom(previous, (state.rooms.get(previous) ?? 1) - 1);
+        clearLog(frame);
       }
+      setMembers(frame.members, frame.count);
+      state.olderBy = null;
+      ui.loadOlder.disabled = false;
       const seenBefore = state.lastSeenId;
-      addMessages(frame.history);
+      changeLog(() => {
+        addMessages(frame.history);
+        if (!rejoin) systemLine(`you joined #${frame.room} as ${frame.nick}`);
+        showHistoryEdge();
+      });
       catchUp(seenBefore, frame.history, frame.more);
-      if (!rejoin) systemLine(`you joined #${frame.room} as ${frame.nick}`);
-      showLoadOlder();
-      scrollToEnd();
-      send({ action: "rooms" });
+      if (!rejoin) scrollToEnd();
+      // Counts stay current from joined and presence frames; the full list is asked
+      // for once per connection, when the list is opened and on the refresh button.
+      if (!state.roomsListed) {
+        state.roomsListed = true;
+        requestRooms();
+      }
     },
 
     history(frame) {
       if (frame.room !== state.shownRoom) return;
       const seenBefore = state.catchUpTarget;
-      addMessages(frame.messages);
+      const asked = state.olderBy;
+      const added = changeLog(() => {
+        const count = addMessages(frame.messages);
+        if (seenBefore === undefined) state.more = frame.more;
+        showHistoryEdge();
+        return count;
+      });
       if (seenBefore !== undefined) {
         catchUp(seenBefore, frame.messages, frame.more);
-      } else {
-        state.more = frame.more;
+        return;
       }
+      state.olderBy = null;
       ui.loadOlder.disabled = false;
-      showLoadOlder();
+      if (asked === "command") systemLine(olderAnswer(added));
+      else if (asked === "button" && !added) systemLine("No older messages");
     },
 
     presence(frame) {
+      countRoom(frame.room, frame.count);
       if (frame.room !== state.shownRoom) return;
       if (frame.event === "join") {
         state.members.push(frame.nick);
@@ -258,22 +318,20 @@
     },
 
     members(frame) {
-      setMembers(frame.members, frame.count);
-      systemLine(`in #${frame.room}: ${frame.members.join(", ")}`);
+      if (frame.room === state.shownRoom) setMembers(frame.members, frame.count);
+      systemLine(`People in #${frame.room}: ${frame.members.join(", ")}`);
     },
 
     rooms(frame) {
-      ui.rooms.replaceChildren(
-        ...frame.rooms.map((room) => {
-          const item = document.createElement("li");
-          const button = document.createElement("button");
-          button.type = "button";
-          button.textContent = `#${room.name} (${room.members})`;
-          button.addEventListener("click", () => change({ action: "join", room: room.name }));
-          item.append(button);
-          return item;
-        }),
-      );
+      state.rooms = new Map(frame.rooms.map((room) => [room.name, room.members]));
+      // Our own room's count comes from presence frames, which are newer than this list.
+      if (state.shownRoom) state.rooms.set(state.shownRoom, state.count);
+      renderRooms();
+      if (state.roomsAsked) {
+        state.roomsAsked = false;
+        const listed = [...state.rooms].map(([name, count]) => `#${name} (${count})`);
+        systemLine(listed.length ? `Rooms: ${listed.join(", ")}` : "No rooms have members");
+      }
     },
 
     help(frame) {
@@ -281,15 +339,66 @@
     },
 
     error(frame) {
-      if (frame.code === "invalid_nick") state.pendingNick = null;
-      if (["invalid_nick", "invalid_room", "unavailable", "bad_request"].includes(frame.code)) {
-        settle(state.changing);
-      }
-      systemLine(`${frame.code}: ${frame.message}`, "error");
+      if (["invalid_nick", "nick_taken"].includes(frame.code)) state.pendingNick = null;
+      if (SETTLING_ERRORS.includes(frame.code)) settle(state.changing);
+      systemLine(describeError(frame), "error");
     },
 
     pong() {},
   };
+
+  // Errors that answer a pending room or nickname change: the next one may go.
+  const SETTLING_ERRORS = [
+    "invalid_nick",
+    "invalid_room",
+    "nick_taken",
+    "unavailable",
+    "bad_request",
+    "rate_limited",
+    "unauthorized",
+  ];
+
+  // Error codes (docs/protocol.md) in words; an unknown code shows the server's own text.
+  function describeError(frame) {
+    const nickMax = ui.nickInput.maxLength;
+    const roomMax = ui.roomInput.maxLength;
+    switch (frame.code) {
+      case "invalid_nick":
+        return `That nickname can't be used: 1 to ${nickMax} visible characters. Usage: /nick NAME`;
+      case "nick_taken":
+        return "That nickname is taken in this room";
+      case "invalid_room":
+        return `Room names use only letters, digits, dots, dashes and underscores, at most ${roomMax}. Usage: /join ROOM`;
+      case "too_large":
+        return `That message is too long: at most ${ui.input.maxLength} characters`;
+      case "rate_limited":
+        return `You are sending too fast; try again in ${retrySeconds(frame.retry_after_ms)} s`;
+      case "unavailable":
+        return "The chat could not save or read that just now; nothing was sent. Try again";
+      case "unknown_action":
+        return `${unknownCommand()}. Type /help to see the commands`;
+      case "unauthorized":
+        return "You are not allowed to do that; sign in again";
+      case "bad_request":
+        return `The server could not take that: ${frame.message || "bad request"}`;
+      default:
+        return frame.message || `The server refused that (${frame.code})`;
+    }
+  }
+
+  function unknownCommand() {
+    return state.lastCommand ? `There is no command ${state.lastCommand}` : "Unknown command";
+  }
+
+  function retrySeconds(milliseconds) {
+    const value = Number(milliseconds);
+    return Number.isFinite(value) && value > 0 ? Math.ceil(value / 1000) : 1;
+  }
+
+  function olderAnswer(added) {
+    if (!added) return "No older messages";
+    return `${added} older message${added === 1 ? "" : "s"} loaded above`;
+  }
 
   // After a reconnect, page back until the last message seen before the drop.
   function catchUp(seenBefore, page, more) {
@@ -297,75 +406,283 @@
     if (seenBefore && more && oldest > seenBefore && state.catchUpPages < CATCH_UP_PAGES) {
       state.catchUpPages += 1;
       state.catchUpTarget = seenBefore;
-      send({ action: "history", before: oldest, limit: 50 });
+      send({ action: "history", before: oldest, limit: HISTORY_PAGE });
     } else {
       state.catchUpPages = 0;
       state.catchUpTarget = undefined;
     }
   }
 
-  // Rendering ------------------------------------------------------------------------
+  function claimOwn(frame) {
+    const index = state.pendingTexts.indexOf(frame.text);
+    if (frame.from !== state.nick || index === -1) return false;
+    state.pendingTexts.splice(index, 1);
+    rememberOwn(frame.id);
+    return true;
+  }
+
+  // The log ----------------------------------------------------------------------------
+  // Every row has a sort key. A message's key is its id (a ULID: sorts by time); a line
+  // of the page's own (joined, left, errors) is keyed after the newest message shown when
+  // it happened, so a late message lands above it only if it is older than that one.
+  // Day separators sit before the first row of each day and carry no key.
+
+  function clearLog(frame) {
+    ui.log.replaceChildren();
+    state.shownRoom = frame.room;
+    state.shownIds = new Set();
+    state.lastSeenId = "";
+    state.more = frame.more;
+    clearUnseen();
+  }
 
   function addMessages(messages) {
+    let added = 0;
     for (const message of messages) {
-      if (ui.log.querySelector(`li[data-id="${CSS.escape(message.id)}"]`)) continue;
-      const item = renderMessage(message);
-      if (message.id > state.lastSeenId) {
-        ui.log.append(item);
-        state.lastSeenId = message.id;
-      } else {
-        insertInOrder(item, message.id);
-      }
+      if (state.shownIds.has(message.id)) continue;
+      state.shownIds.add(message.id);
+      placeRow(renderMessage(message));
+      if (message.id > state.lastSeenId) state.lastSeenId = message.id;
+      added += 1;
     }
+    return added;
   }
 
   function renderMessage(message) {
     const item = document.createElement("li");
+    const when = new Date(message.ts);
+    const stamp = Number.isNaN(when.getTime()) ? new Date() : when;
+    item.dataset.key = message.id;
     item.dataset.id = message.id;
+    item.dataset.from = message.from;
+    item.dataset.ms = String(stamp.getTime());
+    item.dataset.day = dayOf(stamp);
     item.className = state.ownIds.has(message.id) ? "message own" : "message";
-    const time = document.createElement("time");
-    time.className = "meta";
-    time.dateTime = message.ts;
-    time.title = message.ts;
-    time.textContent = new Date(message.ts).toLocaleTimeString([], {
-      hour: "2-digit",
-      minute: "2-digit",
-    });
+    const head = document.createElement("p");
+    head.className = "head";
     const from = document.createElement("span");
     from.className = "from";
     from.textContent = message.from;
-    const text = document.createElement("span");
+    const time = document.createElement("time");
+    time.className = "meta";
+    time.dateTime = message.ts;
+    time.title = stamp.toLocaleString();
+    time.textContent = stamp.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+    head.append(from, " ", time);
+    const text = document.createElement("p");
     text.className = "text";
     text.textContent = message.text;
-    item.append(time, from, text);
+    item.append(head, text);
     return item;
-  }
-
-  // Older messages (history, catch-up) go between the ones shown, by id: ULIDs sort by time.
-  function insertInOrder(item, id) {
-    const messages = ui.log.querySelectorAll("li[data-id]");
-    for (let i = messages.length - 1; i >= 0; i -= 1) {
-      if (messages[i].dataset.id < id) {
-        messages[i].after(item);
-        return;
-      }
-    }
-    ui.log.prepend(item);
   }
 
   function systemLine(text, kind = "system") {
     const item = document.createElement("li");
+    state.lineSeq += 1;
+    item.dataset.key = `${state.lastSeenId || NO_MESSAGE_ID}~${String(state.lineSeq).padStart(9, "0")}`;
+    item.dataset.day = dayOf(new Date());
     item.className = kind;
     if (kind === "error") item.setAttribute("role", "alert");
     item.textContent = text;
-    ui.log.append(item);
-    scrollToEnd();
+    changeLog(() => placeRow(item));
+  }
+
+  // Most rows are the newest or the oldest: those are found without a search.
+  function placeRow(item) {
+    const key = item.dataset.key;
+    const last = ui.log.lastElementChild;
+    if (!last || last.dataset.key < key) {
+      ui.log.append(item);
+    } else {
+      const rows = ui.log.querySelectorAll(":scope > li[data-key]");
+      let low = 0;
+      let high = rows.length;
+      while (low < high) {
+        const middle = (low + high) >> 1;
+        if (rows[middle].dataset.key < key) low = middle + 1;
+        else high = middle;
+      }
+      if (low === 0) ui.log.prepend(item);
+      else rows[low - 1].after(item);
+    }
+    tidy(item);
+    const next = nextRow(item);
+    if (next) tidy(next);
+  }
+
+  function nextRow(row) {
+    let next = row.nextElementSibling;
+    while (next && !next.dataset.key) next = next.nextElementSibling;
+    return next;
+  }
+
+  function previousRow(row) {
+    let previous = row.previousElementSibling;
+    while (previous && !previous.dataset.key) previous = previous.previousElementSibling;
+    return previous;
+  }
+
+  // A row's day separator and its grouping depend only on the row before it.
+  function tidy(row) {
+    const previous = previousRow(row);
+    const before = row.previousElementSibling;
+    const separator = before && before.classList.contains("day") ? before : null;
+    const newDay = !previous || previous.dataset.day !== row.dataset.day;
+    if (separator && !newDay) separator.remove();
+    if (newDay && !separator) row.before(daySeparator(row.dataset.day));
+    if (newDay && separator && separator.dataset.day !== row.dataset.day) {
+      separator.replaceWith(daySeparator(row.dataset.day));
+    }
+    row.classList.toggle("continued", continues(previous, row));
+  }
+
+  function continues(previous, row) {
+    return (
+      Boolean(previous) &&
+      previous.classList.contains("message") &&
+      row.classList.contains("message") &&
+      previous.dataset.from === row.dataset.from &&
+      previous.dataset.day === row.dataset.day &&
+      Number(row.dataset.ms) - Number(previous.dataset.ms) < GROUP_GAP_MS
+    );
+  }
+
+  function daySeparator(day) {
+    const item = document.createElement("li");
+    item.className = "day";
+    item.dataset.day = day;
+    const label = document.createElement("span");
+    label.textContent = dayLabel(day);
+    item.append(label);
+    return item;
+  }
+
+  // Days in the reader's time zone, as YYYY-MM-DD (sorts and compares as text).
+  function dayOf(date) {
+    const month = String(date.getMonth() + 1).padStart(2, "0");
+    const day = String(date.getDate()).padStart(2, "0");
+    return `${date.getFullYear()}-${month}-${day}`;
+  }
+
+  function dayLabel(day) {
+    const today = new Date();
+    const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    if (day === dayOf(today)) return "Today";
+    if (day === dayOf(yesterday)) return "Yesterday";
+    const [year, month, date] = day.split("-").map(Number);
+    const shown = new Date(year, month - 1, date);
+    const format = { weekday: "long", month: "long", day: "numeric" };
+    if (year !== today.getFullYear()) format.year = "numeric";
+    return shown.toLocaleDateString([], format);
+  }
+
+  // "Today" becomes "Yesterday" at midnight, for a page left open.
+  function relabelDays() {
+    const today = dayOf(new Date());
+    if (today === state.labelledToday) return;
+    state.labelledToday = today;
+    for (const separator of ui.log.querySelectorAll(":scope > li.day")) {
+      separator.firstElementChild.textContent = dayLabel(separator.dataset.day);
+    }
+  }
+
+  // Reading position -------------------------------------------------------------------
+  // Every change to the log goes through changeLog: a reader at the bottom stays at the
+  // bottom; anyone else keeps the row they are looking at exactly where it was.
+
+  function changeLog(mutate) {
+    const stick = atBottom();
+    const anchor = stick ? null : readAt(topVisibleRow());
+    const anchorTop = anchor ? anchor.getBoundingClientRect().top : 0;
+    const result = mutate();
+    if (stick) scrollToEnd();
+    else if (anchor) ui.scroller.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
+    return result;
+  }
+
+  // A message's text, not its row: the row's name line folds away when the message
+  // joins a group of older ones from the same person.
+  function readAt(row) {
+    return row ? row.querySelector(".text") || row : null;
+  }
+
+  function atBottom() {
+    const view = ui.scroller;
+    return view.scrollHeight - view.scrollTop - view.clientHeight <= BOTTOM_SLACK_PX;
+  }
+
+  // The first row not scrolled out above the view. Only keyed rows: a day separator can be
+  // replaced by the change. Rows are in vertical order, so a binary search finds it.
+  function topVisibleRow() {
+    const top = ui.scroller.getBoundingClientRect().top;
+    const rows = ui.log.querySelectorAll(":scope > li[data-key]");
+    let low = 0;
+    let high = rows.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (rows[middle].getBoundingClientRect().bottom > top) high = middle;
+      else low = middle + 1;
+    }
+    return rows[low] || null;
+  }
+
+  function scrollToEnd() {
+    ui.scroller.scrollTop = ui.scroller.scrollHeight;
+    state.following = true;
+    clearUnseen();
+  }
+
+  function countUnseen(count) {
+    state.unseen += count;
+    const label = document.createElement("span");
+    label.textContent = `${state.unseen} new message${state.unseen === 1 ? "" : "s"}`;
+    const arrow = document.createElement("span");
+    arrow.setAttribute("aria-hidden", "true");
+    arrow.textContent = " ↓";
+    ui.newMessages.replaceChildren(label, arrow);
+    ui.newMessages.hidden = false;
+  }
+
+  function clearUnseen() {
+    state.unseen = 0;
+    ui.newMessages.hidden = true;
+  }
+
+  function showHistoryEdge() {
+    ui.loadOlder.hidden = !state.more;
+    ui.historyStart.hidden = state.more || !state.shownRoom;
+  }
+
+  // Older messages: by the button at the top of the log or by /history [N] typed.
+  function loadOlder(by, limit = HISTORY_PAGE) {
+    if (!state.more) {
+      systemLine("No older messages");
+      return;
+    }
+    const first = ui.log.querySelector("li[data-id]");
+    const request = { action: "history", limit };
+    if (first) request.before = first.dataset.id;
+    if (!send(request)) {
+      systemLine("Not connected: older messages not loaded", "error");
+      return;
+    }
+    state.olderBy = by;
+    ui.loadOlder.disabled = true;
+  }
+
+  // People and rooms --------------------------------------------------------------------
+
+  // Sorted as the server sorts them (case-folded), also after joins and renames.
+  function byFoldedNick(a, b) {
+    const [x, y] = [a.toLowerCase(), b.toLowerCase()];
+    return x < y ? -1 : x > y ? 1 : 0;
   }
 
   function setMembers(nicks, count) {
-    state.members = [...nicks];
+    state.members = [...nicks].sort(byFoldedNick);
     state.count = count ?? nicks.length;
     ui.memberCount.textContent = `(${state.count})`;
+    if (state.shownRoom) countRoom(state.shownRoom, state.count);
     let youMarked = false;
     ui.members.replaceChildren(
       ...state.members.map((nick) => {
@@ -380,12 +697,39 @@
     );
   }
 
-  function showLoadOlder() {
-    ui.loadOlder.hidden = !state.more;
+  function countRoom(room, count) {
+    if (count > 0) state.rooms.set(room, count);
+    else state.rooms.delete(room);
+    renderRooms();
   }
 
-  function scrollToEnd() {
-    ui.log.scrollTop = ui.log.scrollHeight;
+  function renderRooms() {
+    const ordered = [...state.rooms].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+    ui.rooms.replaceChildren(...ordered.map(([name, count]) => roomItem(name, count)));
+  }
+
+  function roomItem(name, count) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    const label = document.createElement("span");
+    label.className = "room-name";
+    label.textContent = `#${name}`;
+    const members = document.createElement("span");
+    members.className = "count";
+    members.textContent = ` (${count})`;
+    button.append(label, members);
+    if (name === state.shownRoom) button.setAttribute("aria-current", "true");
+    button.addEventListener("click", () => pickRoom(name));
+    item.append(button);
+    return item;
+  }
+
+  // Picking a room is navigation: on a phone the drawer gives the view back to the chat.
+  function pickRoom(name) {
+    closeDrawer();
+    if (name === state.shownRoom) return;
+    if (!change({ action: "join", room: name })) systemLine("Not connected: room not changed", "error");
   }
 
   function rememberOwn(id) {
@@ -405,59 +749,170 @@
     else list.push(value);
   }
 
-  // Controls --------------------------------------------------------------------------
+  // The drawer (narrow screens) ---------------------------------------------------------
+  // Open, it is modal: the rest of the page is inert until it closes.
 
-  // A typed `/nick NAME` or `/join ROOM` is a change like the forms' (one at a time).
-  function typed(text) {
-    const command = text.match(/^\/(nick|join)\s+(.+)$/);
-    if (command) {
-      const value = command[2].trim();
-      return command[1] === "nick" ? { action: "nick", name: value } : { action: "join", room: value };
-    }
-    if (text.startsWith("/") && !text.startsWith("//")) return text;
-    const data = text.startsWith("//") ? text.slice(1) : text;
-    return { action: "sendmessage", data };
+  function drawerOpen() {
+    return document.body.classList.contains("drawer-open");
   }
+
+  function openDrawer() {
+    document.body.classList.add("drawer-open");
+    ui.drawerToggle.setAttribute("aria-expanded", "true");
+    ui.backdrop.hidden = false;
+    ui.bar.inert = true;
+    ui.main.inert = true;
+    ui.drawerClose.focus();
+    requestRooms();
+  }
+
+  function closeDrawer() {
+    if (!drawerOpen()) return;
+    document.body.classList.remove("drawer-open");
+    ui.drawerToggle.setAttribute("aria-expanded", "false");
+    ui.backdrop.hidden = true;
+    ui.bar.inert = false;
+    ui.main.inert = false;
+    if (narrow.matches) ui.drawerToggle.focus();
+  }
+
+  // Typed lines ---------------------------------------------------------------------------
+
+  const USAGE = {
+    nick: "Usage: /nick NAME",
+    join: "Usage: /join ROOM",
+    history: `Usage: /history [N], N from 1 to ${HISTORY_PAGE}`,
+  };
+
+  // What a typed line does: a change (one at a time), a message, a command the page runs
+  // itself, a usage line, or a command the server answers.
+  function typed(text) {
+    const command = text.match(/^\/(nick|join|history)(?:\s+(.*))?$/);
+    if (command) return pageCommand(command[1], (command[2] || "").trim());
+    if (text.startsWith("//")) return { send: { action: "sendmessage", data: text.slice(1) } };
+    if (text.startsWith("/")) return { server: text };
+    return { send: { action: "sendmessage", data: text } };
+  }
+
+  function pageCommand(name, argument) {
+    if (name === "history") {
+      if (!argument) return { run: () => loadOlder("command") };
+      const count = /^\d{1,2}$/.test(argument) ? Number(argument) : 0;
+      if (count < 1 || count > HISTORY_PAGE) return { usage: USAGE.history };
+      return { run: () => loadOlder("command", count) };
+    }
+    if (!argument) return { usage: USAGE[name] };
+    return { change: name === "nick" ? { action: "nick", name: argument } : { action: "join", room: argument } };
+  }
+
+  // "sent", "kept" (an incomplete command stays in the composer to be finished) or false.
+  function submitLine(text) {
+    const line = typed(text);
+    if (line.usage) {
+      systemLine(line.usage, "error");
+      return "kept";
+    }
+    if (line.run) {
+      line.run();
+      return "sent";
+    }
+    if (line.change) return change(line.change) && "sent";
+    if (!state.ready) return false;
+    if (line.server) {
+      state.lastCommand = text.split(/\s/, 1)[0];
+      if (text === "/rooms") state.roomsAsked = true;
+      return send(line.server) && "sent";
+    }
+    const sent = send(line.send);
+    if (sent) state.pendingTexts.push(line.send.data);
+    return sent && "sent";
+  }
+
+  function remember(text) {
+    state.sentLines.push(text);
+    state.sentLines.splice(0, state.sentLines.length - SENT_LINES_KEPT);
+    state.recalled = -1;
+  }
+
+  // Up in an empty composer (or on a recalled line) steps back through what was sent.
+  function recall(step) {
+    const lines = state.sentLines;
+    const showing = state.recalled === -1 ? "" : lines[state.recalled];
+    if (!lines.length || ui.input.value !== showing) return false;
+    const from = state.recalled === -1 ? lines.length : state.recalled;
+    const next = from + step;
+    if (next < 0) return true;
+    state.recalled = next >= lines.length ? -1 : next;
+    ui.input.value = state.recalled === -1 ? "" : lines[state.recalled];
+    const end = ui.input.value.length;
+    ui.input.setSelectionRange(end, end);
+    return true;
+  }
+
+  // Controls --------------------------------------------------------------------------
 
   ui.composer.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = ui.input.value.trim();
     if (!text) return;
-    const frame = typed(text);
-    const isChange = typeof frame === "object" && frame.action !== "sendmessage";
-    const sent = isChange ? change(frame) : state.ready && send(frame);
-    if (!sent) {
-      systemLine("not connected: not sent", "error");
+    const outcome = submitLine(text);
+    if (!outcome) {
+      systemLine("Not connected: not sent", "error");
       return;
     }
-    if (frame.action === "sendmessage") state.pendingTexts.push(frame.data);
-    ui.input.value = "";
+    remember(text);
+    if (outcome === "sent") ui.input.value = "";
+  });
+
+  ui.input.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+    if (recall(event.key === "ArrowUp" ? -1 : 1)) event.preventDefault();
   });
 
   ui.nickForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const name = ui.nickInput.value.trim();
     if (!name || name === state.nick) return;
-    if (!change({ action: "nick", name })) systemLine("not connected: nickname not changed", "error");
+    if (!change({ action: "nick", name })) systemLine("Not connected: nickname not changed", "error");
   });
 
   ui.roomForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const room = ui.roomInput.value.trim();
     if (room && !change({ action: "join", room })) {
-      systemLine("not connected: room not changed", "error");
+      systemLine("Not connected: room not changed", "error");
     }
   });
 
-  ui.loadOlder.addEventListener("click", () => {
-    const first = ui.log.querySelector("li[data-id]");
-    const request = { action: "history", limit: 50 };
-    if (first) request.before = first.dataset.id;
-    ui.loadOlder.disabled = send(request);
+  ui.loadOlder.addEventListener("click", () => loadOlder("button"));
+  ui.refreshRooms.addEventListener("click", requestRooms);
+  ui.newMessages.addEventListener("click", () => {
+    scrollToEnd();
+    ui.input.focus();
   });
 
-  ui.refreshRooms.addEventListener("click", () => send({ action: "rooms" }));
+  ui.scroller.addEventListener("scroll", () => {
+    state.following = atBottom();
+    if (state.following) clearUnseen();
+  });
+  // A reader at the bottom stays there when the view shrinks (a phone's keyboard opens).
+  new ResizeObserver(() => {
+    if (state.following) scrollToEnd();
+  }).observe(ui.scroller);
 
+  ui.drawerToggle.addEventListener("click", () => (drawerOpen() ? closeDrawer() : openDrawer()));
+  ui.drawerClose.addEventListener("click", closeDrawer);
+  ui.backdrop.addEventListener("click", closeDrawer);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && drawerOpen()) {
+      event.preventDefault();
+      closeDrawer();
+    }
+  });
+  narrow.addEventListener("change", closeDrawer);
+
+  setInterval(relabelDays, 60 * 1000);
+  state.labelledToday = dayOf(new Date());
   ui.nickInput.value = state.nick;
   ui.roomInput.value = state.room;
   connect();
