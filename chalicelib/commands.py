@@ -2,7 +2,15 @@
 
 `Chat` ties the protocol (what a frame means), the store (what is true) and the
 sender (who hears about it) together. Every failure a user can cause becomes an
-`error` frame for that user alone; a DynamoDB failure becomes `unavailable`.
+`error` frame for that user alone; a DynamoDB failure, or DynamoDB too slow to
+answer within the frame's budget (chalicelib/budget.py), becomes `unavailable`.
+
+Abuse limits: a frame costs a token of the connection's rate limit (taken in
+the same request that reads the connection), a room change one of its join
+quota, a connection one of its address's slots; nicknames are unique in a room.
+Departures cost at most one presence frame per member they are announced to,
+and members found gone while announcing are removed without an announcement
+of their own, so a wave of leaves costs O(n), not O(n^2).
 """
 
 from __future__ import annotations
@@ -10,17 +18,28 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import WebsocketEvent
 
-from chalicelib import protocol
+from chalicelib import budget, origins, protocol
 from chalicelib.fanout import Batch, FanOut
+from chalicelib.ids import id_time_ms
 from chalicelib.protocol import Command, ProtocolError
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
-from chalicelib.storage import ChatStore, Connection, ConnectionChanged, Member
+from chalicelib.storage import (
+    AddressFull,
+    ChatStore,
+    Connection,
+    ConnectionChanged,
+    IdInUse,
+    Member,
+    NickTaken,
+    RateLimited,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +54,24 @@ ATTEMPTS = 3
 # rather than "gone" (the $connect handler can still be running).
 OPENING_GRACE_MS = 10_000
 
+# A client's own message id may be this far from the server's clock.
+SKEW_MS = 60_000
 
-def guest_nick(connection_id: str) -> str:
+STORAGE_ERRORS = (ClientError, BotoCoreError)
+
+
+def guest_nick(connection_id: str, digits: int = 4) -> str:
     """The nickname a connection starts with: stable for its id, no lookups needed."""
-    return "guest-" + hashlib.blake2s(connection_id.encode()).hexdigest()[:4]
+    return "guest-" + hashlib.blake2s(connection_id.encode()).hexdigest()[:digits]
 
 
-def _sorted_nicks(members: list[Member]) -> list[str]:
-    return sorted((m.nick for m in members), key=str.casefold)
+def _confirmed_nicks(members: Iterable[Member]) -> list[str]:
+    return sorted((m.nick for m in members if m.confirmed), key=str.casefold)
+
+
+def _refusal(status: int, code: str, message: str) -> dict[str, Any]:
+    """A `$connect` answer that rejects the upgrade; the body says why, for tools like wscat."""
+    return {"statusCode": status, "body": protocol.encode({"code": code, "message": message})}
 
 
 class Chat:
@@ -61,11 +90,14 @@ class Chat:
     # Events: the three websocket routes and the fan-out function ---------------------
 
     def connect(self, event: WebsocketEvent) -> dict[str, Any] | None:
-        """Register the connection in its first room; a non-2xx answer rejects the upgrade.
-
-        `?nick=` and `?room=` on the URL pick the first nickname and room.
-        """
-        query = event.to_dict().get("queryStringParameters") or {}
+        """Register the connection, pending, in its first room; a non-2xx answer rejects
+        the upgrade. `?nick=` and `?room=` on the URL pick the first nickname and room."""
+        raw = event.to_dict()
+        headers = {key.lower(): value for key, value in (raw.get("headers") or {}).items()}
+        origin = headers.get("origin")
+        if not origins.allowed(origin, self._settings.allowed_origins):
+            return _refusal(403, protocol.FORBIDDEN_ORIGIN, f"origin {origin} may not connect")
+        query = raw.get("queryStringParameters") or {}
         nick = protocol.validate_nick(
             query.get("nick", guest_nick(event.connection_id)), self._settings
         )
@@ -74,45 +106,40 @@ class Chat:
         )
         for invalid in (nick, join):
             if isinstance(invalid, ProtocolError):
-                return {"statusCode": 400, "body": invalid.message}
-        try:
-            conn = self._store.add_connection(event.connection_id, nick.name, join.room)
-            # The new connection cannot receive yet (API Gateway refuses posts
-            # to it until $connect returns), so only the others hear of it.
-            self._tell_room(conn.room, self._presence(conn, "join"), presence=True, exclude=conn.id)
-        except (ClientError, BotoCoreError):
-            log.exception("connect %s: storage unavailable", event.connection_id)
-            return {"statusCode": 503, "body": "chat storage unavailable"}
-        return None
+                return _refusal(400, invalid.code, invalid.message)
+        ip = raw.get("requestContext", {}).get("identity", {}).get("sourceIp", "")
+        with budget.within(budget.CONNECT_SECONDS):
+            return self._register(event.connection_id, nick.name, join.room, ip, "nick" in query)
 
     def disconnect(self, event: WebsocketEvent) -> None:
-        try:
-            departed = self._store.remove_connection(event.connection_id)
-            if departed is not None:
-                self._tell_room(departed.room, self._presence(departed, "leave"), presence=True)
-        except (ClientError, BotoCoreError):
-            log.exception(
-                "disconnect %s: storage unavailable; TTL will clean it", event.connection_id
-            )
+        with budget.within(budget.FRAME_SECONDS):
+            try:
+                departure = self._store.remove_connection(event.connection_id)
+                if departure is not None and departure.member.confirmed:
+                    leave = self._presence(departure.member, "leave")
+                    self._tell_room(departure.member.room, leave, count=departure.count)
+            except STORAGE_ERRORS:
+                log.exception(
+                    "disconnect %s: storage unavailable; TTL will clean it", event.connection_id
+                )
 
     def message(self, event: WebsocketEvent) -> None:
         connection_id = event.connection_id
-        command = protocol.parse_frame(event.to_dict().get("body"), self._settings)
-        if isinstance(command, ProtocolError):
-            self._reply_error(connection_id, command)
-            return
-        try:
-            for _ in range(ATTEMPTS):
-                try:
-                    self._run(self._connection(connection_id), command, event)
-                    return
-                except ConnectionChanged:
-                    continue
-            log.error("connection %s kept changing during %s", connection_id, command)
-        except (ClientError, BotoCoreError):
-            log.exception("message from %s failed", connection_id)
-        error = ProtocolError(protocol.UNAVAILABLE, "the chat is unavailable, try again")
-        self._reply_error(connection_id, error)
+        with budget.within(budget.FRAME_SECONDS):
+            try:
+                conn = self._admit(connection_id)
+            except RateLimited as limited:
+                self._reply_error(connection_id, _rate_limited(limited, "frames"))
+                return
+            except STORAGE_ERRORS:
+                log.exception("message from %s: storage unavailable", connection_id)
+                self._reply_error(connection_id, _unavailable())
+                return
+            command = protocol.parse_frame(event.to_dict().get("body"), self._settings)
+            if isinstance(command, ProtocolError):
+                self._reply_error(connection_id, command)
+                return
+            self._answer(conn, command, event)
 
     def fan_out(self, payload: Any) -> None:
         """The `fanout` function: send one batch of a big broadcast (fanout.py)."""
@@ -122,19 +149,133 @@ class Chat:
             log.exception("fan-out event refused")
             return
         self._sender.use_endpoint(batch.domain_name, batch.stage)
+        with budget.within(budget.FANOUT_SECONDS):
+            try:
+                gone = self._deliver(batch.connection_ids, batch.data, set(batch.opening))
+                self._evict(batch.room, gone, announce=True)
+            except STORAGE_ERRORS:
+                log.exception("fan-out in %s: storage unavailable while cleaning up", batch.room)
+
+    # Connecting and the first frame ----------------------------------------------------
+
+    def _register(
+        self, connection_id: str, nick: str, room: str, ip: str, chosen: bool
+    ) -> dict[str, Any] | None:
+        """Claim a slot of the address and the nickname in the room, then write the
+        connection; on failure, take back what was written (pending items expire anyway)."""
+        slot = None
         try:
-            self._deliver(batch.room, batch.connection_ids, batch.data, set(batch.opening))
-        except (ClientError, BotoCoreError):
-            log.exception("fan-out in %s: storage unavailable while cleaning up", batch.room)
+            slot = self._store.claim_slot(ip, connection_id)
+            nick = self._claim(room, nick, connection_id, chosen, confirmed=False)
+            self._store.add_connection(connection_id, nick, room, ip, slot)
+        except AddressFull:
+            limit = self._settings.connections_per_ip
+            return _refusal(429, protocol.TOO_MANY_CONNECTIONS, f"at most {limit} per address")
+        except NickTaken:
+            assert slot is not None  # the nickname is claimed after the slot
+            self._store.release_slot(ip, slot, connection_id)
+            return _refusal(409, protocol.NICK_TAKEN, f"{nick} is taken in {room}")
+        except STORAGE_ERRORS:
+            log.exception("connect %s: storage unavailable", connection_id)
+            self._forget(connection_id, room, nick, ip, slot)
+            return _refusal(503, protocol.UNAVAILABLE, "chat storage unavailable")
+        return None
+
+    def _claim(
+        self, room: str, nick: str, connection_id: str, chosen: bool, confirmed: bool
+    ) -> str:
+        """Claim `nick`, or for a guest name a longer one until one is free."""
+        for digits in (4, 6, 8, 12) if not chosen else (0,):
+            name = nick if chosen else guest_nick(connection_id, digits)
+            try:
+                self._hold(room, name, connection_id, confirmed)
+            except NickTaken:
+                continue
+            return name
+        raise NickTaken(nick)
+
+    def _hold(self, room: str, nick: str, connection_id: str, confirmed: bool = True) -> None:
+        """Claim a nickname; one held by a connection API Gateway says is gone (a page
+        reconnecting before its old connection's $disconnect ran) is taken over."""
+        try:
+            self._store.claim_nick(room, nick, connection_id, confirmed)
+        except NickTaken as taken:
+            opening = taken.held_since_ms > self._store.now_ms() - OPENING_GRACE_MS
+            if not taken.holder or opening or not self._sender.is_gone(taken.holder):
+                raise
+            self._evict(room, [taken.holder], announce=True)
+            self._store.claim_nick(room, nick, connection_id, confirmed)
+
+    def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
+        """Best effort after a failed $connect: what it wrote is pending and expires anyway."""
+        try:
+            self._store.remove_connection(connection_id, room_hint=room)
+            self._store.release_nick(room, nick, connection_id)
+            if slot is not None:
+                self._store.release_slot(ip, slot, connection_id)
+        except STORAGE_ERRORS:
+            log.warning("connect %s: left pending items to expire", connection_id)
+
+    def _admit(self, connection_id: str) -> Connection:
+        """The sender's connection, a frame token taken. Its first frame confirms it (and
+        announces it); one missing from the table (expired, or cleaned after a failed
+        send while it was still open) is registered again."""
+        conn = self._store.admit(connection_id, self._settings.frame_rate)
+        if conn is None:
+            nick = self._claim(
+                self._settings.default_room, "", connection_id, chosen=False, confirmed=True
+            )
+            return self._store.add_connection(
+                connection_id, nick, self._settings.default_room, confirmed=True
+            )
+        if conn.confirmed:
+            return conn
+        try:
+            self._hold(conn.room, conn.nick, conn.id)
+        except NickTaken:
+            # Its nickname went to another while it was pending: it becomes a guest.
+            guest = self._claim(conn.room, "", conn.id, chosen=False, confirmed=True)
+            conn = self._store.rename(conn, guest)
+            count = self._store.confirm(conn)
+            message = f"your nickname went to another member; you are {guest}"
+            self._reply_error(conn.id, ProtocolError(protocol.NICK_TAKEN, message))
+        else:
+            count = self._store.confirm(conn)
+        confirmed = replace(conn, confirmed=True)
+        self._tell_room(conn.room, self._presence(confirmed, "join"), count=count, exclude=conn.id)
+        return confirmed
 
     # Commands ------------------------------------------------------------------------
 
+    def _answer(self, conn: Connection, command: Command, origin: WebsocketEvent) -> None:
+        """Run a command, trying again on a stale copy of the connection; errors become
+        frames for the sender."""
+        try:
+            for _ in range(ATTEMPTS):
+                try:
+                    self._run(conn, command, origin)
+                    return
+                except ConnectionChanged:
+                    conn = self._store.get_connection(conn.id) or conn
+            log.error("connection %s kept changing during %s", conn.id, command)
+        except NickTaken as taken:
+            self._reply_error(conn.id, ProtocolError(protocol.NICK_TAKEN, _taken(taken, conn)))
+            return
+        except RateLimited as limited:
+            self._reply_error(conn.id, _rate_limited(limited, "room changes"))
+            return
+        except IdInUse:
+            error = ProtocolError(protocol.BAD_REQUEST, '"id" is another message\'s id')
+            self._reply_error(conn.id, error)
+            return
+        except STORAGE_ERRORS:
+            log.exception("%s from %s failed", type(command).__name__, conn.id)
+        sent_id = command.id if isinstance(command, protocol.SendMessage) else None
+        self._reply_error(conn.id, _unavailable(sent_id))
+
     def _run(self, conn: Connection, command: Command, origin: WebsocketEvent) -> None:
         if isinstance(command, protocol.SendMessage):
-            frame = protocol.message_frame(
-                self._store.add_message(conn.room, conn.nick, command.text)
-            )
-            self._tell_room(conn.room, lambda count: frame, always=conn.id, origin=origin)
+            self._post(conn, command, origin)
         elif isinstance(command, protocol.Join):
             self._join(conn, command.room)
         elif isinstance(command, protocol.Nick):
@@ -144,7 +285,7 @@ class Chat:
             self._sender.send(conn.id, protocol.history_frame(conn.room, messages, more))
         elif isinstance(command, protocol.Who):
             live = self._live_members(conn.room)
-            self._sender.send(conn.id, protocol.members_frame(conn.room, _sorted_nicks(live)))
+            self._sender.send(conn.id, protocol.members_frame(conn.room, _confirmed_nicks(live)))
         elif isinstance(command, protocol.Rooms):
             self._sender.send(conn.id, protocol.rooms_frame(self._store.rooms()))
         elif isinstance(command, protocol.Ping):
@@ -152,19 +293,24 @@ class Chat:
         elif isinstance(command, protocol.Help):
             self._sender.send(conn.id, {"type": "help", "commands": protocol.HELP})
 
-    def _connection(self, connection_id: str) -> Connection:
-        """The sender's connection; one missing from the table (expired, or cleaned
-        after a failed send while it was still open) is registered again."""
-        conn = self._store.get_connection(connection_id)
-        if conn is None:
-            conn = self._store.add_connection(
-                connection_id, guest_nick(connection_id), self._settings.default_room
-            )
-        return conn
+    def _post(
+        self, conn: Connection, command: protocol.SendMessage, origin: WebsocketEvent
+    ) -> None:
+        """Store the message once, then tell the room (again, for a resend of a message
+        that was stored while its sender heard `unavailable`: members drop copies by id)."""
+        if command.id is not None and abs(id_time_ms(command.id) - self._store.now_ms()) > SKEW_MS:
+            message = f'"id" is more than {SKEW_MS // 1000} s from the server\'s clock'
+            self._reply_error(conn.id, ProtocolError(protocol.BAD_REQUEST, message))
+            return
+        message, _ = self._store.add_message(conn.room, conn, command.text, command.id)
+        frame = protocol.message_frame(message)
+        self._tell_room(conn.room, lambda count: frame, always=conn.id, origin=origin)
 
     def _join(self, conn: Connection, room: str) -> None:
         live = None
         if room != conn.room:
+            self._store.admit_join(conn, self._settings.join_rate)
+            self._hold(room, conn.nick, conn.id)
             left = conn
             conn = self._store.move(conn, room)
             self._tell_room(left.room, self._presence(left, "leave"), presence=True)
@@ -174,15 +320,16 @@ class Chat:
         if live is None:  # the same room, or one too big for presence
             live = self._live_members(room)
         messages, more = self._store.history(room, self._settings.history_page_size)
-        joined = protocol.joined_frame(room, conn.nick, _sorted_nicks(live), messages, more)
+        joined = protocol.joined_frame(room, conn.nick, _confirmed_nicks(live), messages, more)
         self._sender.send(conn.id, joined)
 
     def _rename(self, conn: Connection, nick: str) -> None:
+        self._hold(conn.room, nick, conn.id)
         renamed = self._store.rename(conn, nick)
         frame = self._presence(renamed, "nick", previous=conn.nick)
         # The renamer always gets the frame: it is the acknowledgement.
         if self._tell_room(conn.room, frame, presence=True, always=conn.id) is None:
-            self._sender.send(conn.id, frame(self._store.count_members(conn.room)))
+            self._sender.send(conn.id, frame(self._store.room_count(conn.room)))
 
     # Fan-out and clean-up ----------------------------------------------------------------
 
@@ -193,7 +340,9 @@ class Chat:
 
     def _live_members(self, room: str) -> list[Member]:
         live, expired = self._store.members(room)
-        self._evict(room, [m.connection_id for m in expired])
+        self._evict(room, [m.connection_id for m in expired], announce=False)
+        if expired:
+            self._store.correct_count(room, sum(1 for m in live if m.confirmed))
         return live
 
     def _tell_room(
@@ -201,21 +350,27 @@ class Chat:
         room: str,
         frame: FrameFor,
         presence: bool = False,
+        count: int | None = None,
         exclude: str | None = None,
         always: str | None = None,
         origin: WebsocketEvent | None = None,
     ) -> list[Member] | None:
         """Send a frame to the live members of `room`; return the members still there.
 
-        Presence frames go only to rooms within the presence limit (None for a
-        bigger room: nobody is told), so that filling a big room does not cost a
-        send per member per arrival, nor a read of the whole room. `always`
-        receives the frame even when the member list misses it (an
-        acknowledgement must not depend on the index). With the `origin` event,
-        a big room's broadcast is split across fan-out invocations.
-        Members found expired or gone are removed, and the room is told they left.
+        Presence frames (`presence`, or `count` given: the room's count, known)
+        go only to rooms within the presence limit (None for a bigger room:
+        nobody is told), so that filling a big room does not cost a send per
+        member per arrival, nor a read of the whole room. Members found gone
+        while announcing are removed silently; found gone by a message, their
+        departure is announced once. `always` receives the frame even when the
+        member list misses it (an acknowledgement must not depend on the
+        index). With the `origin` event, a big room's broadcast is split across
+        fan-out invocations.
         """
-        limit = self._settings.presence_limit if presence else None
+        announcing = presence or count is not None
+        limit = self._settings.presence_limit if announcing else None
+        if count is not None and count > self._settings.presence_limit:
+            return None
         members = self._store.members(room, at_most=limit)
         if members is None:
             return None
@@ -227,11 +382,16 @@ class Chat:
         # yet, though its membership is already stored: such a 410 is no departure.
         opening_since = self._store.now_ms() - OPENING_GRACE_MS
         opening = {m.connection_id for m in live if m.connected_at > opening_since}
-        data = protocol.encode(frame(len(live)))
+        data = protocol.encode(frame(sum(1 for m in live if m.confirmed)))
         if origin is not None:
             targets = self._fan_out(room, targets, data, opening, origin)
-        gone = self._deliver(room, targets, data, opening, [m.connection_id for m in expired])
-        return [m for m in live if m.connection_id not in gone]
+        gone = self._deliver(targets, data, opening)
+        stale = [m.connection_id for m in expired]
+        self._evict(room, [*stale, *gone], announce=not announcing)
+        remaining = [m for m in live if m.connection_id not in gone]
+        if gone or stale:
+            self._store.correct_count(room, sum(1 for m in remaining if m.confirmed))
+        return remaining
 
     def _fan_out(
         self,
@@ -259,29 +419,42 @@ class Chat:
         failed = self._fanout.dispatch(batches)
         return own + [cid for batch in failed for cid in batch.connection_ids]
 
-    def _deliver(
-        self,
-        room: str,
-        connection_ids: list[str],
-        data: str,
-        opening: set[str],
-        stale: Iterable[str] = (),
-    ) -> set[str]:
-        """Send `data` to every connection; remove the gone and the `stale`; return the gone."""
-        gone = set(self._sender.broadcast(connection_ids, data)) - opening
-        self._evict(room, [*stale, *sorted(gone)])
-        return gone
+    def _deliver(self, connection_ids: list[str], data: str, opening: set[str]) -> list[str]:
+        """Send `data` to every connection; return the gone ones (not those still opening)."""
+        return sorted(set(self._sender.broadcast(connection_ids, data)) - opening)
 
-    def _evict(self, room: str, connection_ids: list[str]) -> None:
-        """Remove connections that are gone and announce each departure once.
-
-        Every round removes members for good, so announcing can find new gone
-        members only a finite number of times.
-        """
+    def _evict(self, room: str, connection_ids: list[str], announce: bool) -> None:
+        """Remove connections that are gone. With `announce`, each confirmed departure is
+        announced once, and members found gone by those announcements leave silently."""
         for connection_id in dict.fromkeys(connection_ids):
-            departed = self._store.remove_connection(connection_id, room_hint=room)
-            if departed is not None:
-                self._tell_room(room, self._presence(departed, "leave"), presence=True)
+            departure = self._store.remove_connection(connection_id, room_hint=room)
+            if announce and departure is not None and departure.member.confirmed:
+                leave = self._presence(departure.member, "leave")
+                self._tell_room(room, leave, count=departure.count)
 
     def _reply_error(self, connection_id: str, error: ProtocolError) -> None:
         self._sender.send(connection_id, protocol.error_frame(error))
+
+
+def _unavailable(message_id: str | None = None) -> ProtocolError:
+    if message_id is None:
+        return ProtocolError(protocol.UNAVAILABLE, "the chat is unavailable, try again")
+    return ProtocolError(
+        protocol.UNAVAILABLE,
+        "the chat is unavailable; send the message again with the same id: "
+        "it is never stored twice",
+        {"id": message_id},
+    )
+
+
+def _rate_limited(limited: RateLimited, what: str) -> ProtocolError:
+    seconds = max(1, round(limited.retry_after_ms / 1000))
+    return ProtocolError(
+        protocol.RATE_LIMITED,
+        f"too many {what}; try again in {seconds} s",
+        {"retry_after_ms": limited.retry_after_ms},
+    )
+
+
+def _taken(taken: NickTaken, conn: Connection) -> str:
+    return f"{taken.args[0] if taken.args else 'that nickname'} is taken in {conn.room}"

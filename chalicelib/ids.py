@@ -19,3 +19,11 @@ def new_message_id(now_ms: int) -> str:
         value, digit = divmod(value, 32)
         chars.append(_ALPHABET[digit])
     return "".join(reversed(chars))
+
+
+def id_time_ms(message_id: str) -> int:
+    """The millisecond a ULID was made in (its first 10 characters)."""
+    value = 0
+    for char in message_id[:10]:
+        value = value * 32 + _ALPHABET.index(char)
+    return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.settings import Settings
@@ -27,6 +27,11 @@ INVALID_NICK = "invalid_nick"
 INVALID_ROOM = "invalid_room"
 TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
+RATE_LIMITED = "rate_limited"
+NICK_TAKEN = "nick_taken"
+# Only in the body of a refused $connect (HTTP 429 and 403), never as a frame.
+TOO_MANY_CONNECTIONS = "too_many_connections"
+FORBIDDEN_ORIGIN = "forbidden_origin"
 
 HELP = [
     {"command": "/nick NAME", "action": "nick", "help": "change your nickname"},
@@ -42,6 +47,9 @@ HELP = [
 @dataclass(frozen=True)
 class SendMessage:
     text: str
+    # The client's own ULID for the message: sending again after `unavailable` with
+    # the same id never stores it twice.
+    id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,14 @@ class Help:
 
 @dataclass(frozen=True)
 class ProtocolError:
-    """A frame the server refuses; becomes an `error` frame for the sender only."""
+    """A frame the server refuses; becomes an `error` frame for the sender only.
+
+    `details` are extra fields of the frame (`retry_after_ms`, a message's `id`).
+    """
 
     code: str
     message: str
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 Command = SendMessage | Join | Nick | History | Who | Rooms | Ping | Help
@@ -121,7 +133,13 @@ def _parse_action(document: dict[str, Any], settings: Settings) -> Command | Pro
         data = document.get("data")
         if not isinstance(data, str):
             return ProtocolError(BAD_REQUEST, 'sendmessage needs "data", a string')
-        return _message(data, settings)
+        message_id = document.get("id")
+        if message_id is not None and (
+            not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id)
+        ):
+            return ProtocolError(BAD_REQUEST, '"id" must be a ULID (26 characters)')
+        message = _message(data, settings)
+        return message if isinstance(message, ProtocolError) else replace(message, id=message_id)
     if action == "join":
         return validate_room(document.get("room"), settings)
     if action == "nick":
@@ -242,7 +260,7 @@ def message_frame(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def error_frame(error: ProtocolError) -> dict[str, Any]:
-    return {"type": "error", "code": error.code, "message": error.message}
+    return {"type": "error", "code": error.code, "message": error.message, **error.details}
 
 
 def presence_frame(

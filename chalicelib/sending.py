@@ -33,6 +33,17 @@ class Sender:
         """Send one frame; False when the connection is gone (or the send failed)."""
         return self._post(connection_id, encode(frame)) == SENT
 
+    def is_gone(self, connection_id: str) -> bool:
+        """Whether API Gateway says the connection is gone (GetConnection answers 410).
+        A failure to ask is no answer: False."""
+        try:
+            self._api.info(connection_id)
+        except WebsocketDisconnectedError:
+            return True
+        except (ClientError, BotoCoreError) as error:
+            log.warning("could not ask about %s: %s", connection_id, error)
+        return False
+
     def use_endpoint(self, domain_name: str, stage: str) -> None:
         """Post through this API (Chalice sets it from websocket events; other
         functions, like the fan-out, must be told)."""

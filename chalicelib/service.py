@@ -3,6 +3,11 @@
 A Lambda container runs many invocations; boto3 clients and the send pool are
 made once per container (client creation costs tens of milliseconds), while
 settings are read per invocation, since they come from the environment.
+
+Every client has short timeouts, and the DynamoDB and Lambda clients ask
+`budget.check` before each attempt, so that a stalled DynamoDB costs a handler
+its budget, never its timeout. Sends are not budgeted: the answer that says
+`unavailable` must still go out.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
+from chalicelib import budget
 from chalicelib.commands import Chat
 from chalicelib.fanout import FanOut
 from chalicelib.sending import Sender
@@ -26,6 +32,8 @@ from chalicelib.storage import ChatStore
 # connection pool of the websocket client get the same size: a thread without
 # a pooled connection would wait for one (and urllib3 would warn).
 SEND_CONCURRENCY = positive_int(os.environ, "SEND_CONCURRENCY", 32)
+# API Gateway answers a PostToConnection in milliseconds; one stuck this long is dropped.
+SEND_READ_TIMEOUT = 5
 
 
 def websocket_session() -> boto3.session.Session:
@@ -39,6 +47,8 @@ def websocket_session() -> boto3.session.Session:
     core.set_default_client_config(
         Config(
             max_pool_connections=SEND_CONCURRENCY,
+            connect_timeout=budget.CONNECT_TIMEOUT,
+            read_timeout=SEND_READ_TIMEOUT,
             retries={"mode": "standard"},
             parameter_validation=False,
         )
@@ -51,21 +61,32 @@ def send_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=SEND_CONCURRENCY, thread_name_prefix="send")
 
 
+def _within_budgets(client: Any) -> Any:
+    """A client that asks the handler's budget before each attempt (chalicelib/budget.py)."""
+    client.meta.events.register("before-send", budget.check)
+    return client
+
+
 @lru_cache(maxsize=1)
 def dynamodb_client() -> Any:
-    """DynamoDB client from boto3's standard configuration (AWS_ENDPOINT_URL_DYNAMODB works)."""
-    return boto3.session.Session().client("dynamodb", config=Config(retries={"mode": "standard"}))
+    """From boto3's standard configuration (AWS_ENDPOINT_URL_DYNAMODB works); its timeouts
+    trip the breaker."""
+    config = Config(**budget.CLIENT_TIMEOUTS)
+    client = boto3.session.Session().client("dynamodb", config=config)
+    client.meta.events.register("needs-retry", budget.observe)
+    return _within_budgets(client)
 
 
 @lru_cache(maxsize=1)
 def lambda_client() -> Any:
     """For handing broadcast batches to the fan-out function (AWS_ENDPOINT_URL_LAMBDA works)."""
-    return boto3.session.Session().client("lambda", config=Config(retries={"mode": "standard"}))
+    config = Config(**budget.CLIENT_TIMEOUTS)
+    return _within_budgets(boto3.session.Session().client("lambda", config=config))
 
 
 def chat(websocket_api: Any) -> Chat:
     settings = Settings.from_env()
-    store = ChatStore(dynamodb_client(), settings, send_pool())
+    store = ChatStore(dynamodb_client(), settings)
     fanout = None
     if settings.fanout_function:
         fanout = FanOut(lambda_client, settings.fanout_function, settings.fanout_batch, send_pool())

@@ -11,9 +11,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chalicelib.limits import Rate
+
 # API Gateway closes a connection after 2 hours; keep connection items a little
 # longer so that a late $disconnect still finds them, then let TTL remove them.
 DEFAULT_CONNECTION_TTL_SECONDS = 2 * 3600 + 15 * 60
+
+# Origins of the pages that may connect: the page opened from a file (its Origin is
+# "null") and the local gateway's, on any port. Clients that send no Origin (wscat,
+# SDKs) are always allowed: the check is against other websites, not other programs.
+DEFAULT_ALLOWED_ORIGINS = ("null", "http://127.0.0.1:*", "http://localhost:*")
 
 
 class SettingsError(ValueError):
@@ -34,6 +41,13 @@ class Settings:
     # The function that sends shares of big broadcasts (chalicelib/fanout.py); "" = none.
     fanout_function: str = ""
     fanout_batch: int = 250
+    # Abuse limits: frames a connection may send (a person typing never meets them),
+    # room changes, and open connections per source address.
+    rate_per_second: int = 5
+    rate_burst: int = 10
+    joins_per_minute: int = 20
+    connections_per_ip: int = 20
+    allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,7 +70,27 @@ class Settings:
             default_room=env.get("DEFAULT_ROOM", cls.default_room),
             fanout_function=env.get("FANOUT_FUNCTION", cls.fanout_function).strip(),
             fanout_batch=positive_int(env, "FANOUT_BATCH", cls.fanout_batch),
+            rate_per_second=positive_int(env, "RATE_PER_SECOND", cls.rate_per_second),
+            rate_burst=positive_int(env, "RATE_BURST", cls.rate_burst),
+            joins_per_minute=positive_int(env, "JOINS_PER_MINUTE", cls.joins_per_minute),
+            connections_per_ip=positive_int(env, "CONNECTIONS_PER_IP", cls.connections_per_ip),
+            allowed_origins=_origins(env.get("ALLOWED_ORIGINS")),
         )
+
+    @property
+    def frame_rate(self) -> Rate:
+        return Rate.per_second(self.rate_per_second, self.rate_burst)
+
+    @property
+    def join_rate(self) -> Rate:
+        return Rate.per_minute(self.joins_per_minute, self.joins_per_minute)
+
+
+def _origins(raw: str | None) -> tuple[str, ...]:
+    """ALLOWED_ORIGINS: comma-separated origins; a port may be `*`; unset: the defaults."""
+    if raw is None or not raw.strip():
+        return DEFAULT_ALLOWED_ORIGINS
+    return tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
 
 
 def positive_int(env: Mapping[str, str], name: str, default: int) -> int:

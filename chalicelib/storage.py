@@ -1,45 +1,70 @@
-"""DynamoDB storage of connections, room memberships, message history and rooms.
+"""DynamoDB storage of connections, memberships, nicknames, history, rooms and address slots.
 
 One table (defined once, in .chalice/resources.json), keys `pk` and `sk`:
 
-| item        | pk            | sk             | attributes                              |
-| ----------- | ------------- | -------------- | --------------------------------------- |
-| connection  | CONN#{id}     | CONNECTION     | nick, room, connected_at, expires_at    |
-| membership  | ROOM#{room}   | MEMBER#{id}    | nick, connected_at, expires_at          |
-| message     | HIST#{room}   | {ulid}         | from, text, ts, expires_at              |
-| room        | ROOMS         | {room}         | expires_at (last join + connection TTL) |
+| item        | pk          | sk           | attributes                                            |
+| ----------- | ----------- | ------------ | ----------------------------------------------------- |
+| connection  | CONN#{id}   | CONNECTION   | nick, room, connected_at, expires_at, ip, slot,       |
+|             |             |              | confirmed, tat (frame limit), jtat (join limit)       |
+| membership  | ROOM#{room} | MEMBER#{id}  | nick, connected_at, expires_at, confirmed             |
+| nickname    | ROOM#{room} | NICK#{key}   | connection, nick, claimed_at, confirmed, expires_at   |
+| message     | HIST#{room} | {ulid}       | from, text, ts, conn, expires_at                      |
+| room        | ROOMS       | {room}       | members (confirmed members), expires_at               |
+| address     | IP#{ip}     | SLOT#{n}     | connection, expires_at                                |
 
-A room's members are one partition, so a broadcast is one strongly consistent
-Query (never a Scan); its history is another, so that reading members never
-wades through messages. `expires_at` drives DynamoDB's TTL; TTL deletes lag by
-hours, so every read drops expired items itself.
+A room's members and nicknames are one partition, so a broadcast is one
+strongly consistent Query (never a Scan); its history is another, so that
+reading members never wades through messages. `expires_at` drives DynamoDB's
+TTL; TTL deletes lag by hours, so every read drops expired items itself.
 
-No transactions: every change is a sequence of single-item writes, ordered so
-that an interruption leaves a harmless state (at worst a membership that the
-next failed send or TTL removes), and made safe to repeat. Single-item
-conditions settle races: deleting a connection returns its old attributes to
-exactly one caller, so a departure is announced once. This also halves the
-write cost, and keeps the chat fast on emulators that copy tables per transaction.
+Pending and confirmed. `$connect` writes its items as pending: they expire
+with API Gateway's 10-minute idle timeout, a pending member receives
+broadcasts but is never listed, counted or announced, and a pending nickname
+may be taken by another connection after 30 s. The connection's first frame
+proves it is open and confirms them. So a `$connect` that failed after (or
+while) writing, its writes landing late, leaves no ghost anyone sees.
+
+Nicknames are unique in a room by `chalicelib.text.nick_key`, claimed with a
+conditional put. Addresses have `connections_per_ip` slots, claimed the same
+way; a slot whose connection vanished without `$disconnect` frees itself when
+it expires, so an address is never locked out past the connection TTL.
+
+No transactions: every change is a sequence of single-item conditional
+writes, ordered so that an interruption leaves a harmless state and safe to
+repeat. Deleting an item returns its old attributes to exactly one caller,
+so a departure is announced once.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import limits
 from chalicelib.ids import new_message_id
 from chalicelib.settings import Settings
+from chalicelib.text import nick_key
 
 CONNECTION_SK = "CONNECTION"
 ROOMS_PK = "ROOMS"
 MEMBER_PREFIX = "MEMBER#"
+NICK_PREFIX = "NICK#"
 HISTORY_PREFIX = "HIST#"
+ADDRESS_PREFIX = "IP#"
+SLOT_PREFIX = "SLOT#"
+
+# API Gateway closes a connection that sends nothing for 10 minutes: a connection
+# still pending after this long never opened, or has gone.
+PENDING_TTL_SECONDS = 11 * 60
+# After this long a pending connection's nickname may be claimed by another.
+PENDING_CLAIM_MS = 30_000
+# Conflicting writes of one connection's own frames settle within a few tries.
+ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -49,6 +74,9 @@ class Connection:
     room: str
     connected_at: int
     expires_at: int
+    ip: str = ""
+    slot: int | None = None
+    confirmed: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,10 +86,43 @@ class Member:
     nick: str
     connected_at: int
     expires_at: int
+    confirmed: bool = True
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A connection removed: who it was, and the room's confirmed members left (if known)."""
+
+    member: Member
+    count: int | None
 
 
 class ConnectionChanged(Exception):
     """The connection changed (or went) while we acted on an older copy of it."""
+
+
+class NickTaken(Exception):
+    """Another connection of the room holds a nickname that clashes with this one."""
+
+    def __init__(self, nick: str, holder: str = "", held_since_ms: int = 0) -> None:
+        super().__init__(nick)
+        self.nick = nick
+        self.holder = holder
+        self.held_since_ms = held_since_ms
+
+
+class AddressFull(Exception):
+    """The source address holds its `connections_per_ip` connections already."""
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__(f"retry after {retry_after_ms} ms")
+        self.retry_after_ms = retry_after_ms
+
+
+class IdInUse(Exception):
+    """A client-chosen message id that another message already has."""
 
 
 def _conn_key(connection_id: str) -> dict[str, Any]:
@@ -70,6 +131,18 @@ def _conn_key(connection_id: str) -> dict[str, Any]:
 
 def _member_key(room: str, connection_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"ROOM#{room}"}, "sk": {"S": MEMBER_PREFIX + connection_id}}
+
+
+def _nick_key(room: str, nick: str) -> dict[str, Any]:
+    return {"pk": {"S": f"ROOM#{room}"}, "sk": {"S": NICK_PREFIX + nick_key(nick)}}
+
+
+def _slot_key(ip: str, slot: int) -> dict[str, Any]:
+    return {"pk": {"S": ADDRESS_PREFIX + ip}, "sk": {"S": f"{SLOT_PREFIX}{slot}"}}
+
+
+def _room_key(room: str) -> dict[str, Any]:
+    return {"pk": {"S": ROOMS_PK}, "sk": {"S": room}}
 
 
 def _is_condition_failure(error: ClientError) -> bool:
@@ -85,37 +158,157 @@ class ChatStore:
     """The chat's state in one DynamoDB table, through a low-level boto3 client."""
 
     def __init__(
-        self,
-        client: Any,
-        settings: Settings,
-        executor: Executor,
-        clock: Callable[[], float] = time.time,
+        self, client: Any, settings: Settings, clock: Callable[[], float] = time.time
     ) -> None:
         self._client = client
         self._table = settings.table_name
         self._settings = settings
-        self._executor = executor
         self._clock = clock
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    # Connections -----------------------------------------------------------------
+    def _expiry(self, confirmed: bool) -> int:
+        lifetime = self._settings.connection_ttl_seconds if confirmed else PENDING_TTL_SECONDS
+        return self.now_ms() // 1000 + lifetime
 
-    def add_connection(self, connection_id: str, nick: str, room: str) -> Connection:
+    # Addresses ---------------------------------------------------------------------
+
+    def claim_slot(self, ip: str, connection_id: str) -> int:
+        """One of the address's slots for this connection; AddressFull when none is free."""
+        now = self.now_ms() // 1000
+        held = {
+            int(item["sk"]["S"][len(SLOT_PREFIX) :])
+            for item in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": ADDRESS_PREFIX + ip}},
+                ConsistentRead=True,
+            )
+            if int(item["expires_at"]["N"]) > now
+        }
+        for slot in (n for n in range(self._settings.connections_per_ip) if n not in held):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        **_slot_key(ip, slot),
+                        "connection": {"S": connection_id},
+                        "expires_at": {"N": str(self._expiry(confirmed=False))},
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                    ExpressionAttributeValues={":now": {"N": str(now)}},
+                )
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+                continue  # taken meanwhile: try the next
+            return slot
+        raise AddressFull()
+
+    def release_slot(self, ip: str, slot: int, connection_id: str) -> None:
+        self._delete_if_held(_slot_key(ip, slot), connection_id)
+
+    # Nicknames ---------------------------------------------------------------------
+
+    def claim_nick(self, room: str, nick: str, connection_id: str, confirmed: bool) -> None:
+        """Hold `nick` in `room` for this connection; NickTaken when another holds a clash."""
         now_ms = self.now_ms()
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    **_nick_key(room, nick),
+                    "connection": {"S": connection_id},
+                    "nick": {"S": nick},
+                    "claimed_at": {"N": str(now_ms)},
+                    "confirmed": {"BOOL": confirmed},
+                    "expires_at": {"N": str(self._expiry(confirmed))},
+                },
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR expires_at <= :now OR #c = :me "
+                    "OR (confirmed = :pending AND claimed_at < :stale)"
+                ),
+                ExpressionAttributeNames={"#c": "connection"},
+                ExpressionAttributeValues={
+                    ":now": {"N": str(now_ms // 1000)},
+                    ":me": {"S": connection_id},
+                    ":pending": {"BOOL": False},
+                    ":stale": {"N": str(now_ms - PENDING_CLAIM_MS)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                held = error.response.get("Item") or {}
+                raise NickTaken(
+                    nick,
+                    held.get("connection", {}).get("S", ""),
+                    int(held.get("claimed_at", {}).get("N", "0")),
+                ) from error
+            raise
+
+    def release_nick(self, room: str, nick: str, connection_id: str) -> None:
+        self._delete_if_held(_nick_key(room, nick), connection_id)
+
+    # Connections -------------------------------------------------------------------
+
+    def add_connection(
+        self,
+        connection_id: str,
+        nick: str,
+        room: str,
+        ip: str = "",
+        slot: int | None = None,
+        confirmed: bool = False,
+    ) -> Connection:
+        """The connection and its membership (its nickname and slot are claimed first)."""
         conn = Connection(
             id=connection_id,
             nick=nick,
             room=room,
-            connected_at=now_ms,
-            expires_at=now_ms // 1000 + self._settings.connection_ttl_seconds,
+            connected_at=self.now_ms(),
+            expires_at=self._expiry(confirmed),
+            ip=ip,
+            slot=slot,
+            confirmed=confirmed,
         )
         # Membership first: a connection item never points at a room it is not in.
         self._put(self._member_item(conn))
         self._put(self._connection_item(conn))
-        self._touch_room(room)
+        self._touch_room(room, +1 if confirmed else 0)
         return conn
+
+    def admit(self, connection_id: str, rate: limits.Rate) -> Connection | None:
+        """Take a frame token and read the connection, in one request when it can.
+
+        The connection as it was (so `confirmed` says whether this is its first
+        frame); None when there is no connection item. RateLimited when the
+        frame is over the limit. The frame also confirms the connection.
+        """
+        return self._take(
+            _conn_key(connection_id),
+            "tat",
+            rate,
+            "confirmed = :yes, expires_at = :expires",
+            {":yes": {"BOOL": True}, ":expires": {"N": str(self._expiry(confirmed=True))}},
+            lambda item: self._connection(connection_id, item),
+        )
+
+    def admit_join(self, conn: Connection, rate: limits.Rate) -> None:
+        """Take a room-change token; RateLimited when over the quota."""
+        self._take(_conn_key(conn.id), "jtat", rate, "", {}, lambda item: None)
+
+    def confirm(self, conn: Connection) -> int:
+        """Make a pending connection's membership and slot confirmed (its nickname is
+        claimed, confirmed, first); return the room's confirmed members."""
+        expires = {":expires": {"N": str(self._expiry(confirmed=True))}}
+        if conn.slot is not None:
+            self._update_if_held(
+                _slot_key(conn.ip, conn.slot), conn.id, "SET expires_at = :expires", expires
+            )
+        confirmed = replace(conn, confirmed=True, expires_at=self._expiry(confirmed=True))
+        self._put(self._member_item(confirmed))
+        return self._touch_room(conn.room, +1)
 
     def get_connection(
         self, connection_id: str, include_expired: bool = False
@@ -131,8 +324,9 @@ class ChatStore:
         return conn
 
     def move(self, conn: Connection, room: str) -> Connection:
-        """Leave `conn.room` for `room`; ConnectionChanged if `conn` is no longer current."""
-        moved = Connection(conn.id, conn.nick, room, conn.connected_at, conn.expires_at)
+        """Leave `conn.room` for `room`, whose nickname the caller has claimed;
+        ConnectionChanged if `conn` is no longer current."""
+        moved = replace(conn, room=room)
         self._put(self._member_item(moved))
         try:
             self._update_connection(conn, "SET room = :new", {":new": {"S": room}})
@@ -140,14 +334,23 @@ class ChatStore:
             current = self.get_connection(conn.id, include_expired=True)
             if current is None or current.room != room:
                 self._delete(_member_key(room, conn.id))
+                self.release_nick(room, conn.nick, conn.id)
             raise
         self._delete(_member_key(conn.room, conn.id))
-        self._touch_room(room)
+        self.release_nick(conn.room, conn.nick, conn.id)
+        self._touch_room(conn.room, -1)
+        self._touch_room(room, +1)
         return moved
 
     def rename(self, conn: Connection, nick: str) -> Connection:
-        """Change the nickname; ConnectionChanged if `conn` is no longer current."""
-        self._update_connection(conn, "SET nick = :new", {":new": {"S": nick}})
+        """Change the nickname, which the caller has claimed in the room;
+        ConnectionChanged if `conn` is no longer current."""
+        try:
+            self._update_connection(conn, "SET nick = :new", {":new": {"S": nick}})
+        except ConnectionChanged:
+            if nick_key(nick) != nick_key(conn.nick):
+                self.release_nick(conn.room, nick, conn.id)
+            raise
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -159,12 +362,16 @@ class ChatStore:
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise  # a membership already cleaned away stays away
-        return Connection(conn.id, nick, conn.room, conn.connected_at, conn.expires_at)
+        if nick_key(nick) != nick_key(conn.nick):
+            self.release_nick(conn.room, conn.nick, conn.id)
+        return replace(conn, nick=nick)
 
-    def remove_connection(self, connection_id: str, room_hint: str | None = None) -> Member | None:
-        """Delete a connection and its membership; None when it was already gone.
+    def remove_connection(
+        self, connection_id: str, room_hint: str | None = None
+    ) -> Departure | None:
+        """Delete a connection and what it holds; None when it was already gone.
 
-        Safe to call twice or concurrently: only one caller gets the member back,
+        Safe to call twice or concurrently: only one caller gets the departure,
         so a departure is announced once. `room_hint` cleans a membership whose
         connection item is already gone (TTL deletes the two independently).
         """
@@ -172,18 +379,30 @@ class ChatStore:
         if old is not None:
             conn = self._connection(connection_id, old)
             self._delete(_member_key(conn.room, connection_id))
-            return Member(conn.room, conn.id, conn.nick, conn.connected_at, conn.expires_at)
-        if room_hint is None:
+            self.release_nick(conn.room, conn.nick, connection_id)
+            if conn.slot is not None:
+                self.release_slot(conn.ip, conn.slot, connection_id)
+            member = Member(
+                conn.room, conn.id, conn.nick, conn.connected_at, conn.expires_at, conn.confirmed
+            )
+        elif room_hint is not None:
+            item = self._delete(_member_key(room_hint, connection_id))
+            if item is None:
+                return None
+            member = self._member(room_hint, item)
+            self.release_nick(room_hint, member.nick, connection_id)
+        else:
             return None
-        member = self._delete(_member_key(room_hint, connection_id))
-        return None if member is None else self._member(room_hint, member)
+        count = self._touch_room(member.room, -1) if member.confirmed else None
+        return Departure(member, count)
 
     # Rooms -------------------------------------------------------------------------
 
     def members(
         self, room: str, at_most: int | None = None
     ) -> tuple[list[Member], list[Member]] | None:
-        """A room's members, live and expired, over as many pages as it takes.
+        """A room's members (pending ones too: they receive), live and expired, over as
+        many pages as it takes.
 
         With `at_most`, None as soon as more than that many live members are
         seen: deciding that a room is too big for presence reads little of it.
@@ -206,68 +425,82 @@ class ChatStore:
                 return None
         return live, expired
 
+    def room_count(self, room: str) -> int:
+        """The room's confirmed members, as its room item counts them."""
+        item = self._client.get_item(
+            TableName=self._table, Key=_room_key(room), ConsistentRead=True
+        ).get("Item")
+        return int(item.get("members", {"N": "0"})["N"]) if item else 0
+
+    def correct_count(self, room: str, count: int) -> None:
+        """Set the room's count to what a full read of its members found."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=_room_key(room),
+            UpdateExpression="SET members = :n",
+            ExpressionAttributeValues={":n": {"N": str(count)}},
+        )
+
     def rooms(self, limit: int = 100) -> list[tuple[str, int]]:
-        """Rooms joined within a connection's lifetime that still have live members."""
-        names = [
-            item["sk"]["S"]
+        """The `limit` rooms with the most confirmed members: one Query of the room items."""
+        rooms = [
+            (item["sk"]["S"], int(item["members"]["N"]))
             for item in self._query(
                 KeyConditionExpression="pk = :pk",
-                FilterExpression="expires_at > :now",
+                FilterExpression="expires_at > :now AND members > :zero",
                 ExpressionAttributeValues={
                     ":pk": {"S": ROOMS_PK},
                     ":now": {"N": str(self.now_ms() // 1000)},
+                    ":zero": {"N": "0"},
                 },
             )
         ]
-        counts = self._executor.map(self.count_members, names)
-        rooms = [(name, count) for name, count in zip(names, counts) if count > 0]
         rooms.sort(key=lambda room: (-room[1], room[0]))
         return rooms[:limit]
 
-    def count_members(self, room: str) -> int:
-        total = 0
-        paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            FilterExpression="expires_at > :now",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"ROOM#{room}"},
-                ":prefix": {"S": MEMBER_PREFIX},
-                ":now": {"N": str(self.now_ms() // 1000)},
-            },
-            Select="COUNT",
-            ConsistentRead=True,
-        ):
-            total += page["Count"]
-        return total
-
     # Messages ----------------------------------------------------------------------
 
-    def add_message(self, room: str, nick: str, text: str) -> dict[str, Any]:
-        """Store a message once; the id is made here, so a retried write cannot duplicate."""
+    def add_message(
+        self, room: str, conn: Connection, text: str, message_id: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a message once: (the message, whether this call stored it).
+
+        With the client's own `message_id`, sending again after `unavailable` never
+        stores twice: the second call finds this connection's message and returns it.
+        IdInUse when another connection's message has the id.
+        """
         now_ms = self.now_ms()
         message = {
-            "id": new_message_id(now_ms),
+            "id": message_id or new_message_id(now_ms),
             "room": room,
-            "from": nick,
+            "from": conn.nick,
             "text": text,
             "ts": iso_timestamp(now_ms),
         }
         expires_at = now_ms // 1000 + self._settings.history_retention_seconds
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": HISTORY_PREFIX + room},
-                "sk": {"S": message["id"]},
-                "from": {"S": nick},
-                "text": {"S": text},
-                "ts": {"S": message["ts"]},
-                "expires_at": {"N": str(expires_at)},
-            },
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-        return message
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": HISTORY_PREFIX + room},
+                    "sk": {"S": message["id"]},
+                    "from": {"S": conn.nick},
+                    "text": {"S": text},
+                    "ts": {"S": message["ts"]},
+                    "conn": {"S": conn.id},
+                    "expires_at": {"N": str(expires_at)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            stored = error.response.get("Item") or {}
+            if stored.get("conn", {}).get("S") != conn.id:
+                raise IdInUse(message["id"]) from error
+            return self._message(room, stored), False
+        return message, True
 
     def history(
         self, room: str, limit: int, before: str | None = None
@@ -290,18 +523,57 @@ class ChatStore:
                 break  # everything older expired too: retention is the same for all
             if len(newest_first) == limit:
                 return newest_first[::-1], True
-            newest_first.append(
-                {
-                    "id": item["sk"]["S"],
-                    "room": room,
-                    "from": item["from"]["S"],
-                    "text": item["text"]["S"],
-                    "ts": item["ts"]["S"],
-                }
-            )
+            newest_first.append(self._message(room, item))
         return newest_first[::-1], False
 
     # Helpers -----------------------------------------------------------------------
+
+    def _take(
+        self,
+        key: dict[str, Any],
+        attribute: str,
+        rate: limits.Rate,
+        also: str,
+        also_values: dict[str, Any],
+        read: Callable[[dict[str, Any]], Any],
+    ) -> Any:
+        """Take a token of the limit kept in `attribute` of the item at `key`, setting
+        `also` in the same write; `read` of the item as it was, None if it is missing.
+
+        One request when the limit has tokens to spare (the item's TAT is past);
+        within a burst, a second one that moves the TAT it read, conditionally.
+        """
+        now = self.now_ms()
+        setting = f"SET #t = :tat{', ' + also if also else ''}"
+        condition = "attribute_exists(pk) AND (attribute_not_exists(#t) OR #t <= :now)"
+        values = {":now": {"N": str(now)}, ":tat": {"N": str(limits.idle_tat(now, rate))}}
+        for _ in range(ATTEMPTS):
+            try:
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression=setting,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#t": attribute},
+                    ExpressionAttributeValues={**values, **also_values},
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+                item = error.response.get("Item")
+                if item is None:
+                    return None
+                seen = int(item[attribute]["N"])
+                decision = limits.decide(seen, now, rate)
+                if not decision.allowed:
+                    raise RateLimited(decision.retry_after_ms) from error
+                condition = "#t = :seen"
+                values = {":seen": {"N": str(seen)}, ":tat": {"N": str(decision.tat)}}
+                continue
+            return read(response["Attributes"])
+        raise ConnectionChanged("the limit kept changing under concurrent frames")
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         paginator = self._client.get_paginator("query")
@@ -329,16 +601,50 @@ class ChatStore:
             raise
         return response["Attributes"]
 
+    def _delete_if_held(self, key: dict[str, Any], connection_id: str) -> None:
+        """Delete a claim (nickname, slot) if this connection still holds it."""
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=key,
+                ConditionExpression="#c = :me",
+                ExpressionAttributeNames={"#c": "connection"},
+                ExpressionAttributeValues={":me": {"S": connection_id}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+
+    def _update_if_held(
+        self, key: dict[str, Any], connection_id: str, expression: str, values: dict[str, Any]
+    ) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression=expression,
+                ConditionExpression="#c = :me",
+                ExpressionAttributeNames={"#c": "connection"},
+                ExpressionAttributeValues={":me": {"S": connection_id}, **values},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+
     def _expired(self, expires_at: int) -> bool:
         return expires_at <= self._clock()
 
     def _connection(self, connection_id: str, item: dict[str, Any]) -> Connection:
+        slot = item.get("slot")
         return Connection(
             id=connection_id,
             nick=item["nick"]["S"],
             room=item["room"]["S"],
             connected_at=int(item["connected_at"]["N"]),
             expires_at=int(item["expires_at"]["N"]),
+            ip=item.get("ip", {}).get("S", ""),
+            slot=None if slot is None else int(slot["N"]),
+            confirmed=item.get("confirmed", {}).get("BOOL", True),
         )
 
     def _member(self, room: str, item: dict[str, Any]) -> Member:
@@ -348,16 +654,31 @@ class ChatStore:
             nick=item["nick"]["S"],
             connected_at=int(item["connected_at"]["N"]),
             expires_at=int(item["expires_at"]["N"]),
+            confirmed=item.get("confirmed", {}).get("BOOL", True),
         )
 
-    def _connection_item(self, conn: Connection) -> dict[str, Any]:
+    def _message(self, room: str, item: dict[str, Any]) -> dict[str, Any]:
         return {
+            "id": item["sk"]["S"],
+            "room": room,
+            "from": item["from"]["S"],
+            "text": item["text"]["S"],
+            "ts": item["ts"]["S"],
+        }
+
+    def _connection_item(self, conn: Connection) -> dict[str, Any]:
+        item = {
             **_conn_key(conn.id),
             "nick": {"S": conn.nick},
             "room": {"S": conn.room},
             "connected_at": {"N": str(conn.connected_at)},
             "expires_at": {"N": str(conn.expires_at)},
+            "ip": {"S": conn.ip},
+            "confirmed": {"BOOL": conn.confirmed},
         }
+        if conn.slot is not None:
+            item["slot"] = {"N": str(conn.slot)}
+        return item
 
     def _member_item(self, conn: Connection) -> dict[str, Any]:
         return {
@@ -365,17 +686,24 @@ class ChatStore:
             "nick": {"S": conn.nick},
             "connected_at": {"N": str(conn.connected_at)},
             "expires_at": {"N": str(conn.expires_at)},
+            "confirmed": {"BOOL": conn.confirmed},
         }
 
-    def _touch_room(self, room: str) -> None:
-        # A room may hold members until the newest of them expires: now + connection TTL.
+    def _touch_room(self, room: str, change: int) -> int:
+        """Add `change` to the room's count; it may hold members until the newest of
+        them expires (now + connection TTL). Returns the new count."""
         expires_at = self.now_ms() // 1000 + self._settings.connection_ttl_seconds
-        self._client.update_item(
+        response = self._client.update_item(
             TableName=self._table,
-            Key={"pk": {"S": ROOMS_PK}, "sk": {"S": room}},
-            UpdateExpression="SET expires_at = :t",
-            ExpressionAttributeValues={":t": {"N": str(expires_at)}},
+            Key=_room_key(room),
+            UpdateExpression="SET expires_at = :t ADD members :change",
+            ExpressionAttributeValues={
+                ":t": {"N": str(expires_at)},
+                ":change": {"N": str(change)},
+            },
+            ReturnValues="ALL_NEW",
         )
+        return max(0, int(response["Attributes"].get("members", {"N": "0"})["N"]))
 
     def _update_connection(self, conn: Connection, expression: str, values: dict[str, Any]) -> None:
         """Update the connection item only if it still is what `conn` says."""

@@ -13,6 +13,8 @@
   const CHANGE_TIMEOUT_MS = 10000;
   const OWN_IDS_KEPT = 500;
   const SENT_LINES_KEPT = 50;
+  const RESEND_TRIES = 5;
+  const RESEND_FIRST_MS = 1000;
   const HISTORY_PAGE = 50;
   // Within this distance of the end the reader counts as "at the bottom" (sub-pixel layouts).
   const BOTTOM_SLACK_PX = 8;
@@ -88,7 +90,9 @@
     // the server runs frames concurrently, so sending them together could reorder them.
     changing: null,
     queued: [],
-    pendingTexts: [],
+    // Messages sent and not yet acknowledged, by the id this page gave them: sent again
+    // with that id after `unavailable` (the server stores one message per id).
+    pending: new Map(),
     sentLines: [],
     recalled: -1,
     ownIds: new Set(JSON.parse(store.getItem("chat.own") || "[]")),
@@ -339,6 +343,10 @@
     },
 
     error(frame) {
+      if (frame.code === "unavailable" && frame.id && resendLater(frame.id)) {
+        systemLine("The chat could not save your message just now; sending it again", "system");
+        return;
+      }
       if (["invalid_nick", "nick_taken"].includes(frame.code)) state.pendingNick = null;
       if (SETTLING_ERRORS.includes(frame.code)) settle(state.changing);
       systemLine(describeError(frame), "error");
@@ -374,7 +382,7 @@
       case "rate_limited":
         return `You are sending too fast; try again in ${retrySeconds(frame.retry_after_ms)} s`;
       case "unavailable":
-        return "The chat could not save or read that just now; nothing was sent. Try again";
+        return "The chat could not save or read that just now; nothing changed. Try again";
       case "unknown_action":
         return `${unknownCommand()}. Type /help to see the commands`;
       case "unauthorized":
@@ -414,10 +422,47 @@
   }
 
   function claimOwn(frame) {
-    const index = state.pendingTexts.indexOf(frame.text);
-    if (frame.from !== state.nick || index === -1) return false;
-    state.pendingTexts.splice(index, 1);
+    const pending = state.pending.get(frame.id);
+    if (!pending) return false;
+    clearTimeout(pending.timer);
+    state.pending.delete(frame.id);
     rememberOwn(frame.id);
+    return true;
+  }
+
+  // A ULID (docs/protocol.md): 48 bits of milliseconds, 80 random bits, Crockford base 32.
+  function newMessageId() {
+    const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    const random = crypto.getRandomValues(new Uint8Array(10));
+    let value = BigInt(Date.now());
+    for (const byte of random) value = (value << 8n) | BigInt(byte);
+    let id = "";
+    for (let i = 0; i < 26; i += 1) {
+      id = alphabet[Number(value & 31n)] + id;
+      value >>= 5n;
+    }
+    return id;
+  }
+
+  function sendMessage(data) {
+    const frame = { action: "sendmessage", data, id: newMessageId() };
+    if (!send(frame)) return false;
+    state.pending.set(frame.id, { frame, tries: 1, timer: 0 });
+    return true;
+  }
+
+  // `unavailable` for one of ours: it may or may not be stored; sending it again with its
+  // id settles that without a duplicate. A few tries, further apart, then give up.
+  function resendLater(id) {
+    const pending = state.pending.get(id);
+    if (!pending || pending.tries >= RESEND_TRIES) {
+      state.pending.delete(id);
+      return false;
+    }
+    pending.timer = setTimeout(() => {
+      pending.tries += 1;
+      if (!send(pending.frame)) state.pending.delete(id);
+    }, RESEND_FIRST_MS * 2 ** (pending.tries - 1));
     return true;
   }
 
@@ -823,9 +868,7 @@
       if (text === "/rooms") state.roomsAsked = true;
       return send(line.server) && "sent";
     }
-    const sent = send(line.send);
-    if (sent) state.pendingTexts.push(line.send.data);
-    return sent && "sent";
+    return sendMessage(line.send.data) && "sent";
   }
 
   function remember(text) {

@@ -95,19 +95,46 @@ class ChatHarness:
     def now_ms(self) -> int:
         return int(time.time() * 1000)
 
-    def connect(self, query: dict[str, str] | None = None, expect: int = 200) -> str:
-        caller = events.Caller(events.new_id(), self.now_ms(), "203.0.113.9", "pytest")
+    def connect(
+        self,
+        query: dict[str, str] | None = None,
+        expect: int = 200,
+        opened: bool = True,
+        ip: str = "203.0.113.9",
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        """$connect; then, `opened`, a first frame (a ping, its pong dropped), as a client
+        that has opened and spoken does: it confirms the connection (storage.py)."""
+        caller = events.Caller(events.new_id(), self.now_ms(), ip, "pytest")
         event = events.connect_event(
             API,
             caller,
-            [("Host", API.domain_name), ("Sec-WebSocket-Version", "13")],
+            [("Host", API.domain_name), ("Sec-WebSocket-Version", "13"), *(headers or {}).items()],
             list((query or {}).items()),
             self.now_ms(),
         )
         response = self.client.lambda_.invoke("connect", event).payload
         assert response["statusCode"] == expect, response
         self.callers[caller.connection_id] = caller
+        if expect == 200 and opened:
+            self.send(caller.connection_id, {"action": "ping"})
+            with self.connections._lock:
+                frames = self.connections.frames[caller.connection_id]
+                frames.remove({"type": "pong"})
         return caller.connection_id
+
+    def refusal(self, query: dict[str, str] | None = None, **options: Any) -> dict[str, Any]:
+        """A $connect that must fail: its status and the JSON body that says why."""
+        caller = events.Caller(events.new_id(), self.now_ms(), options.get("ip", "203.0.113.9"))
+        event = events.connect_event(
+            API,
+            caller,
+            [("Host", API.domain_name), *options.get("headers", {}).items()],
+            list((query or {}).items()),
+            self.now_ms(),
+        )
+        response = self.client.lambda_.invoke("connect", event).payload
+        return {"status": response["statusCode"], **json.loads(response["body"])}
 
     def send(self, connection_id: str, body: str | dict[str, Any]) -> Any:
         text = body if isinstance(body, str) else json.dumps(body)
@@ -160,6 +187,9 @@ class ChatHarness:
 @pytest.fixture
 def chat(dynamodb: Any, connections: FakeConnections) -> Iterator[ChatHarness]:
     from app import app
+    from chalicelib import budget
+
+    budget.reset()  # each test is a fresh container as far as DynamoDB's health goes
 
     with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
         yield ChatHarness(client, connections)

@@ -22,6 +22,13 @@ def message(chat: ChatHarness, sender: str, text: str) -> None:
     chat.send(sender, {"action": "sendmessage", "data": text})
 
 
+@pytest.fixture
+def unlimited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that send more frames than a person types (the limits have their own)."""
+    monkeypatch.setenv("RATE_PER_SECOND", "10000")
+    monkeypatch.setenv("RATE_BURST", "10000")
+
+
 def test_a_new_connection_can_post_at_once_like_the_aws_sample(chat: ChatHarness) -> None:
     alice = chat.connect()
     message(chat, alice, "hi")
@@ -145,7 +152,7 @@ def test_ping_gets_pong(chat: ChatHarness) -> None:
     assert chat.take(alice) == [{"type": "pong"}]
 
 
-def test_history_pages_back_without_loss_or_duplicates(chat: ChatHarness) -> None:
+def test_history_pages_back_without_loss_or_duplicates(chat: ChatHarness, unlimited: None) -> None:
     alice = chat.connect()
     for i in range(120):
         message(chat, alice, f"m{i}")
@@ -171,7 +178,7 @@ def test_history_pages_back_without_loss_or_duplicates(chat: ChatHarness) -> Non
     assert seen == sent
 
 
-def test_big_messages_still_fit_history_in_one_frame(chat: ChatHarness) -> None:
+def test_big_messages_still_fit_history_in_one_frame(chat: ChatHarness, unlimited: None) -> None:
     alice = chat.connect()
     for _ in range(50):
         message(chat, alice, "𝄞" * 4000)  # 16 000 bytes of UTF-8 each
@@ -324,6 +331,7 @@ def test_concurrent_disconnects_announce_once(chat: ChatHarness) -> None:
 def test_expired_connections_are_skipped_and_cleaned(chat: ChatHarness, dynamodb: Any) -> None:
     alice, stale = chat.connect(), chat.connect()
     chat.drain()
+    chat.connections.calls.clear()
     table = dev_table_name()
     past = {":t": {"N": str(int(time.time()) - 60)}}
     for key in (
@@ -386,6 +394,12 @@ def fill_room(dynamodb: Any, room: str, count: int, padding: int = 0) -> list[st
                 item["padding"] = {"S": "p" * padding}
             requests.append({"PutRequest": {"Item": item}})
         dynamodb.batch_write_item(RequestItems={dev_table_name(): requests})
+    dynamodb.update_item(  # the room's count, as their first frames would have added
+        TableName=dev_table_name(),
+        Key={"pk": {"S": "ROOMS"}, "sk": {"S": room}},
+        UpdateExpression="SET expires_at = :t ADD members :n",
+        ExpressionAttributeValues={":t": {"N": expires}, ":n": {"N": str(count)}},
+    )
     return ids
 
 
@@ -569,13 +583,11 @@ def test_a_malformed_fan_out_event_is_refused_without_a_crash(
 
 def test_a_change_from_a_stale_copy_is_refused_and_leaves_no_trace(dynamodb: Any) -> None:
     """Two frames of one client run concurrently; the loser retries with fresh state."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from chalicelib.settings import Settings
     from chalicelib.storage import ChatStore, ConnectionChanged
 
-    store = ChatStore(dynamodb, Settings(table_name=dev_table_name()), ThreadPoolExecutor(2))
-    stale = store.add_connection("conn1AAAAAAAAAA=", "ada", "a")
+    store = ChatStore(dynamodb, Settings(table_name=dev_table_name()))
+    stale = store.add_connection("conn1AAAAAAAAAA=", "ada", "a", confirmed=True)
     store.move(stale, "b")
     with pytest.raises(ConnectionChanged):
         store.move(stale, "c")

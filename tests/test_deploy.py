@@ -138,7 +138,10 @@ def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str
             "Sid": "PostToChatConnections",
             "Effect": "Allow",
             "Action": "execute-api:ManageConnections",
-            "Resource": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/api/POST/@connections/*",
+            "Resource": [
+                f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/api/{method}/@connections/*"
+                for method in ("POST", "GET")
+            ],
         },
         {
             "Sid": "InvokeFanout",

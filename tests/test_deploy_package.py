@@ -71,10 +71,13 @@ EXPECTED_POLICY = {
                 "Sid": "PostToChatConnections",
                 "Effect": "Allow",
                 "Action": "execute-api:ManageConnections",
-                "Resource": {
-                    "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
-                    "${AWS::AccountId}:${WebsocketAPI}/api/POST/@connections/*"
-                },
+                "Resource": [
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
+                        f"${{AWS::AccountId}}:${{WebsocketAPI}}/api/{method}/@connections/*"
+                    }
+                    for method in ("POST", "GET")
+                ],
             },
             {
                 "Sid": "InvokeFanout",

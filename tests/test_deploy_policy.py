@@ -102,7 +102,7 @@ def test_the_code_makes_clients_only_for_the_services_the_policy_covers() -> Non
                 services.add(node.args[0].value)
     # @connections goes through Chalice's own client (app.websocket_api), checked below.
     assert services == {"dynamodb", "lambda"}
-    assert connections_methods() == {"POST"}
+    assert connections_methods() == {"POST", "GET"}
 
 
 @pytest.mark.parametrize("stage", STAGES)

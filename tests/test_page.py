@@ -57,7 +57,10 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    running = start_gateway(tmp_path_factory.mktemp("page"), ROOT, "--no-autoreload")
+    # Rooms are filled faster than a person types: lift the chat's frame limit (the page's
+    # wording of `rate_limited` is tested with frames of the test's own).
+    lifted = ["--env", "RATE_PER_SECOND=10000", "--env", "RATE_BURST=10000"]
+    running = start_gateway(tmp_path_factory.mktemp("page"), ROOT, "--no-autoreload", *lifted)
     yield running
     running.stop()
 
@@ -155,6 +158,12 @@ def fits_the_viewport(page: Any) -> None:
 def screenshot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name))
+
+
+def speak(client: Any) -> None:
+    """A client's first frame: until then the chat lists and counts it nowhere."""
+    client.send(json.dumps({"action": "ping"}))
+    assert json.loads(client.recv(timeout=30)) == {"type": "pong"}
 
 
 def relay_frames(
@@ -271,7 +280,8 @@ def test_load_older_keeps_the_message_under_the_readers_eye(
 def test_a_phone_shows_a_long_room_and_its_drawer(
     gateway: RunningGateway, open_page: Any, long_room: list[dict[str, Any]]
 ) -> None:
-    with gateway.connect("?room=long&nick=lurker"):
+    with gateway.connect("?room=long&nick=lurker") as lurker:
+        speak(lurker)
         phone_in_a_long_room(gateway, open_page, long_room[-1]["text"])
 
 
@@ -293,7 +303,8 @@ def phone_in_a_long_room(gateway: RunningGateway, open_page: Any, newest: str) -
     screenshot(page, "phone.png")
 
     # Someone opens a room after the page listed rooms: opening the drawer lists it.
-    with gateway.connect("?room=pocket&nick=pal"):
+    with gateway.connect("?room=pocket&nick=pal") as pal:
+        speak(pal)
         menu.click()
         expect(menu).to_have_attribute("aria-expanded", "true")
         expect(nickname).to_be_visible()
@@ -367,6 +378,7 @@ def test_a_late_message_lands_in_id_order_after_you_joined_only_if_newer(
     wait_online(page)
     expect(messages(page)).to_have_text(stored)
     with gateway.connect("?room=late&nick=writer") as writer:
+        speak(writer)
         expect(page.locator("#log")).to_contain_text("writer joined")
         for text in ("first", "second"):
             writer.send(json.dumps({"action": "sendmessage", "data": text}))
@@ -390,6 +402,36 @@ def test_a_late_message_lands_in_id_order_after_you_joined_only_if_newer(
         "second",
         "writer left",
     ]
+
+
+def test_a_message_whose_answer_was_unavailable_is_sent_again_and_shown_once(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    lost: list[str] = []
+
+    def lose_the_first_answer(route: Any, frame: str) -> None:
+        document = json.loads(frame)
+        if document.get("text") == "stored, answer lost" and not lost:
+            lost.append(document["id"])  # stored, but the sender hears it was unavailable
+            error = {"type": "error", "code": "unavailable", "message": "x", "id": document["id"]}
+            route.send(json.dumps(error))
+            return
+        route.send(frame)
+
+    sender = open_page(
+        in_room(gateway, "resend"), before=lambda page: relay_frames(page, lose_the_first_answer)
+    )
+    reader = open_page(in_room(gateway, "resend"))
+    wait_online(sender)
+    wait_online(reader)
+    say(sender, "stored, answer lost")
+    expect(sender.locator("#log")).to_contain_text("sending it again")
+    expect(sender.locator("#log li.message.own .text")).to_have_text(["stored, answer lost"])
+    expect(messages(reader)).to_have_text(["stored, answer lost"])
+    assert len(lost) == 1
+    sender.wait_for_timeout(500)  # the resend's broadcast reached the reader too: no copy shown
+    expect(messages(reader)).to_have_text(["stored, answer lost"])
+    expect(messages(sender)).to_have_text(["stored, answer lost"])
 
 
 def test_reading_back_is_not_interrupted_by_new_messages(

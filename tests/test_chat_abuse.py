@@ -1,0 +1,436 @@
+"""The chat against abusers and faults, through its handlers (moto's DynamoDB, the fake
+@connections API): rate limits and quotas, unique nicknames, clean text, no ghosts,
+departures in O(n), allowed origins, and honest answers when DynamoDB fails.
+
+The same behaviour through the local gateway with real clients, DynamoDB paused
+included, is in tests/test_gateway_faults.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from botocore.exceptions import ReadTimeoutError
+
+from chalicelib import budget, ids
+from chalicelib.settings import DEFAULT_ALLOWED_ORIGINS, Settings
+from tests.conftest import ChatHarness, dev_table_name
+
+
+def message(chat: ChatHarness, sender: str, text: str, **fields: Any) -> None:
+    chat.send(sender, {"action": "sendmessage", "data": text, **fields})
+
+
+def frames_of(chat: ChatHarness, connection_id: str, kind: str) -> list[dict[str, Any]]:
+    return [f for f in chat.take(connection_id) if f["type"] == kind]
+
+
+def items(dynamodb: Any, prefix: str) -> list[dict[str, Any]]:
+    """Every item whose pk starts with `prefix` (a scan: the test's view, not the chat's)."""
+    pages = dynamodb.get_paginator("scan").paginate(TableName=dev_table_name())
+    return [i for page in pages for i in page["Items"] if i["pk"]["S"].startswith(prefix)]
+
+
+# Rate limits and quotas -----------------------------------------------------------------
+
+
+def test_a_flood_is_cut_to_burst_and_rate_and_others_see_only_what_was_accepted(
+    chat: ChatHarness, dynamodb: Any
+) -> None:
+    flooder, reader, other = chat.connect(), chat.connect(), chat.connect()
+    chat.drain()
+    settings = Settings(table_name="t")
+    started = time.monotonic()
+    for n in range(100):
+        message(chat, flooder, f"flood {n}")
+        if n % 25 == 0:
+            chat.send(other, {"action": "ping"})
+    elapsed = time.monotonic() - started
+    answers = chat.take(flooder)
+    accepted = [f["text"] for f in answers if f["type"] == "message"]
+    refused = [f for f in answers if f["type"] == "error"]
+    assert len(accepted) + len(refused) == 100
+    assert (
+        settings.rate_burst
+        <= len(accepted)
+        <= settings.rate_burst + (elapsed * settings.rate_per_second + 1)
+    )
+    assert {f["code"] for f in refused} == {"rate_limited"}
+    assert all(0 < f["retry_after_ms"] <= 1000 // settings.rate_per_second for f in refused)
+    # The reader got exactly the accepted ones, in order; the other client's pings were
+    # answered (its own limit is untouched).
+    assert [f["text"] for f in frames_of(chat, reader, "message")] == accepted
+    assert [f["type"] for f in chat.take(other) if f["type"] != "message"] == ["pong"] * 4
+    stored = [i["text"]["S"] for i in items(dynamodb, "HIST#lobby")]
+    assert sorted(stored) == sorted(accepted)
+
+
+def test_the_limit_refills_at_its_rate(chat: ChatHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_PER_SECOND", "1")
+    monkeypatch.setenv("RATE_BURST", "2")
+    alice = chat.connect()  # its first frame (a ping) took one of the two
+    chat.drain()
+    message(chat, alice, "one")
+    message(chat, alice, "two")
+    codes = [f.get("code") for f in chat.take(alice)]
+    assert codes == [None, "rate_limited"]
+    time.sleep(1.2)  # a token's worth at 1 a second
+    message(chat, alice, "three")
+    assert [f.get("text") for f in chat.take(alice)] == ["three"]
+
+
+def test_room_changes_are_refused_past_the_quota_and_rooms_is_one_query(
+    chat: ChatHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import service
+
+    monkeypatch.setenv("RATE_PER_SECOND", "10000")
+    monkeypatch.setenv("RATE_BURST", "10000")
+    hopper = chat.connect()
+    chat.drain()
+    quota = Settings(table_name="t").joins_per_minute
+    for n in range(quota + 15):
+        chat.send(hopper, {"action": "join", "room": f"room-{n}"})
+    answers = chat.take(hopper)
+    joined = [f for f in answers if f["type"] == "joined"]
+    refused = [f for f in answers if f["type"] == "error"]
+    assert len(joined) == quota and len(refused) == 15
+    assert {f["code"] for f in refused} == {"rate_limited"}
+    assert all("room changes" in f["message"] for f in refused)
+    assert joined[-1]["room"] == f"room-{quota - 1}"
+
+    queries: list[int] = []
+    client = service.dynamodb_client()
+
+    def count(parsed: dict[str, Any], **_: Any) -> None:
+        queries.append(parsed.get("ScannedCount", 0))
+
+    client.meta.events.register("after-call.dynamodb.Query", count)
+    try:
+        chat.send(hopper, {"action": "rooms"})
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.Query", count)
+    (rooms,) = frames_of(chat, hopper, "rooms")
+    assert len(queries) == 1  # one Query of the room items, not one per room
+    assert rooms["rooms"] == [{"name": f"room-{quota - 1}", "members": 1}]
+
+
+def test_the_21st_connection_from_one_address_is_refused_until_one_leaves(
+    chat: ChatHarness,
+) -> None:
+    first = [chat.connect(ip="198.51.100.7") for _ in range(20)]
+    refusal = chat.refusal(ip="198.51.100.7")
+    assert refusal["status"] == 429 and refusal["code"] == "too_many_connections"
+    chat.connect(ip="198.51.100.8")  # another address is not affected
+    chat.disconnect(first[0])
+    chat.connect(ip="198.51.100.7")
+    assert chat.refusal(ip="198.51.100.7")["status"] == 429
+
+
+def test_an_address_is_never_locked_out_past_the_connection_ttl(
+    chat: ChatHarness, dynamodb: Any
+) -> None:
+    for _ in range(20):
+        chat.connect(ip="198.51.100.9")  # they vanish: no $disconnect will come
+    assert chat.refusal(ip="198.51.100.9")["status"] == 429
+    past = {":t": {"N": str(int(time.time()) - 1)}}
+    for slot in items(dynamodb, "IP#198.51.100.9"):
+        dynamodb.update_item(
+            TableName=dev_table_name(),
+            Key={"pk": slot["pk"], "sk": slot["sk"]},
+            UpdateExpression="SET expires_at = :t",
+            ExpressionAttributeValues=past,
+        )
+    chat.connect(ip="198.51.100.9")
+
+
+# Nicknames and text ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clash", ["victim", "Victim", "VICTIM", "v\u0456ctim", "ｖｉｃｔｉｍ"])
+def test_look_alike_nicknames_are_taken(chat: ChatHarness, clash: str) -> None:
+    victim = chat.connect({"nick": "victim"})
+    impostor = chat.connect({"nick": "someone"})
+    chat.drain()
+    chat.send(impostor, {"action": "nick", "name": clash})
+    (error,) = chat.take(impostor)
+    assert error["code"] == "nick_taken"
+    assert chat.take(victim) == []
+    refusal = chat.refusal({"nick": clash})
+    assert refusal["status"] == 409 and refusal["code"] == "nick_taken"
+    elsewhere = chat.connect({"nick": "roamer", "room": "elsewhere"})
+    chat.send(elsewhere, {"action": "nick", "name": clash})
+    assert frames_of(chat, elsewhere, "presence")[0]["nick"] == clash  # other rooms: fine
+    chat.send(elsewhere, {"action": "join", "room": "lobby"})
+    (refused,) = frames_of(chat, elsewhere, "error")
+    assert refused["code"] == "nick_taken"
+    chat.send(elsewhere, "/who")
+    assert frames_of(chat, elsewhere, "members")[0]["room"] == "elsewhere"
+
+
+@pytest.mark.parametrize("hidden", ["victim\u034f", "\u3164", "vic\u200btim", "\u202evictim"])
+def test_nicknames_with_hidden_characters_are_refused_everywhere(
+    chat: ChatHarness, hidden: str
+) -> None:
+    alice = chat.connect()
+    chat.drain()
+    chat.send(alice, {"action": "nick", "name": hidden})
+    assert [f["code"] for f in chat.take(alice)] == ["invalid_nick"]
+    refusal = chat.refusal({"nick": hidden})
+    assert refusal["status"] == 400 and refusal["code"] == "invalid_nick"
+
+
+def test_a_freed_nickname_can_be_taken(chat: ChatHarness) -> None:
+    first = chat.connect({"nick": "ada"})
+    chat.disconnect(first)
+    chat.connect({"nick": "ada"})
+    assert chat.refusal({"nick": "ADA"})["status"] == 409
+
+
+def test_a_reconnecting_page_gets_its_name_back_from_its_gone_connection(
+    chat: ChatHarness,
+) -> None:
+    bob = chat.connect({"nick": "bob"})
+    old = chat.connect({"nick": "ada"})
+    chat.drain()
+    chat.lose(old)  # the link dropped; its $disconnect has not run (yet, or ever)
+    again = chat.connect()
+    chat.send(again, {"action": "nick", "name": "ada"})
+    assert frames_of(chat, again, "presence")[-1]["nick"] == "ada"
+    assert [(f["event"], f["nick"]) for f in frames_of(chat, bob, "presence")] == [
+        ("join", guest(again)),  # its first frame
+        ("leave", "ada"),  # the old connection, gone, gave the name up
+        ("nick", "ada"),
+    ]
+
+
+def guest(connection_id: str) -> str:
+    from chalicelib.commands import guest_nick
+
+    return guest_nick(connection_id)
+
+
+def test_a_pending_connections_nickname_may_be_taken_after_30_s(
+    chat: ChatHarness, dynamodb: Any
+) -> None:
+    lurker = chat.connect({"nick": "ada"}, opened=False)
+    assert chat.refusal({"nick": "ada"})["status"] == 409
+    (claim,) = [i for i in items(dynamodb, "ROOM#lobby") if i["sk"]["S"].startswith("NICK#")]
+    dynamodb.update_item(
+        TableName=dev_table_name(),
+        Key={"pk": claim["pk"], "sk": claim["sk"]},
+        UpdateExpression="SET claimed_at = :t",
+        ExpressionAttributeValues={":t": {"N": str(int(time.time() * 1000) - 31_000)}},
+    )
+    taker = chat.connect({"nick": "ada"})
+    chat.send(lurker, {"action": "ping"})  # its first frame: its name is gone
+    (error,) = frames_of(chat, lurker, "error")
+    assert error["code"] == "nick_taken" and guest(lurker) in error["message"]
+    chat.send(taker, "/who")
+    assert frames_of(chat, taker, "members")[0]["members"] == sorted(["ada", guest(lurker)])
+
+
+def test_zero_width_text_is_refused_and_hidden_controls_never_reach_others(
+    chat: ChatHarness,
+) -> None:
+    alice, bob = chat.connect(), chat.connect()
+    chat.drain()
+    message(chat, alice, "\u200b\u200d\u2060")
+    assert frames_of(chat, alice, "error")[0]["code"] == "bad_request"
+    assert chat.take(bob) == []
+    message(chat, alice, "\x1b[2J\x1b[31m SYSTEM: server restarting\x00 \u202egnp.exe")
+    (received,) = frames_of(chat, bob, "message")
+    text = received["text"]
+    assert "SYSTEM: server restarting" in text
+    assert not any(ord(c) < 32 or c in "\u202e\x7f\x9b" for c in text), repr(text)
+    assert "[2J" not in text and "[31m" not in text
+
+
+# Ghosts, departures, origins --------------------------------------------------------
+
+
+def test_a_connection_that_never_spoke_is_not_listed_counted_or_announced(
+    chat: ChatHarness,
+) -> None:
+    alice = chat.connect({"nick": "alice"})
+    chat.drain()
+    ghost = chat.connect({"nick": "ghost"}, opened=False)  # say its upgrade then failed
+    assert chat.take(alice) == []  # no join announced
+    chat.send(alice, "/who")
+    assert frames_of(chat, alice, "members")[0]["members"] == ["alice"]
+    chat.send(alice, "/rooms")
+    assert frames_of(chat, alice, "rooms")[0]["rooms"] == [{"name": "lobby", "members": 1}]
+    chat.lose(ghost, seconds_ago=11)  # API Gateway: gone
+    message(chat, alice, "anyone?")
+    assert [f["type"] for f in chat.take(alice)] == ["message"]  # no "leave" for a ghost
+
+
+def test_the_first_frame_announces_a_connection(chat: ChatHarness) -> None:
+    alice = chat.connect({"nick": "alice"})
+    bob = chat.connect({"nick": "bob"}, opened=False)
+    chat.drain()
+    chat.send(bob, {"action": "join", "room": "lobby"})
+    assert chat.take(alice) == [
+        {"type": "presence", "room": "lobby", "event": "join", "nick": "bob", "count": 2}
+    ]
+    assert frames_of(chat, bob, "joined")[0]["members"] == ["alice", "bob"]
+
+
+def test_a_connect_that_fails_midway_leaves_no_ghost(chat: ChatHarness) -> None:
+    from chalicelib import service
+
+    alice = chat.connect({"nick": "alice"})
+    chat.drain()
+    client = service.dynamodb_client()
+
+    def fail_the_connection_item(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("sk", {}).get("S") == "CONNECTION":
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    event = "before-parameter-build.dynamodb.PutItem"
+    client.meta.events.register_first(event, fail_the_connection_item)
+    try:
+        chat.connect({"nick": "bob"}, expect=503)
+    finally:
+        client.meta.events.unregister(event, fail_the_connection_item)
+    chat.send(alice, "/who")
+    assert frames_of(chat, alice, "members")[0]["members"] == ["alice"]
+    assert chat.take(alice) == []
+    chat.connect({"nick": "bob"})  # the nickname is free again at once
+
+
+def test_a_wave_of_departures_costs_a_bounded_number_of_sends(chat: ChatHarness) -> None:
+    stay = [chat.connect({"nick": f"stay{n}"}) for n in range(5)]
+    leave = [chat.connect({"nick": f"leave{n}"}) for n in range(15)]
+    chat.drain()
+    for connection_id in leave:
+        chat.connections.gone.add(connection_id)  # they all closed at once...
+    chat.connections.calls.clear()
+    for connection_id in leave:  # ...and their $disconnects run
+        chat.disconnect(connection_id)
+    posts = [cid for name, cid in chat.connections.calls if name == "PostToConnection"]
+    # Each leave is sent to the members still there (20 at most), never cascading.
+    assert len(posts) <= len(leave) * 20
+    for connection_id in stay:
+        leaves = Counter(f["nick"] for f in frames_of(chat, connection_id, "presence"))
+        assert leaves == Counter({f"leave{n}": 1 for n in range(15)})
+    chat.send(stay[0], "/rooms")
+    assert frames_of(chat, stay[0], "rooms")[0]["rooms"] == [{"name": "lobby", "members": 5}]
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        (None, True),
+        ("null", True),
+        ("http://127.0.0.1:8000", True),
+        ("http://localhost:51234", True),
+        ("https://evil.example", False),
+        ("http://127.0.0.1.evil.example:8000", False),
+    ],
+)
+def test_browsers_connect_only_from_allowed_origins(
+    chat: ChatHarness, origin: str | None, allowed: bool
+) -> None:
+    headers = {} if origin is None else {"Origin": origin}
+    if allowed:
+        chat.connect(headers=headers)
+    else:
+        refusal = chat.refusal(headers=headers)
+        assert refusal["status"] == 403 and refusal["code"] == "forbidden_origin"
+    assert set(DEFAULT_ALLOWED_ORIGINS) == {"null", "http://127.0.0.1:*", "http://localhost:*"}
+
+
+def test_allowed_origins_are_a_setting(chat: ChatHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://chat.example.com")
+    chat.connect(headers={"Origin": "https://chat.example.com"})
+    assert chat.refusal(headers={"Origin": "http://127.0.0.1:8000"})["status"] == 403
+
+
+# Honest answers -------------------------------------------------------------------------
+
+
+def test_a_message_stored_while_its_sender_heard_unavailable_is_not_stored_twice(
+    chat: ChatHarness, dynamodb: Any
+) -> None:
+    from chalicelib import service
+
+    alice, bob = chat.connect(), chat.connect()
+    chat.drain()
+    client = service.dynamodb_client()
+    lost = []
+
+    def lose_the_answer(http_response: Any, model: Any, **_: Any) -> None:
+        if model.name == "PutItem" and not lost:
+            lost.append(http_response)  # stored, but the answer never arrives
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    message_id = ids.new_message_id(int(time.time() * 1000))
+    client.meta.events.register_first("after-call.dynamodb.PutItem", lose_the_answer)
+    try:
+        message(chat, alice, "only once", id=message_id)
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.PutItem", lose_the_answer)
+    (error,) = chat.take(alice)
+    assert error["code"] == "unavailable" and error["id"] == message_id
+    assert chat.take(bob) == []
+    message(chat, alice, "only once", id=message_id)  # the page sends it again, same id
+    (ack,) = chat.take(alice)
+    assert (ack["type"], ack["id"], ack["text"]) == ("message", message_id, "only once")
+    assert [f["id"] for f in chat.take(bob)] == [message_id]
+    stored = [i for i in items(dynamodb, "HIST#lobby") if i["sk"]["S"] == message_id]
+    assert len(stored) == 1
+    message(chat, bob, "not mine", id=message_id)  # nobody else may use that id
+    assert chat.take(bob)[0]["code"] == "bad_request"
+
+
+def test_a_stalled_dynamodb_is_answered_unavailable_within_the_budget(
+    chat: ChatHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import service
+
+    alice = chat.connect()
+    chat.drain()
+    monkeypatch.setattr(budget, "FRAME_SECONDS", 1.0)
+    monkeypatch.setattr(budget, "ATTEMPT_SECONDS", 0.3)
+    monkeypatch.setattr(budget, "PROBE_SECONDS", 0.5)
+    client = service.dynamodb_client()
+
+    def stall(**_: Any) -> None:
+        time.sleep(0.3)  # as long as an attempt may take, then the read times out
+        raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    client.meta.events.register_last("before-send", stall)  # after budget.check
+    started = time.monotonic()
+    try:
+        message(chat, alice, "into the stall")
+        elapsed = time.monotonic() - started
+        (error,) = chat.take(alice)
+        assert error["code"] == "unavailable"
+        assert elapsed < 1.0  # one timed-out attempt: the breaker held back the retries
+        started = time.monotonic()
+        message(chat, alice, "while it is down")  # answered at once, no attempt made
+        assert chat.take(alice)[0]["code"] == "unavailable"
+        assert time.monotonic() - started < 0.3
+    finally:
+        client.meta.events.unregister("before-send", stall)
+    time.sleep(0.5)  # then the next attempt probes, and DynamoDB is back
+    message(chat, alice, "back")
+    assert chat.take(alice)[0]["text"] == "back"
+
+
+def test_every_new_error_code_is_in_the_protocol_document() -> None:
+    from chalicelib import protocol
+    from tests.conftest import ROOT
+
+    page = (ROOT / "docs" / "protocol.md").read_text()
+    for code in (
+        protocol.RATE_LIMITED,
+        protocol.NICK_TAKEN,
+        protocol.TOO_MANY_CONNECTIONS,
+        protocol.FORBIDDEN_ORIGIN,
+    ):
+        assert f"`{code}`" in page, code
