@@ -356,5 +356,7 @@ def test_the_deployment_package_holds_only_the_app_and_chalices_runtime(
         sorted(["app.py", "chalice/__init__.py", "chalice/app.py", *app_files])
     )
     assert "chalicelib/fanout.py" in result.names  # the fan-out handler's module
-    assert result.size < 64 * 1024, f"deployment.zip grew to {result.size} bytes"
+    # The app, Chalice's runtime and Unicode's confusables data are tens of KB; a vendored
+    # dependency (boto3 is megabytes, and Lambda has it) would blow through this.
+    assert result.size < 128 * 1024, f"deployment.zip grew to {result.size} bytes"
     print(f"{stage} deployment.zip: {result.size} bytes, {len(result.names)} files")
