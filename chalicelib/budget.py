@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as LostConnection
 
 # Seconds: a connect to DynamoDB's endpoint, then its answer. DynamoDB answers in
 # milliseconds; a call that takes longer is stuck, and another attempt may not be.
@@ -88,7 +89,7 @@ def observe(caught_exception: Exception | None = None, response: Any = None, **_
     trips the breaker, any answer (an error answer too) resets it. Returns None: the
     retry decision stays botocore's."""
     global _tripped_at
-    if isinstance(caught_exception, ReadTimeoutError | ConnectionError):
+    if isinstance(caught_exception, ReadTimeoutError | LostConnection):
         _tripped_at = time.monotonic()
     elif response is not None:
         _tripped_at = None

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as LostConnection
 from chalice.app import WebsocketEvent
 
 from chalicelib import budget, origins, protocol
@@ -58,6 +59,8 @@ OPENING_GRACE_MS = 10_000
 SKEW_MS = 60_000
 
 STORAGE_ERRORS = (ClientError, BotoCoreError)
+# DynamoDB too slow or not answering: expected during an outage, one line each in the log.
+UNANSWERED = (budget.OutOfTime, budget.NotAnswering, ReadTimeoutError, LostConnection)
 
 
 def guest_nick(connection_id: str, digits: int = 4) -> str:
@@ -118,24 +121,24 @@ class Chat:
                 if departure is not None and departure.member.confirmed:
                     leave = self._presence(departure.member, "leave")
                     self._tell_room(departure.member.room, leave, count=departure.count)
-            except STORAGE_ERRORS:
-                log.exception(
-                    "disconnect %s: storage unavailable; TTL will clean it", event.connection_id
-                )
+            except STORAGE_ERRORS as error:
+                _log_storage_error(error, "disconnect %s (TTL will clean it)", event.connection_id)
 
     def message(self, event: WebsocketEvent) -> None:
+        """Every frame takes a token of the connection's limit (bad frames too), then runs."""
         connection_id = event.connection_id
+        command = protocol.parse_frame(event.to_dict().get("body"), self._settings)
+        sent_id = command.id if isinstance(command, protocol.SendMessage) else None
         with budget.within(budget.FRAME_SECONDS):
             try:
                 conn = self._admit(connection_id)
             except RateLimited as limited:
                 self._reply_error(connection_id, _rate_limited(limited, "frames"))
                 return
-            except STORAGE_ERRORS:
-                log.exception("message from %s: storage unavailable", connection_id)
-                self._reply_error(connection_id, _unavailable())
+            except STORAGE_ERRORS as error:
+                _log_storage_error(error, "message from %s", connection_id)
+                self._reply_error(connection_id, _unavailable(sent_id))
                 return
-            command = protocol.parse_frame(event.to_dict().get("body"), self._settings)
             if isinstance(command, ProtocolError):
                 self._reply_error(connection_id, command)
                 return
@@ -175,8 +178,8 @@ class Chat:
             assert slot is not None  # the nickname is claimed after the slot
             self._store.release_slot(ip, slot, connection_id)
             return _refusal(409, protocol.NICK_TAKEN, f"{nick} is taken in {room}")
-        except STORAGE_ERRORS:
-            log.exception("connect %s: storage unavailable", connection_id)
+        except STORAGE_ERRORS as error:
+            _log_storage_error(error, "connect %s", connection_id)
             self._forget(connection_id, room, nick, ip, slot)
             return _refusal(503, protocol.UNAVAILABLE, "chat storage unavailable")
         return None
@@ -268,8 +271,8 @@ class Chat:
             error = ProtocolError(protocol.BAD_REQUEST, '"id" is another message\'s id')
             self._reply_error(conn.id, error)
             return
-        except STORAGE_ERRORS:
-            log.exception("%s from %s failed", type(command).__name__, conn.id)
+        except STORAGE_ERRORS as error:
+            _log_storage_error(error, "%s from %s", type(command).__name__, conn.id)
         sent_id = command.id if isinstance(command, protocol.SendMessage) else None
         self._reply_error(conn.id, _unavailable(sent_id))
 
@@ -434,6 +437,14 @@ class Chat:
 
     def _reply_error(self, connection_id: str, error: ProtocolError) -> None:
         self._sender.send(connection_id, protocol.error_frame(error))
+
+
+def _log_storage_error(error: Exception, what: str, *args: Any) -> None:
+    """An outage is one line per frame; anything else gets its traceback."""
+    if isinstance(error, UNANSWERED):
+        log.warning(f"{what}: storage unavailable: %s", *args, error)
+    else:
+        log.exception(f"{what}: storage unavailable", *args)
 
 
 def _unavailable(message_id: str | None = None) -> ProtocolError:
