@@ -41,7 +41,7 @@ bench: $(INSTALLED)
 	$(PY) -m bench $(BENCH_ARGS)
 
 bench-profile: $(INSTALLED)
-	$(PY) -m bench.profile
+	$(PY) -m bench.profile --write
 
 format: $(INSTALLED)
 	$(PY) -m ruff format .

@@ -98,6 +98,7 @@ def write(
         ]
     )
     replace_block(out / "benchmarks.md", "results", section)
+    replace_block(out / "benchmarks.md", "targets", report.targets(results))
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import report
+from bench.markers import replace_block
 from bench.measure import (
     CHAT,
     LoadProcess,
@@ -27,6 +29,8 @@ from bench.measure import (
     connect_concurrency,
     fill_timeout,
 )
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 # Which code a frame belongs to, by a fragment of its file name.
 GROUPS = (
@@ -156,8 +160,18 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--write", action="store_true", help="write the table into " + str(DOC))
     args = parser.parse_args()
-    print(asyncio.run(profile(args.members, args.messages, args.latency_ms)))
+    text = asyncio.run(profile(args.members, args.messages, args.latency_ms))
+    about = report.machine()
+    text = (
+        f"Measured {about['date']} on {about['cpu']} ({about['cores']} cores), commit "
+        f"{about['commit']}, with `python -m bench.profile --members {args.members} "
+        f"--messages {args.messages} --latency-ms {args.latency_ms}`. {text}"
+    )
+    print(text)
+    if args.write:
+        replace_block(DOC, "profile", text)
 
 
 if __name__ == "__main__":

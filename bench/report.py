@@ -118,3 +118,37 @@ def chart(path: Path, results: list[Result]) -> None:
 
 def command_line() -> str:
     return " ".join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]])
+
+
+def targets(results: list[Result]) -> str:
+    """The figures the project holds itself to, from this run (where it measured them)."""
+    by = {(r.system, r.members, r.latency_ms): r for r in results}
+    lines = []
+    chat, sequential = by.get((CHAT, 1000, 20)), by.get((SEQUENTIAL, 1000, 20))
+    if chat is not None:
+        verdict = "met" if chat.p50 <= 1.0 else "missed"
+        lines.append(
+            f"- 1,000 members at 20 ms: p50 {chat.p50:.3f} s, p95 {chat.p95:.3f} s, "
+            f"{chat.lost} lost (target: p50 at most 1.0 s: {verdict})."
+        )
+        lines.append(f"- Filling that room of 1,000: {chat.fill_seconds:.0f} s.")
+    if chat is not None and sequential is not None:
+        ratio = sequential.p50 / chat.p50
+        verdict = "met" if ratio >= 20 else "missed"
+        lines.append(
+            f"- The sequential baseline in the same run: {sequential.p50:.2f} s, so the chat is "
+            f"{ratio:.1f} times faster (target: at least 20 times: {verdict})."
+        )
+    fast, floor = by.get((CHAT, 1000, 0)), by.get((FLOOR, 1000, 0))
+    if fast is not None and floor is not None:
+        lines.append(
+            f"- At 0 ms, 1,000 members: {fast.p50:.3f} s, against the floor's "
+            f"{floor.p50:.3f} s ({fast.p50 / floor.p50:.1f} times)."
+        )
+    big = by.get((CHAT, 5000, 20))
+    if big is not None:
+        lines.append(
+            f"- 5,000 members at 20 ms: p50 {big.p50:.2f} s, {big.lost} lost; "
+            f"filling the room: {big.fill_seconds:.0f} s."
+        )
+    return "\n".join(lines) or "- This run measured none of the target scenarios."

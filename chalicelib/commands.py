@@ -167,10 +167,11 @@ class Chat:
         """Claim a slot of the address and the nickname in the room, then write the
         connection; on failure, take back what was written (pending items expire anyway)."""
         slot = None
+        now = self._store.now_ms()
         try:
             slot = self._store.claim_slot(ip, connection_id)
-            nick = self._claim(room, nick, connection_id, chosen, confirmed=False)
-            self._store.add_connection(connection_id, nick, room, ip, slot)
+            nick = self._claim(room, nick, connection_id, now, chosen, confirmed=False)
+            self._store.add_connection(connection_id, nick, room, ip, slot, connected_at=now)
         except AddressFull:
             limit = self._settings.connections_per_ip
             return _refusal(429, protocol.TOO_MANY_CONNECTIONS, f"at most {limit} per address")
@@ -185,29 +186,37 @@ class Chat:
         return None
 
     def _claim(
-        self, room: str, nick: str, connection_id: str, chosen: bool, confirmed: bool
+        self,
+        room: str,
+        nick: str,
+        connection_id: str,
+        connected_at: int,
+        chosen: bool,
+        confirmed: bool,
     ) -> str:
         """Claim `nick`, or for a guest name a longer one until one is free."""
         for digits in (4, 6, 8, 12) if not chosen else (0,):
             name = nick if chosen else guest_nick(connection_id, digits)
             try:
-                self._hold(room, name, connection_id, confirmed)
+                self._hold(room, name, connection_id, connected_at, confirmed)
             except NickTaken:
                 continue
             return name
-        raise NickTaken(nick)
+        raise NickTaken(nick, room)
 
-    def _hold(self, room: str, nick: str, connection_id: str, confirmed: bool = True) -> None:
+    def _hold(
+        self, room: str, nick: str, connection_id: str, connected_at: int, confirmed: bool = True
+    ) -> None:
         """Claim a nickname; one held by a connection API Gateway says is gone (a page
         reconnecting before its old connection's $disconnect ran) is taken over."""
         try:
-            self._store.claim_nick(room, nick, connection_id, confirmed)
+            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed)
         except NickTaken as taken:
-            opening = taken.held_since_ms > self._store.now_ms() - OPENING_GRACE_MS
+            opening = taken.holder_connected_at > self._store.now_ms() - OPENING_GRACE_MS
             if not taken.holder or opening or not self._sender.is_gone(taken.holder):
                 raise
             self._evict(room, [taken.holder], announce=True)
-            self._store.claim_nick(room, nick, connection_id, confirmed)
+            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed)
 
     def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
         """Best effort after a failed $connect: what it wrote is pending and expires anyway."""
@@ -225,19 +234,20 @@ class Chat:
         send while it was still open) is registered again."""
         conn = self._store.admit(connection_id, self._settings.frame_rate)
         if conn is None:
-            nick = self._claim(
-                self._settings.default_room, "", connection_id, chosen=False, confirmed=True
-            )
+            room, now = self._settings.default_room, self._store.now_ms()
+            nick = self._claim(room, "", connection_id, now, chosen=False, confirmed=True)
             return self._store.add_connection(
-                connection_id, nick, self._settings.default_room, confirmed=True
+                connection_id, nick, room, connected_at=now, confirmed=True
             )
         if conn.confirmed:
             return conn
         try:
-            self._hold(conn.room, conn.nick, conn.id)
+            self._hold(conn.room, conn.nick, conn.id, conn.connected_at)
         except NickTaken:
             # Its nickname went to another while it was pending: it becomes a guest.
-            guest = self._claim(conn.room, "", conn.id, chosen=False, confirmed=True)
+            guest = self._claim(
+                conn.room, "", conn.id, conn.connected_at, chosen=False, confirmed=True
+            )
             conn = self._store.rename(conn, guest)
             count = self._store.confirm(conn)
             message = f"your nickname went to another member; you are {guest}"
@@ -262,7 +272,7 @@ class Chat:
                     conn = self._store.get_connection(conn.id) or conn
             log.error("connection %s kept changing during %s", conn.id, command)
         except NickTaken as taken:
-            self._reply_error(conn.id, ProtocolError(protocol.NICK_TAKEN, _taken(taken, conn)))
+            self._reply_error(conn.id, ProtocolError(protocol.NICK_TAKEN, str(taken)))
             return
         except RateLimited as limited:
             self._reply_error(conn.id, _rate_limited(limited, "room changes"))
@@ -313,7 +323,7 @@ class Chat:
         live = None
         if room != conn.room:
             self._store.admit_join(conn, self._settings.join_rate)
-            self._hold(room, conn.nick, conn.id)
+            self._hold(room, conn.nick, conn.id, conn.connected_at)
             left = conn
             conn = self._store.move(conn, room)
             self._tell_room(left.room, self._presence(left, "leave"), presence=True)
@@ -327,7 +337,7 @@ class Chat:
         self._sender.send(conn.id, joined)
 
     def _rename(self, conn: Connection, nick: str) -> None:
-        self._hold(conn.room, nick, conn.id)
+        self._hold(conn.room, nick, conn.id, conn.connected_at)
         renamed = self._store.rename(conn, nick)
         frame = self._presence(renamed, "nick", previous=conn.nick)
         # The renamer always gets the frame: it is the acknowledgement.
@@ -465,7 +475,3 @@ def _rate_limited(limited: RateLimited, what: str) -> ProtocolError:
         f"too many {what}; try again in {seconds} s",
         {"retry_after_ms": limited.retry_after_ms},
     )
-
-
-def _taken(taken: NickTaken, conn: Connection) -> str:
-    return f"{taken.args[0] if taken.args else 'that nickname'} is taken in {conn.room}"

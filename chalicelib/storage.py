@@ -102,13 +102,17 @@ class ConnectionChanged(Exception):
 
 
 class NickTaken(Exception):
-    """Another connection of the room holds a nickname that clashes with this one."""
+    """Another connection of the room holds a nickname that clashes with this one:
+    `holder`, connected at `holder_connected_at` (ms)."""
 
-    def __init__(self, nick: str, holder: str = "", held_since_ms: int = 0) -> None:
-        super().__init__(nick)
+    def __init__(
+        self, nick: str, room: str = "", holder: str = "", holder_connected_at: int = 0
+    ) -> None:
+        super().__init__(f"{nick} is taken in {room}" if room else nick)
         self.nick = nick
+        self.room = room
         self.holder = holder
-        self.held_since_ms = held_since_ms
+        self.holder_connected_at = holder_connected_at
 
 
 class AddressFull(Exception):
@@ -210,8 +214,11 @@ class ChatStore:
 
     # Nicknames ---------------------------------------------------------------------
 
-    def claim_nick(self, room: str, nick: str, connection_id: str, confirmed: bool) -> None:
-        """Hold `nick` in `room` for this connection; NickTaken when another holds a clash."""
+    def claim_nick(
+        self, room: str, nick: str, connection_id: str, connected_at: int, confirmed: bool
+    ) -> None:
+        """Hold `nick` in `room` for this connection (connected at `connected_at`, ms);
+        NickTaken when another holds a clash."""
         now_ms = self.now_ms()
         try:
             self._client.put_item(
@@ -219,6 +226,7 @@ class ChatStore:
                 Item={
                     **_nick_key(room, nick),
                     "connection": {"S": connection_id},
+                    "connected_at": {"N": str(connected_at)},
                     "nick": {"S": nick},
                     "claimed_at": {"N": str(now_ms)},
                     "confirmed": {"BOOL": confirmed},
@@ -242,8 +250,9 @@ class ChatStore:
                 held = error.response.get("Item") or {}
                 raise NickTaken(
                     nick,
+                    room,
                     held.get("connection", {}).get("S", ""),
-                    int(held.get("claimed_at", {}).get("N", "0")),
+                    int(held.get("connected_at", {}).get("N", "0")),
                 ) from error
             raise
 
@@ -259,6 +268,7 @@ class ChatStore:
         room: str,
         ip: str = "",
         slot: int | None = None,
+        connected_at: int | None = None,
         confirmed: bool = False,
     ) -> Connection:
         """The connection and its membership (its nickname and slot are claimed first)."""
@@ -266,7 +276,7 @@ class ChatStore:
             id=connection_id,
             nick=nick,
             room=room,
-            connected_at=self.now_ms(),
+            connected_at=self.now_ms() if connected_at is None else connected_at,
             expires_at=self._expiry(confirmed),
             ip=ip,
             slot=slot,

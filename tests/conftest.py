@@ -162,11 +162,18 @@ class ChatHarness:
         conn_key = {"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": "CONNECTION"}}
         item = client.get_item(TableName=table, Key=conn_key)["Item"]
         connected_at = {":t": {"N": str(int(item["connected_at"]["N"]) - seconds_ago * 1000)}}
-        member_key = {
-            "pk": {"S": f"ROOM#{item['room']['S']}"},
-            "sk": {"S": f"MEMBER#{connection_id}"},
-        }
-        for key in (conn_key, member_key):
+        room = client.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"ROOM#{item['room']['S']}"}},
+        )["Items"]
+        held = [  # its membership and its nickname's claim
+            {"pk": other["pk"], "sk": other["sk"]}
+            for other in room
+            if other["sk"]["S"] == f"MEMBER#{connection_id}"
+            or other.get("connection", {}).get("S") == connection_id
+        ]
+        for key in (conn_key, *held):
             client.update_item(
                 TableName=table,
                 Key=key,

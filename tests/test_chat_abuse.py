@@ -197,14 +197,31 @@ def test_a_reconnecting_page_gets_its_name_back_from_its_gone_connection(
     old = chat.connect({"nick": "ada"})
     chat.drain()
     chat.lose(old)  # the link dropped; its $disconnect has not run (yet, or ever)
-    again = chat.connect()
+    again = chat.connect({"room": "elsewhere"})
     chat.send(again, {"action": "nick", "name": "ada"})
-    assert frames_of(chat, again, "presence")[-1]["nick"] == "ada"
+    chat.send(again, {"action": "join", "room": "lobby"})  # API Gateway: the holder is gone
+    assert frames_of(chat, again, "joined")[0]["members"] == ["ada", "bob"]
     assert [(f["event"], f["nick"]) for f in frames_of(chat, bob, "presence")] == [
-        ("join", guest(again)),  # its first frame
         ("leave", "ada"),  # the old connection, gone, gave the name up
-        ("nick", "ada"),
+        ("join", "ada"),
     ]
+
+
+def test_a_member_found_gone_while_announcing_leaves_without_its_own_announcement(
+    chat: ChatHarness,
+) -> None:
+    bob = chat.connect({"nick": "bob"})
+    old = chat.connect({"nick": "ada"})
+    chat.drain()
+    chat.lose(old)
+    again = chat.connect()  # its first frame announces it: the send to `old` finds it gone
+    assert [(f["event"], f["nick"]) for f in frames_of(chat, bob, "presence")] == [
+        ("join", guest(again))
+    ]
+    chat.send(bob, "/who")
+    assert frames_of(chat, bob, "members")[0]["members"] == sorted(["bob", guest(again)])
+    chat.send(again, {"action": "nick", "name": "ada"})  # its claim went with it
+    assert frames_of(chat, again, "presence")[-1]["nick"] == "ada"
 
 
 def guest(connection_id: str) -> str:

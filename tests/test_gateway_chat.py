@@ -40,9 +40,14 @@ def test_join_nick_message_presence_and_history_with_three_clients(
     chat_gateway: RunningGateway,
 ) -> None:
     with chat_gateway.connect("?nick=alice") as alice, chat_gateway.connect("?nick=bob") as bob:
+        send(alice, "join", room="lobby")  # a first frame, as the page sends
+        # bob is connected but has not spoken: not listed, not announced yet.
+        expect(alice, "joined", room="lobby", nick="alice", members=["alice"], history=[])
+        # A pending member already receives the room's frames: alice's announcement.
+        expect(bob, "presence", event="join", nick="alice", count=1, room="lobby")
+        send(bob, "join", room="lobby")
         expect(alice, "presence", event="join", nick="bob", count=2, room="lobby")
-        send(alice, "join", room="lobby")
-        expect(alice, "joined", room="lobby", nick="alice", members=["alice", "bob"], history=[])
+        expect(bob, "joined", room="lobby", nick="bob", members=["alice", "bob"], history=[])
 
         send(bob, "sendmessage", data="hello, everyone")
         heard = expect(alice, "message", room="lobby", text="hello, everyone")

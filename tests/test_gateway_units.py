@@ -736,3 +736,95 @@ def test_log_tail_is_the_base64_of_the_last_4_kb_with_start_end_and_report() -> 
     long = workers.Result({}, log="y" * 10_000)
     tail = base64.b64decode(parse_invoke(lambda_api.completed(accepted, long))["LogResult"])
     assert len(tail) == lambda_api.LOG_TAIL_BYTES and tail.endswith(b"\t\n")
+
+
+# The embedded DynamoDB's partition query ------------------------------------------------
+
+QUERIES: list[dict[str, Any]] = [
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "P7"}}},
+    {
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+        "ExpressionAttributeValues": {":p": {"S": "P7"}, ":s": {"S": "S01"}},
+    },
+    {
+        "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
+        "ExpressionAttributeValues": {":p": {"S": "P3"}, ":a": {"S": "S05"}, ":b": {"S": "S22"}},
+        "ScanIndexForward": False,
+    },
+    {
+        "KeyConditionExpression": "pk = :p AND sk < :b",
+        "FilterExpression": "n > :n",
+        "ExpressionAttributeValues": {":p": {"S": "P3"}, ":b": {"S": "S30"}, ":n": {"N": "10"}},
+        "PaginationConfig": {"PageSize": 7},
+    },
+    {
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "P9"}},
+        "ProjectionExpression": "sk",
+        "ScanIndexForward": False,
+        "PaginationConfig": {"PageSize": 4},
+    },
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "nobody"}}},
+]
+
+
+def test_a_partition_query_answers_as_moto_does_and_reads_one_partition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+    import moto.dynamodb.models as moto_models
+    from moto import mock_aws
+
+    from localgateway import moto_query
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        keys = {
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        client.create_table(TableName="stock", **keys)
+        monkeypatch.setattr(moto_models, "Table", moto_query.PartitionedTable)
+        client.create_table(TableName="split", **keys)
+        for table in ("stock", "split"):
+            for start in range(0, 1200, 25):
+                batch = [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "pk": {"S": f"P{n % 30}"},
+                                "sk": {"S": f"S{n // 30:02d}"},
+                                "n": {"N": str(n % 17)},
+                            }
+                        }
+                    }
+                    for n in range(start, start + 25)
+                ]
+                client.batch_write_item(RequestItems={table: batch})
+        read: list[int] = []
+        listed = moto_query.PartitionedTable.all_items
+
+        def counting(self: Any) -> Any:
+            items = listed(self)
+            read.append(len(items))
+            return items
+
+        monkeypatch.setattr(moto_query.PartitionedTable, "all_items", counting)
+
+        def pages(table: str, query: dict[str, Any]) -> list[Any]:
+            paginator = client.get_paginator("query")
+            return [
+                (page["Items"], page["Count"], page.get("LastEvaluatedKey"))
+                for page in paginator.paginate(TableName=table, **query)
+            ]
+
+        for query in QUERIES:
+            assert pages("split", query) == pages("stock", query), query
+        assert read and max(read) <= 40  # one partition of 40, never the table's 1,200
