@@ -24,6 +24,12 @@
   const NO_MESSAGE_ID = "0".repeat(26);
   const ROOM_PATTERN = /^[A-Za-z0-9_.-]+$/;
   const store = window.sessionStorage;
+  // Sign-in (docs/page.md): `?client=` names a Cognito app client and turns it on.
+  // Tokens are refreshed at 80 % of their lifetime (at most a minute before they expire).
+  const SIGN_IN = Boolean(params.get("client"));
+  const REFRESH_AT = 0.8;
+  const REFRESH_LEAD_S = 60;
+  const REFRESH_RETRY_MS = 30000;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -50,6 +56,18 @@
     newMessages: $("new-messages"),
     composer: $("composer"),
     input: $("message-input"),
+    layout: $("layout"),
+    signin: $("signin"),
+    signinForm: $("signin-form"),
+    signinNote: $("signin-note"),
+    signinUser: $("signin-user"),
+    signinPassword: $("signin-password"),
+    signinError: $("signin-error"),
+    signinSubmit: $("signin-submit"),
+    signinService: $("signin-service"),
+    account: $("account"),
+    accountName: $("account-name"),
+    signOut: $("sign-out"),
   };
   const narrow = window.matchMedia("(max-width: 640px)");
 
@@ -65,10 +83,13 @@
     retryTimer: 0,
     pingTimer: 0,
     heardSincePing: true,
-    nick: store.getItem("chat.nick") || "",
+    // Signed in, the nickname is the username: the server says which in `joined`.
+    nick: SIGN_IN ? "" : store.getItem("chat.nick") || "",
     room: firstRoom(),
     shownRoom: null,
     members: [],
+    // Members of the shown room who are signed in (the server's `verified` fields).
+    verified: new Set(),
     count: 0,
     rooms: new Map(),
     roomsListed: false,
@@ -95,8 +116,51 @@
     pending: new Map(),
     sentLines: [],
     recalled: -1,
-    ownIds: new Set(JSON.parse(store.getItem("chat.own") || "[]")),
+    // Signed in, one's own messages are those verified under one's username: none kept.
+    ownIds: new Set(SIGN_IN ? [] : JSON.parse(store.getItem("chat.own") || "[]")),
   };
+
+  // Sign-in state, in memory only: never in storage or cookies (docs/page.md).
+  const auth = {
+    client: params.get("client") || "",
+    endpoint: "",
+    problem: "",
+    access: "",
+    refresh: "",
+    expiresAt: 0,
+    user: "",
+    timer: 0,
+    refreshing: null,
+    // Bumped on sign-out: answers to requests of an earlier sign-in are dropped.
+    generation: 0,
+    // A socket failed to open since the last refresh: the next failure ends the sign-in.
+    refused: false,
+    busy: false,
+  };
+
+  // Where passwords go: Amazon Cognito's own endpoint, or one on this computer (the local
+  // gateway's). No other address is taken from a link: a link must not be able to send
+  // the password elsewhere. Without `cognito`, the region of a `ws` on AWS names it.
+  function cognitoEndpoint() {
+    const given = params.get("cognito");
+    if (!given) {
+      const aws = (params.get("ws") || "").match(/\.execute-api\.([a-z0-9-]+)\.amazonaws\.com/);
+      if (aws) return { url: `https://cognito-idp.${aws[1]}.amazonaws.com/` };
+      return { problem: "This page's link does not say where to sign in (its cognito= is missing)" };
+    }
+    let url;
+    try {
+      url = new URL(given);
+    } catch {
+      return { problem: "This page's link names a sign-in service that is not an address" };
+    }
+    const web = url.protocol === "https:" || url.protocol === "http:";
+    const cognito = /^cognito-idp(-fips)?\.[a-z0-9-]+\.amazonaws\.com$/.test(url.hostname);
+    const local = ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+    if ((cognito && url.protocol === "https:") || (web && local)) return { url: url.href };
+    const where = url.host || given;
+    return { problem: `This page sends passwords only to Amazon Cognito or this computer, not to ${where}` };
+  }
 
   function endpoint() {
     const explicit = params.get("ws");
@@ -119,9 +183,20 @@
       setStatus("offline", "no server: open this page with ?ws=wss://…/api");
       return;
     }
+    if (SIGN_IN && !auth.access) {
+      showSignIn();
+      return;
+    }
+    if (SIGN_IN && Date.now() >= auth.expiresAt) {
+      // Asleep past the refresh (a laptop's lid closed): a new token first.
+      refreshThen(connect);
+      return;
+    }
     const url = new URL(base);
     url.searchParams.set("room", state.room);
-    if (state.nick) url.searchParams.set("nick", state.nick);
+    // Browsers cannot set headers on a websocket: the token goes in the query string.
+    if (SIGN_IN) url.searchParams.set("token", auth.access);
+    else if (state.nick) url.searchParams.set("nick", state.nick);
     setStatus("connecting", state.attempt ? `reconnecting (attempt ${state.attempt + 1})…` : "connecting…");
     let socket;
     try {
@@ -131,7 +206,10 @@
       return;
     }
     state.socket = socket;
+    let opened = false;
     socket.addEventListener("open", () => {
+      opened = true;
+      auth.refused = false;
       // Online once the server confirms the room (`joined`): until then the
       // page's own state (nickname, room, members) is not the server's.
       setStatus("connecting", "joining…");
@@ -148,7 +226,9 @@
       state.heardSincePing = true;
       receive(event.data);
     });
-    socket.addEventListener("close", () => drop(socket));
+    // A refused `$connect` (401 for a token the server does not take) is a socket that
+    // never opens: the page cannot see the status.
+    socket.addEventListener("close", () => (SIGN_IN && !opened ? refused(socket) : drop(socket)));
   }
 
   // A ping that got no answer by the next one means a dead link that never closed.
@@ -212,6 +292,276 @@
     send({ action: "rooms" });
   }
 
+  // Sign-in ------------------------------------------------------------------------------
+  // Amazon Cognito's InitiateAuth over fetch, no SDK: USER_PASSWORD_AUTH with the form,
+  // REFRESH_TOKEN_AUTH before the access token expires. Each new access token is a new
+  // connection: the server checks the token at `$connect` only.
+
+  const SIGNED_OUT = "You signed out";
+  const EXPIRED = "Your sign-in has expired; please sign in again";
+  const REFUSED = "The chat refused the connection or could not be reached; please sign in again";
+
+  // { tokens } on success, else { failure: the exception's name, transient, message }.
+  async function initiateAuth(flow, parameters) {
+    let response;
+    let body = {};
+    try {
+      response = await fetch(auth.endpoint, {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/x-amz-json-1.1",
+          "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+        },
+        body: JSON.stringify({ AuthFlow: flow, ClientId: auth.client, AuthParameters: parameters }),
+        credentials: "omit",
+        cache: "no-store",
+        referrerPolicy: "no-referrer",
+      });
+      body = await response.json().catch(() => ({}));
+    } catch {
+      return { failure: "network", transient: true };
+    }
+    const result = body && body.AuthenticationResult;
+    if (response.ok && result && typeof result.AccessToken === "string") return { tokens: result };
+    if (response.ok && body.ChallengeName) {
+      return { failure: "challenge", challenge: String(body.ChallengeName) };
+    }
+    // moto may put a prefix before `#`; AWS may add `:` and a link to the header's value.
+    const type = String(body.__type || response.headers.get("x-amzn-errortype") || "")
+      .split("#")
+      .pop()
+      .split(":")[0];
+    const transient =
+      response.status >= 500 ||
+      ["TooManyRequestsException", "LimitExceededException", "InternalErrorException"].includes(type);
+    return { failure: type || `HTTP ${response.status}`, transient, message: String(body.message || "") };
+  }
+
+  // A failed sign-in, for people.
+  function describeAuthFailure(answer) {
+    const message = answer.message || "";
+    switch (answer.failure) {
+      case "network":
+        return "Could not reach the sign-in service; check your connection and try again";
+      case "NotAuthorizedException":
+        if (/attempts exceeded/i.test(message)) {
+          return "Too many wrong passwords; wait a few minutes, then try again";
+        }
+        if (/disabled/i.test(message)) return "This account is disabled";
+        return "Wrong username or password";
+      case "UserNotFoundException":
+        return "Wrong username or password";
+      case "UserNotConfirmedException":
+        return "This account is not confirmed yet; ask whoever runs this chat";
+      case "PasswordResetRequiredException":
+        return "This account's password must be reset first; ask whoever runs this chat";
+      case "TooManyRequestsException":
+      case "LimitExceededException":
+        return "Too many sign-ins just now; wait a moment and try again";
+      case "ResourceNotFoundException":
+        return "This page's link names a sign-in client that does not exist; ask for a new link";
+      case "challenge":
+        if (answer.challenge === "NEW_PASSWORD_REQUIRED") {
+          return "This account must choose a new password first, which this page cannot do; ask whoever runs this chat";
+        }
+        return `This account needs another sign-in step (${answer.challenge}) that this page does not offer`;
+      default:
+        return `Sign-in failed: ${message || answer.failure}`;
+    }
+  }
+
+  function keepTokens(result) {
+    const seconds = Number(result.ExpiresIn) > 0 ? Number(result.ExpiresIn) : 3600;
+    auth.access = result.AccessToken;
+    // REFRESH_TOKEN_AUTH answers without a new refresh token: the old one stays.
+    if (typeof result.RefreshToken === "string" && result.RefreshToken) auth.refresh = result.RefreshToken;
+    auth.expiresAt = Date.now() + seconds * 1000;
+    const renewIn = Math.max(Math.min(seconds * REFRESH_AT, seconds - REFRESH_LEAD_S), seconds / 2);
+    clearTimeout(auth.timer);
+    auth.timer = setTimeout(renewOnTime, renewIn * 1000);
+  }
+
+  // "ok", "later" (network or a busy Cognito: keep what we have, try again), "refused"
+  // (the refresh token is no good: sign in again) or "stale" (signed out meanwhile).
+  function refreshTokens() {
+    if (!auth.refresh) return Promise.resolve("refused");
+    if (auth.refreshing) return auth.refreshing;
+    const generation = auth.generation;
+    auth.refreshing = initiateAuth("REFRESH_TOKEN_AUTH", { REFRESH_TOKEN: auth.refresh }).then((answer) => {
+      if (generation !== auth.generation) return "stale";
+      auth.refreshing = null;
+      if (answer.tokens) {
+        keepTokens(answer.tokens);
+        return "ok";
+      }
+      return answer.transient ? "later" : "refused";
+    });
+    return auth.refreshing;
+  }
+
+  // The refresh timer: a new token, then a new connection that carries it.
+  async function renewOnTime() {
+    const outcome = await refreshTokens();
+    if (outcome === "ok") reconnectNow();
+    else if (outcome === "later") auth.timer = setTimeout(renewOnTime, REFRESH_RETRY_MS);
+    else if (outcome === "refused") signOut(EXPIRED);
+  }
+
+  async function refreshThen(next) {
+    setStatus("connecting", "renewing your sign-in…");
+    const outcome = await refreshTokens();
+    if (outcome === "ok") next();
+    else if (outcome === "later") scheduleReconnect();
+    else if (outcome === "refused") signOut(EXPIRED);
+  }
+
+  // Close the socket (if any) and open one with the current token right away. The room
+  // sees a leave and a join; history and the reader's place survive as on any reconnect.
+  function reconnectNow() {
+    clearTimeout(state.retryTimer);
+    clearInterval(state.pingTimer);
+    const old = state.socket;
+    state.socket = null;
+    if (old) old.close(1000, "new token");
+    connect();
+  }
+
+  // A socket that never opened: the server refused the token (401), or it is down.
+  // One refresh and one more try; then the sign-in form, never a loop on a dead token.
+  async function refused(socket) {
+    if (state.socket !== socket) return;
+    clearInterval(state.pingTimer);
+    state.socket = null;
+    if (auth.refused) {
+      signOut(REFUSED);
+      return;
+    }
+    auth.refused = true;
+    setStatus("connecting", "renewing your sign-in…");
+    const outcome = await refreshTokens();
+    if (outcome === "ok") {
+      connect();
+    } else if (outcome === "later") {
+      // Cognito unreachable too: offline, not refused. Back off and try both again.
+      auth.refused = false;
+      scheduleReconnect();
+    } else if (outcome === "refused") {
+      signOut(EXPIRED);
+    }
+  }
+
+  // Forget the tokens, close the socket (1000: a normal close) and show the form.
+  function signOut(note) {
+    auth.generation += 1;
+    clearTimeout(auth.timer);
+    Object.assign(auth, { access: "", refresh: "", expiresAt: 0, refused: false, refreshing: null });
+    clearTimeout(state.retryTimer);
+    clearTimeout(state.changeTimer);
+    clearInterval(state.pingTimer);
+    const socket = state.socket;
+    state.socket = null;
+    if (socket) socket.close(1000, "signed out");
+    for (const pending of state.pending.values()) clearTimeout(pending.timer);
+    state.pending.clear();
+    Object.assign(state, { attempt: 0, ready: false, changing: null, queued: [] });
+    Object.assign(state, { nick: "", pendingNick: null, ownIds: new Set() });
+    forgetRoom();
+    showSignIn(note);
+  }
+
+  // What the last person saw stays out of sight of the next one.
+  function forgetRoom() {
+    ui.log.replaceChildren();
+    Object.assign(state, { shownRoom: null, shownIds: new Set(), lastSeenId: "", more: false });
+    Object.assign(state, { olderBy: null, catchUpPages: 0, catchUpTarget: undefined, roomsListed: false });
+    state.verified = new Set();
+    state.rooms = new Map();
+    setMembers([], 0);
+    renderRooms();
+    clearUnseen();
+    showHistoryEdge();
+    ui.roomTitle.textContent = "";
+  }
+
+  function showSignIn(note = "") {
+    closeDrawer();
+    document.body.classList.add("signed-out");
+    ui.layout.hidden = true;
+    ui.signin.hidden = false;
+    ui.account.hidden = true;
+    ui.roomTitle.textContent = "";
+    setStatus("signed-out", "signed out");
+    ui.signinNote.textContent = note;
+    const service = auth.endpoint ? new URL(auth.endpoint).host : "";
+    ui.signinService.textContent = service ? `Signs in with Amazon Cognito at ${service}` : "";
+    signInError(auth.problem);
+    signInBusy(false);
+    ui.signinPassword.value = "";
+    (ui.signinUser.value ? ui.signinPassword : ui.signinUser).focus();
+  }
+
+  function hideSignIn() {
+    document.body.classList.remove("signed-out");
+    ui.signin.hidden = true;
+    ui.layout.hidden = false;
+    showAccount();
+  }
+
+  // Signed in, the name is the username (the server's, once joined): no nickname form.
+  function showAccount() {
+    const name = state.nick || auth.user;
+    ui.nickForm.hidden = true;
+    ui.account.hidden = false;
+    ui.accountName.replaceChildren(...named(name, state.verified.has(name)));
+  }
+
+  function signInError(text) {
+    ui.signinError.textContent = text;
+    ui.signinError.hidden = !text;
+  }
+
+  function signInBusy(busy) {
+    auth.busy = busy;
+    ui.signinSubmit.disabled = busy;
+    ui.signinSubmit.textContent = busy ? "Signing in…" : "Sign in";
+    ui.signinForm.setAttribute("aria-busy", String(busy));
+  }
+
+  async function signIn() {
+    if (auth.busy) return;
+    if (auth.problem) {
+      signInError(auth.problem);
+      return;
+    }
+    const username = ui.signinUser.value.trim();
+    const password = ui.signinPassword.value;
+    if (!username || !password) {
+      signInError("Enter your username and password");
+      (username ? ui.signinPassword : ui.signinUser).focus();
+      return;
+    }
+    signInError("");
+    signInBusy(true);
+    const generation = auth.generation;
+    const answer = await initiateAuth("USER_PASSWORD_AUTH", { USERNAME: username, PASSWORD: password });
+    signInBusy(false);
+    if (generation !== auth.generation) return;
+    if (!answer.tokens) {
+      signInError(describeAuthFailure(answer));
+      ui.signinPassword.select();
+      ui.signinPassword.focus();
+      return;
+    }
+    ui.signinPassword.value = "";
+    ui.signinNote.textContent = "";
+    auth.user = username;
+    auth.refused = false;
+    keepTokens(answer.tokens);
+    hideSignIn();
+    ui.input.focus();
+    connect();
+  }
+
   // Frames from the server ---------------------------------------------------------
 
   function receive(data) {
@@ -248,7 +598,7 @@
       state.nick = frame.nick;
       state.attempt = 0;
       store.setItem("chat.room", state.room);
-      store.setItem("chat.nick", state.nick);
+      if (!SIGN_IN) store.setItem("chat.nick", state.nick);
       ui.nickInput.value = state.nick;
       ui.roomInput.value = state.room;
       ui.roomTitle.textContent = `#${state.room}`;
@@ -256,13 +606,15 @@
         if (previous) countRoom(previous, (state.rooms.get(previous) ?? 1) - 1);
         clearLog(frame);
       }
+      state.verified = verifiedSet(frame.verified);
       setMembers(frame.members, frame.count);
+      if (SIGN_IN) showAccount();
       state.olderBy = null;
       ui.loadOlder.disabled = false;
       const seenBefore = state.lastSeenId;
       changeLog(() => {
         addMessages(frame.history);
-        if (!rejoin) systemLine(`you joined #${frame.room} as ${frame.nick}`);
+        if (!rejoin) systemLine([`you joined #${frame.room} as `, ...named(frame.nick)]);
         showHistoryEdge();
       });
       catchUp(seenBefore, frame.history, frame.more);
@@ -300,13 +652,18 @@
       if (frame.room !== state.shownRoom) return;
       if (frame.event === "join") {
         state.members.push(frame.nick);
-        systemLine(`${frame.nick} joined`);
+        if (frame.verified === true) state.verified.add(frame.nick);
+        else state.verified.delete(frame.nick);
+        systemLine([...named(frame.nick, frame.verified === true), " joined"]);
       } else if (frame.event === "leave") {
         removeOne(state.members, frame.nick);
-        systemLine(`${frame.nick} left`);
+        systemLine([...named(frame.nick, frame.verified === true), " left"]);
+        state.verified.delete(frame.nick);
       } else if (frame.event === "nick") {
         const mine = frame.previous === state.nick && frame.nick === state.pendingNick;
         replaceOne(state.members, frame.previous, frame.nick);
+        state.verified.delete(frame.previous);
+        if (frame.verified === true) state.verified.add(frame.nick);
         if (mine) {
           settle("nick");
           state.nick = frame.nick;
@@ -322,8 +679,16 @@
     },
 
     members(frame) {
-      if (frame.room === state.shownRoom) setMembers(frame.members, frame.count);
-      systemLine(`People in #${frame.room}: ${frame.members.join(", ")}`);
+      const verified = verifiedSet(frame.verified);
+      if (frame.room === state.shownRoom) {
+        state.verified = verified;
+        setMembers(frame.members, frame.count);
+      }
+      const names = frame.members.flatMap((nick, index) => [
+        ...(index ? [", "] : []),
+        ...named(nick, verified.has(nick)),
+      ]);
+      systemLine([`People in #${frame.room}: `, ...names]);
     },
 
     rooms(frame) {
@@ -347,9 +712,10 @@
         systemLine("The chat could not save your message just now; sending it again", "system");
         return;
       }
-      if (["invalid_nick", "nick_taken"].includes(frame.code)) state.pendingNick = null;
+      const words = describeError(frame);
+      if (["invalid_nick", "nick_taken", "forbidden"].includes(frame.code)) state.pendingNick = null;
       if (SETTLING_ERRORS.includes(frame.code)) settle(state.changing);
-      systemLine(describeError(frame), "error");
+      systemLine(words, "error");
     },
 
     pong() {},
@@ -364,6 +730,7 @@
     "bad_request",
     "rate_limited",
     "unauthorized",
+    "forbidden",
   ];
 
   // Error codes (docs/protocol.md) in words; an unknown code shows the server's own text.
@@ -387,6 +754,12 @@
         return `${unknownCommand()}. Type /help to see the commands`;
       case "unauthorized":
         return "You are not allowed to do that; sign in again";
+      case "forbidden":
+        // Signed in, the server refuses `nick`: one's name is one's username.
+        if (SIGN_IN && state.changing === "nick") {
+          return `Signed in, your name is your username, ${state.nick}: it can't be changed`;
+        }
+        return frame.message || "You are not allowed to do that";
       case "bad_request":
         return `The server could not take that: ${frame.message || "bad request"}`;
       default:
@@ -499,15 +872,18 @@
     const stamp = Number.isNaN(when.getTime()) ? new Date() : when;
     item.dataset.key = message.id;
     item.dataset.id = message.id;
+    const verified = message.verified === true;
     item.dataset.from = message.from;
+    if (verified) item.dataset.verified = "true";
     item.dataset.ms = String(stamp.getTime());
     item.dataset.day = dayOf(stamp);
-    item.className = state.ownIds.has(message.id) ? "message own" : "message";
+    item.className = isOwn(message, verified) ? "message own" : "message";
     const head = document.createElement("p");
     head.className = "head";
     const from = document.createElement("span");
     from.className = "from";
     from.textContent = message.from;
+    if (verified) from.append(verifiedMark());
     const time = document.createElement("time");
     time.className = "meta";
     time.dateTime = message.ts;
@@ -521,15 +897,43 @@
     return item;
   }
 
-  function systemLine(text, kind = "system") {
+  // One's own: sent from this tab, or (signed in) verified under one's own username.
+  function isOwn(message, verified) {
+    if (state.ownIds.has(message.id)) return true;
+    return SIGN_IN && verified && Boolean(state.nick) && message.from === state.nick;
+  }
+
+  // A line of the page's own: text, or a list of strings and elements (verified marks).
+  function systemLine(content, kind = "system") {
     const item = document.createElement("li");
     state.lineSeq += 1;
     item.dataset.key = `${state.lastSeenId || NO_MESSAGE_ID}~${String(state.lineSeq).padStart(9, "0")}`;
     item.dataset.day = dayOf(new Date());
     item.className = kind;
     if (kind === "error") item.setAttribute("role", "alert");
-    item.textContent = text;
+    if (Array.isArray(content)) item.append(...content);
+    else item.textContent = content;
     changeLog(() => placeRow(item));
+  }
+
+  // A name as text, followed by the verified mark when its holder is signed in.
+  function named(nick, verified = state.verified.has(nick)) {
+    return verified ? [String(nick), verifiedMark()] : [String(nick)];
+  }
+
+  function verifiedMark() {
+    const mark = document.createElement("span");
+    mark.className = "verified";
+    mark.setAttribute("role", "img");
+    mark.setAttribute("aria-label", "verified");
+    mark.title = "verified: signed in";
+    mark.textContent = "✓";
+    return mark;
+  }
+
+  // The server's list of verified nicknames; anything else counts as none.
+  function verifiedSet(list) {
+    return new Set(Array.isArray(list) ? list.filter((nick) => typeof nick === "string") : []);
   }
 
   // Most rows are the newest or the oldest: those are found without a search.
@@ -587,6 +991,7 @@
       previous.classList.contains("message") &&
       row.classList.contains("message") &&
       previous.dataset.from === row.dataset.from &&
+      previous.dataset.verified === row.dataset.verified &&
       previous.dataset.day === row.dataset.day &&
       Number(row.dataset.ms) - Number(previous.dataset.ms) < GROUP_GAP_MS
     );
@@ -732,7 +1137,7 @@
     ui.members.replaceChildren(
       ...state.members.map((nick) => {
         const item = document.createElement("li");
-        item.textContent = nick;
+        item.append(...named(nick));
         if (!youMarked && nick === state.nick) {
           youMarked = true;
           item.append(" (you)");
@@ -780,7 +1185,8 @@
   function rememberOwn(id) {
     state.ownIds.add(id);
     const kept = [...state.ownIds].slice(-OWN_IDS_KEPT);
-    store.setItem("chat.own", JSON.stringify(kept));
+    if (SIGN_IN) state.ownIds = new Set(kept);
+    else store.setItem("chat.own", JSON.stringify(kept));
   }
 
   function removeOne(list, value) {
@@ -927,6 +1333,12 @@
     }
   });
 
+  ui.signinForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn();
+  });
+  ui.signOut.addEventListener("click", () => signOut(SIGNED_OUT));
+
   ui.loadOlder.addEventListener("click", () => loadOlder("button"));
   ui.refreshRooms.addEventListener("click", requestRooms);
   ui.newMessages.addEventListener("click", () => {
@@ -958,5 +1370,12 @@
   state.labelledToday = dayOf(new Date());
   ui.nickInput.value = state.nick;
   ui.roomInput.value = state.room;
-  connect();
+  if (SIGN_IN) {
+    const cognito = cognitoEndpoint();
+    auth.endpoint = cognito.url || "";
+    auth.problem = cognito.problem || "";
+    showSignIn();
+  } else {
+    connect();
+  }
 })();
