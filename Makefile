@@ -12,8 +12,13 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# `make run AUTH=cognito`: the chat with sign-in; the embedded Cognito gets a demo user.
+AUTH ?= none
+DEMO_USER ?= demo:Demo-password-1
+RUN_FLAGS = $(if $(filter cognito,$(AUTH)),--env AUTH=cognito --cognito-user $(DEMO_USER))
+
 run: $(INSTALLED)
-	$(PY) -m localgateway
+	$(PY) -m localgateway $(RUN_FLAGS)
 
 test: $(INSTALLED) browser
 	$(PY) -m ruff check .

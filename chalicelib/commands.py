@@ -26,6 +26,7 @@ from botocore.exceptions import ConnectionError as LostConnection
 from chalice.app import WebsocketEvent
 
 from chalicelib import budget, origins, protocol
+from chalicelib.auth import Unauthorized, Verifier
 from chalicelib.fanout import Batch, FanOut
 from chalicelib.ids import id_time_ms
 from chalicelib.protocol import Command, ProtocolError
@@ -72,6 +73,10 @@ def _confirmed_nicks(members: Iterable[Member]) -> list[str]:
     return sorted((m.nick for m in members if m.confirmed), key=str.casefold)
 
 
+def _verified_nicks(members: Iterable[Member]) -> list[str]:
+    return sorted((m.nick for m in members if m.confirmed and m.user), key=str.casefold)
+
+
 def _refusal(status: int, code: str, message: str) -> dict[str, Any]:
     """A `$connect` answer that rejects the upgrade; the body says why, for tools like wscat."""
     return {"statusCode": status, "body": protocol.encode({"code": code, "message": message})}
@@ -84,11 +89,14 @@ class Chat:
         sender: Sender,
         settings: Settings,
         fanout: FanOut | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
         self._settings = settings
         self._fanout = fanout
+        # Set with AUTH=cognito: every connection signs in, and its nickname is its username.
+        self._verifier = verifier
 
     # Events: the three websocket routes and the fan-out function ---------------------
 
@@ -112,7 +120,20 @@ class Chat:
                 return _refusal(400, invalid.code, invalid.message)
         ip = raw.get("requestContext", {}).get("identity", {}).get("sourceIp", "")
         with budget.within(budget.CONNECT_SECONDS):
-            return self._register(event.connection_id, nick.name, join.room, ip, "nick" in query)
+            if self._verifier is None:
+                chosen = "nick" in query
+                return self._register(event.connection_id, nick.name, join.room, ip, chosen)
+            # Checked before anything is written: a refused connection leaves no trace.
+            try:
+                identity = self._verifier.identify(query.get("token"))
+            except Unauthorized as refused:
+                return _refusal(401, protocol.UNAUTHORIZED, str(refused))
+            except STORAGE_ERRORS as error:
+                _log_storage_error(error, "connect %s: Cognito", event.connection_id)
+                return _refusal(503, protocol.UNAVAILABLE, "sign-in could not be checked")
+            return self._register(
+                event.connection_id, identity.username, join.room, ip, True, identity.username
+            )
 
     def disconnect(self, event: WebsocketEvent) -> None:
         with budget.within(budget.FRAME_SECONDS):
@@ -162,7 +183,7 @@ class Chat:
     # Connecting and the first frame ----------------------------------------------------
 
     def _register(
-        self, connection_id: str, nick: str, room: str, ip: str, chosen: bool
+        self, connection_id: str, nick: str, room: str, ip: str, chosen: bool, user: str = ""
     ) -> dict[str, Any] | None:
         """Claim a slot of the address and the nickname in the room, then write the
         connection; on failure, take back what was written (pending items expire anyway)."""
@@ -170,8 +191,10 @@ class Chat:
         now = self._store.now_ms()
         try:
             slot = self._store.claim_slot(ip, connection_id)
-            nick = self._claim(room, nick, connection_id, now, chosen, confirmed=False)
-            self._store.add_connection(connection_id, nick, room, ip, slot, connected_at=now)
+            nick = self._claim(room, nick, connection_id, now, chosen, False, user)
+            self._store.add_connection(
+                connection_id, nick, room, ip, slot, connected_at=now, user=user
+            )
         except AddressFull:
             limit = self._settings.connections_per_ip
             return _refusal(429, protocol.TOO_MANY_CONNECTIONS, f"at most {limit} per address")
@@ -193,30 +216,37 @@ class Chat:
         connected_at: int,
         chosen: bool,
         confirmed: bool,
+        user: str = "",
     ) -> str:
         """Claim `nick`, or for a guest name a longer one until one is free."""
         for digits in (4, 6, 8, 12) if not chosen else (0,):
             name = nick if chosen else guest_nick(connection_id, digits)
             try:
-                self._hold(room, name, connection_id, connected_at, confirmed)
+                self._hold(room, name, connection_id, connected_at, confirmed, user)
             except NickTaken:
                 continue
             return name
         raise NickTaken(nick, room)
 
     def _hold(
-        self, room: str, nick: str, connection_id: str, connected_at: int, confirmed: bool = True
+        self,
+        room: str,
+        nick: str,
+        connection_id: str,
+        connected_at: int,
+        confirmed: bool = True,
+        user: str = "",
     ) -> None:
         """Claim a nickname; one held by a connection API Gateway says is gone (a page
         reconnecting before its old connection's $disconnect ran) is taken over."""
         try:
-            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed)
+            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
         except NickTaken as taken:
             opening = taken.holder_connected_at > self._store.now_ms() - OPENING_GRACE_MS
             if not taken.holder or opening or not self._sender.is_gone(taken.holder):
                 raise
             self._evict(room, [taken.holder], announce=True)
-            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed)
+            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
 
     def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
         """Best effort after a failed $connect: what it wrote is pending and expires anyway."""
@@ -242,7 +272,7 @@ class Chat:
         if conn.confirmed:
             return conn
         try:
-            self._hold(conn.room, conn.nick, conn.id, conn.connected_at)
+            self._hold(conn.room, conn.nick, conn.id, conn.connected_at, user=conn.user)
         except NickTaken:
             # Its nickname went to another while it was pending: it becomes a guest.
             guest = self._claim(
@@ -298,7 +328,8 @@ class Chat:
             self._sender.send(conn.id, protocol.history_frame(conn.room, messages, more))
         elif isinstance(command, protocol.Who):
             live = self._live_members(conn.room)
-            self._sender.send(conn.id, protocol.members_frame(conn.room, _confirmed_nicks(live)))
+            frame = protocol.members_frame(conn.room, _confirmed_nicks(live), _verified_nicks(live))
+            self._sender.send(conn.id, frame)
         elif isinstance(command, protocol.Rooms):
             self._sender.send(conn.id, protocol.rooms_frame(self._store.rooms()))
         elif isinstance(command, protocol.Ping):
@@ -323,7 +354,7 @@ class Chat:
         live = None
         if room != conn.room:
             self._store.admit_join(conn, self._settings.join_rate)
-            self._hold(room, conn.nick, conn.id, conn.connected_at)
+            self._hold(room, conn.nick, conn.id, conn.connected_at, user=conn.user)
             left = conn
             conn = self._store.move(conn, room)
             self._tell_room(left.room, self._presence(left, "leave"), presence=True)
@@ -333,10 +364,16 @@ class Chat:
         if live is None:  # the same room, or one too big for presence
             live = self._live_members(room)
         messages, more = self._store.history(room, self._settings.history_page_size)
-        joined = protocol.joined_frame(room, conn.nick, _confirmed_nicks(live), messages, more)
+        joined = protocol.joined_frame(
+            room, conn.nick, _confirmed_nicks(live), messages, more, _verified_nicks(live)
+        )
         self._sender.send(conn.id, joined)
 
     def _rename(self, conn: Connection, nick: str) -> None:
+        if conn.user:
+            message = f"you are signed in: your nickname is your username, {conn.user}"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return
         self._hold(conn.room, nick, conn.id, conn.connected_at)
         renamed = self._store.rename(conn, nick)
         frame = self._presence(renamed, "nick", previous=conn.nick)
@@ -349,7 +386,9 @@ class Chat:
     def _presence(
         self, who: Connection | Member, event: str, previous: str | None = None
     ) -> FrameFor:
-        return lambda count: protocol.presence_frame(who.room, event, who.nick, count, previous)
+        return lambda count: protocol.presence_frame(
+            who.room, event, who.nick, count, previous, verified=bool(who.user)
+        )
 
     def _live_members(self, room: str) -> list[Member]:
         live, expired = self._store.members(room)

@@ -29,6 +29,9 @@ TOO_LARGE = "too_large"
 UNAVAILABLE = "unavailable"
 RATE_LIMITED = "rate_limited"
 NICK_TAKEN = "nick_taken"
+FORBIDDEN = "forbidden"
+# In the body of a refused $connect (HTTP 401) with AUTH=cognito.
+UNAUTHORIZED = "unauthorized"
 # Only in the body of a refused $connect (HTTP 429 and 403), never as a frame.
 TOO_MANY_CONNECTIONS = "too_many_connections"
 FORBIDDEN_ORIGIN = "forbidden_origin"
@@ -264,22 +267,46 @@ def error_frame(error: ProtocolError) -> dict[str, Any]:
 
 
 def presence_frame(
-    room: str, event: str, nick: str, count: int, previous: str | None = None
+    room: str,
+    event: str,
+    nick: str,
+    count: int,
+    previous: str | None = None,
+    verified: bool = False,
 ) -> dict[str, Any]:
-    frame = {"type": "presence", "room": room, "event": event, "nick": nick, "count": count}
+    """`verified` (a signed-in member) appears only when true, as in `message` frames."""
+    frame: dict[str, Any] = {
+        "type": "presence",
+        "room": room,
+        "event": event,
+        "nick": nick,
+        "count": count,
+    }
     if previous is not None:
         frame["previous"] = previous
+    if verified:
+        frame["verified"] = True
     return frame
 
 
-def members_frame(room: str, nicks: list[str]) -> dict[str, Any]:
-    return fit_list({"type": "members", "room": room, "count": len(nicks)}, "members", nicks)
+def members_frame(room: str, nicks: list[str], verified: list[str] | None = None) -> dict[str, Any]:
+    """The members' nicknames; `verified` lists those signed in, when any are."""
+    frame = fit_list({"type": "members", "room": room, "count": len(nicks)}, "members", nicks)
+    shown = set(frame["members"])
+    if verified:
+        fit_list(frame, "verified", [nick for nick in verified if nick in shown])
+    return frame
 
 
 def joined_frame(
-    room: str, nick: str, nicks: list[str], history: list[dict[str, Any]], more: bool
+    room: str,
+    nick: str,
+    nicks: list[str],
+    history: list[dict[str, Any]],
+    more: bool,
+    verified: list[str] | None = None,
 ) -> dict[str, Any]:
-    frame = members_frame(room, nicks)
+    frame = members_frame(room, nicks, verified)
     frame.update(type="joined", nick=nick)
     return fit_history(frame, history, more)
 

@@ -22,6 +22,7 @@ import botocore.session
 from botocore.config import Config
 
 from chalicelib import budget
+from chalicelib.auth import Verifier
 from chalicelib.commands import Chat
 from chalicelib.fanout import FanOut
 from chalicelib.sending import Sender
@@ -84,10 +85,26 @@ def lambda_client() -> Any:
     return _within_budgets(boto3.session.Session().client("lambda", config=config))
 
 
+@lru_cache(maxsize=1)
+def cognito_client() -> Any:
+    """For checking access tokens with GetUser (AWS_ENDPOINT_URL_COGNITO_IDP works)."""
+    config = Config(**budget.CLIENT_TIMEOUTS)
+    return _within_budgets(boto3.session.Session().client("cognito-idp", config=config))
+
+
+@lru_cache(maxsize=4)
+def verifier(user_pool_id: str, client_id: str) -> Verifier:
+    """One per container and pool, so that a token checked once is not checked again."""
+    return Verifier(cognito_client, user_pool_id, client_id)
+
+
 def chat(websocket_api: Any) -> Chat:
     settings = Settings.from_env()
     store = ChatStore(dynamodb_client(), settings)
     fanout = None
     if settings.fanout_function:
         fanout = FanOut(lambda_client, settings.fanout_function, settings.fanout_batch, send_pool())
-    return Chat(store, Sender(websocket_api, send_pool()), settings, fanout)
+    checks = None
+    if settings.auth == "cognito":
+        checks = verifier(settings.user_pool_id, settings.client_id)
+    return Chat(store, Sender(websocket_api, send_pool()), settings, fanout, checks)

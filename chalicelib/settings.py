@@ -48,6 +48,11 @@ class Settings:
     joins_per_minute: int = 20
     connections_per_ip: int = 20
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
+    # AUTH: "none" (anyone with the URL) or "cognito" ($connect wants ?token=, an access
+    # token of this user pool's app client; chalicelib/auth.py).
+    auth: str = "none"
+    user_pool_id: str = ""
+    client_id: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +80,7 @@ class Settings:
             joins_per_minute=positive_int(env, "JOINS_PER_MINUTE", cls.joins_per_minute),
             connections_per_ip=positive_int(env, "CONNECTIONS_PER_IP", cls.connections_per_ip),
             allowed_origins=_origins(env.get("ALLOWED_ORIGINS")),
+            **_auth(env),
         )
 
     @property
@@ -84,6 +90,23 @@ class Settings:
     @property
     def join_rate(self) -> Rate:
         return Rate.per_minute(self.joins_per_minute, self.joins_per_minute)
+
+
+AUTH_MODES = ("none", "cognito")
+
+
+def _auth(env: Mapping[str, str]) -> dict[str, str]:
+    mode = env.get("AUTH", "none").strip().lower() or "none"
+    if mode not in AUTH_MODES:
+        raise SettingsError(f"AUTH must be one of {', '.join(AUTH_MODES)}, got {mode!r}")
+    settings = {
+        "auth": mode,
+        "user_pool_id": env.get("COGNITO_USER_POOL_ID", "").strip(),
+        "client_id": env.get("COGNITO_CLIENT_ID", "").strip(),
+    }
+    if mode == "cognito" and not (settings["user_pool_id"] and settings["client_id"]):
+        raise SettingsError("AUTH=cognito needs COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID")
+    return settings
 
 
 def _origins(raw: str | None) -> tuple[str, ...]:

@@ -4,11 +4,12 @@ One table (defined once, in .chalice/resources.json), keys `pk` and `sk`:
 
 | item        | pk          | sk           | attributes                                            |
 | ----------- | ----------- | ------------ | ----------------------------------------------------- |
-| connection  | CONN#{id}   | CONNECTION   | nick, room, connected_at, expires_at, ip, slot,       |
+| connection  | CONN#{id}   | CONNECTION   | nick, room, connected_at, expires_at, ip, slot, user, |
 |             |             |              | confirmed, tat (frame limit), jtat (join limit)       |
-| membership  | ROOM#{room} | MEMBER#{id}  | nick, connected_at, expires_at, confirmed             |
-| nickname    | ROOM#{room} | NICK#{key}   | connection, nick, claimed_at, confirmed, expires_at   |
-| message     | HIST#{room} | {ulid}       | from, text, ts, conn, expires_at                      |
+| membership  | ROOM#{room} | MEMBER#{id}  | nick, connected_at, expires_at, confirmed, user       |
+| nickname    | ROOM#{room} | NICK#{key}   | connection, connected_at, nick, claimed_at,           |
+|             |             |              | confirmed, user, expires_at                           |
+| message     | HIST#{room} | {ulid}       | from, text, ts, conn, verified, expires_at            |
 | room        | ROOMS       | {room}       | members (confirmed members), expires_at               |
 | address     | IP#{ip}     | SLOT#{n}     | connection, expires_at                                |
 
@@ -25,7 +26,8 @@ proves it is open and confirms them. So a `$connect` that failed after (or
 while) writing, its writes landing late, leaves no ghost anyone sees.
 
 Nicknames are unique in a room by `chalicelib.text.nick_key`, claimed with a
-conditional put. Addresses have `connections_per_ip` slots, claimed the same
+conditional put; a signed-in user's (`user`, the Cognito username) is theirs
+in every tab they open. Addresses have `connections_per_ip` slots, claimed the same
 way; a slot whose connection vanished without `$disconnect` frees itself when
 it expires, so an address is never locked out past the connection TTL.
 
@@ -77,6 +79,7 @@ class Connection:
     ip: str = ""
     slot: int | None = None
     confirmed: bool = True
+    user: str = ""  # the Cognito username, when signed in
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,11 @@ class Member:
     connected_at: int
     expires_at: int
     confirmed: bool = True
+    user: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.user)
 
 
 @dataclass(frozen=True)
@@ -215,10 +223,17 @@ class ChatStore:
     # Nicknames ---------------------------------------------------------------------
 
     def claim_nick(
-        self, room: str, nick: str, connection_id: str, connected_at: int, confirmed: bool
+        self,
+        room: str,
+        nick: str,
+        connection_id: str,
+        connected_at: int,
+        confirmed: bool,
+        user: str = "",
     ) -> None:
         """Hold `nick` in `room` for this connection (connected at `connected_at`, ms);
-        NickTaken when another holds a clash."""
+        NickTaken when another holds a clash. A signed-in `user` takes their own name
+        over from another tab of theirs."""
         now_ms = self.now_ms()
         try:
             self._client.put_item(
@@ -230,18 +245,21 @@ class ChatStore:
                     "nick": {"S": nick},
                     "claimed_at": {"N": str(now_ms)},
                     "confirmed": {"BOOL": confirmed},
+                    "user": {"S": user},
                     "expires_at": {"N": str(self._expiry(confirmed))},
                 },
                 ConditionExpression=(
                     "attribute_not_exists(pk) OR expires_at <= :now OR #c = :me "
-                    "OR (confirmed = :pending AND claimed_at < :stale)"
+                    "OR (confirmed = :pending AND claimed_at < :stale) OR #u = :user"
                 ),
-                ExpressionAttributeNames={"#c": "connection"},
+                ExpressionAttributeNames={"#c": "connection", "#u": "user"},
                 ExpressionAttributeValues={
                     ":now": {"N": str(now_ms // 1000)},
                     ":me": {"S": connection_id},
                     ":pending": {"BOOL": False},
                     ":stale": {"N": str(now_ms - PENDING_CLAIM_MS)},
+                    # A user that is never anyone's: "" must not match guests' "".
+                    ":user": {"S": user or f"guest {connection_id}"},
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -270,6 +288,7 @@ class ChatStore:
         slot: int | None = None,
         connected_at: int | None = None,
         confirmed: bool = False,
+        user: str = "",
     ) -> Connection:
         """The connection and its membership (its nickname and slot are claimed first)."""
         conn = Connection(
@@ -281,6 +300,7 @@ class ChatStore:
             ip=ip,
             slot=slot,
             confirmed=confirmed,
+            user=user,
         )
         # Membership first: a connection item never points at a room it is not in.
         self._put(self._member_item(conn))
@@ -393,7 +413,13 @@ class ChatStore:
             if conn.slot is not None:
                 self.release_slot(conn.ip, conn.slot, connection_id)
             member = Member(
-                conn.room, conn.id, conn.nick, conn.connected_at, conn.expires_at, conn.confirmed
+                conn.room,
+                conn.id,
+                conn.nick,
+                conn.connected_at,
+                conn.expires_at,
+                conn.confirmed,
+                conn.user,
             )
         elif room_hint is not None:
             item = self._delete(_member_key(room_hint, connection_id))
@@ -486,6 +512,7 @@ class ChatStore:
             "from": conn.nick,
             "text": text,
             "ts": iso_timestamp(now_ms),
+            **({"verified": True} if conn.user else {}),
         }
         expires_at = now_ms // 1000 + self._settings.history_retention_seconds
         try:
@@ -498,6 +525,7 @@ class ChatStore:
                     "text": {"S": text},
                     "ts": {"S": message["ts"]},
                     "conn": {"S": conn.id},
+                    "verified": {"BOOL": bool(conn.user)},
                     "expires_at": {"N": str(expires_at)},
                 },
                 ConditionExpression="attribute_not_exists(pk)",
@@ -657,6 +685,7 @@ class ChatStore:
             ip=item.get("ip", {}).get("S", ""),
             slot=None if slot is None else int(slot["N"]),
             confirmed=item.get("confirmed", {}).get("BOOL", True),
+            user=item.get("user", {}).get("S", ""),
         )
 
     def _member(self, room: str, item: dict[str, Any]) -> Member:
@@ -667,16 +696,21 @@ class ChatStore:
             connected_at=int(item["connected_at"]["N"]),
             expires_at=int(item["expires_at"]["N"]),
             confirmed=item.get("confirmed", {}).get("BOOL", True),
+            user=item.get("user", {}).get("S", ""),
         )
 
     def _message(self, room: str, item: dict[str, Any]) -> dict[str, Any]:
-        return {
+        """A stored message as frames carry it (`verified` only when its sender was)."""
+        message = {
             "id": item["sk"]["S"],
             "room": room,
             "from": item["from"]["S"],
             "text": item["text"]["S"],
             "ts": item["ts"]["S"],
         }
+        if item.get("verified", {}).get("BOOL"):
+            message["verified"] = True
+        return message
 
     def _connection_item(self, conn: Connection) -> dict[str, Any]:
         item = {
@@ -687,6 +721,7 @@ class ChatStore:
             "expires_at": {"N": str(conn.expires_at)},
             "ip": {"S": conn.ip},
             "confirmed": {"BOOL": conn.confirmed},
+            "user": {"S": conn.user},
         }
         if conn.slot is not None:
             item["slot"] = {"N": str(conn.slot)}
@@ -699,6 +734,7 @@ class ChatStore:
             "connected_at": {"N": str(conn.connected_at)},
             "expires_at": {"N": str(conn.expires_at)},
             "confirmed": {"BOOL": conn.confirmed},
+            "user": {"S": conn.user},
         }
 
     def _touch_room(self, room: str, change: int) -> int:

@@ -11,6 +11,13 @@ deploy goes out without the @connections statement, and a second one (seconds
 later, before anybody has the URL) adds it scoped to the new API. Later deploys
 run once. Last, the stage gets the merge template's default route throttling,
 which `chalice deploy` knows nothing about.
+
+A stage with AUTH=cognito also gets the merge template's user pool and app
+client (made if missing, by name, with the code the local gateway uses), and
+their ids reach the functions as COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID:
+written into the stage's environment in config.json while `chalice deploy`
+reads it, and the committed file put back afterwards. The printed page links
+carry the Cognito endpoint and the client id, for the page's sign-in form.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import boto3
 from botocore.exceptions import NoCredentialsError
@@ -42,7 +49,11 @@ from deploytools.project import (
     route_throttling,
 )
 from deploytools.runner import ChaliceRunner, run_chalice
-from localgateway import tables
+from localgateway import cognito, tables
+
+# The merge template's user pool and app client, for AUTH=cognito stages.
+USER_POOL = "ChatUserPool"
+USER_POOL_CLIENT = "ChatUserPoolClient"
 
 # Where `make run` serves the chat page (the local gateway).
 LOCAL_PAGE = "http://127.0.0.1:8000/"
@@ -79,11 +90,29 @@ def aws_account(session: boto3.session.Session) -> Account:
     return Account(partition, session.region_name, account_id)
 
 
-def page_links(stage: Stage, websocket_url: str) -> tuple[str, ...]:
-    """The chat page pointed at the deployed API: as a local file, and as `make run` serves it."""
-    query = "?ws=" + quote(websocket_url.rstrip("/"), safe=":/")
+def page_links(
+    stage: Stage, websocket_url: str, sign_in: dict[str, str] | None = None
+) -> tuple[str, ...]:
+    """The chat page pointed at the deployed API: as a local file, and as `make run` serves
+    it; with `sign_in` (its `cognito` endpoint and `client` id), the page signs in first."""
+    query = "?" + urlencode({"ws": websocket_url.rstrip("/"), **(sign_in or {})}, safe=":/")
     page = (stage.project / "static" / "index.html").resolve()
     return page.as_uri() + query, LOCAL_PAGE + query
+
+
+@contextmanager
+def stage_variables(stage: Stage, variables: dict[str, str]) -> Iterator[None]:
+    """The stage's environment in config.json with `variables` added while `chalice deploy`
+    reads it; the committed file comes back afterwards, even on failure."""
+    committed = stage.config_path.read_bytes()
+    if variables:
+        config = json.loads(committed)
+        config["stages"][stage.name].setdefault("environment_variables", {}).update(variables)
+        stage.config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        stage.config_path.write_bytes(committed)
 
 
 @contextmanager
@@ -154,6 +183,15 @@ def deploy(
     account = aws_account(session)
     say(f"Deploying stage {stage.name} to account {account.account_id} in {account.region}")
     _ensure_table(stage, session, say)
+    identities = _ensure_identities(stage, session, say)
+    variables = (
+        {
+            "COGNITO_USER_POOL_ID": identities.pools[USER_POOL],
+            "COGNITO_CLIENT_ID": identities.clients[USER_POOL_CLIENT],
+        }
+        if identities
+        else {}
+    )
 
     api = deployed_websocket_api(stage)
     for _ in range(3):
@@ -164,7 +202,7 @@ def deploy(
             account=account.account_id,
             api_id=api.api_id if api else None,
         )
-        with narrowed_policy(stage, values):
+        with narrowed_policy(stage, values), stage_variables(stage, variables):
             chalice(stage.project, ["deploy", "--stage", stage.name])
         deployed = deployed_websocket_api(stage)
         if deployed is None:
@@ -177,7 +215,27 @@ def deploy(
         raise DeployError("the websocket API id changed on every deploy; run make deploy again")
 
     _set_throttling(stage, session, deployed, say)
-    return _report(stage, deployed, say)
+    sign_in = None
+    if identities:
+        endpoint = f"https://cognito-idp.{account.region}.amazonaws.com/"
+        sign_in = {"cognito": endpoint, "client": variables["COGNITO_CLIENT_ID"]}
+    return _report(stage, deployed, say, sign_in)
+
+
+def _ensure_identities(
+    stage: Stage, session: boto3.session.Session, say: Say
+) -> cognito.Made | None:
+    """For an AUTH=cognito stage, the merge template's user pool and app client."""
+    if stage.auth != "cognito":
+        return None
+    made = cognito.ensure(
+        session.client("cognito-idp"), merge_template(stage), f"{stage.app_name}-{stage.name}"
+    )
+    say(
+        f"User pool {made.pools[USER_POOL]}, app client {made.clients[USER_POOL_CLIENT]}: "
+        "add users with `aws cognito-idp admin-create-user` (docs/signin.md)"
+    )
+    return made
 
 
 def _ensure_table(stage: Stage, session: boto3.session.Session, say: Say) -> None:
@@ -201,9 +259,11 @@ def _set_throttling(
     )
 
 
-def _report(stage: Stage, api: WebsocketApi, say: Say) -> Deployment:
+def _report(
+    stage: Stage, api: WebsocketApi, say: Say, sign_in: dict[str, str] | None = None
+) -> Deployment:
     websocket_url = api.url.rstrip("/")
-    links = page_links(stage, websocket_url)
+    links = page_links(stage, websocket_url, sign_in)
     say("")
     say(f"Websocket URL: {websocket_url}")
     say(f"Chat page:     {links[0]}")

@@ -47,6 +47,7 @@ class Stage:
     api_gateway_stage: str
     table_name: str
     iam_policy_file: str
+    auth: str = "none"  # AUTH: "cognito" stages sign their users in
 
     @property
     def chalice_dir(self) -> Path:
@@ -63,6 +64,10 @@ class Stage:
     @property
     def merge_template_path(self) -> Path:
         return self.chalice_dir / "resources.json"
+
+    @property
+    def config_path(self) -> Path:
+        return self.chalice_dir / "config.json"
 
     def function_name(self, handler: str) -> str:
         return f"{self.app_name}-{self.name}-{handler}"
@@ -105,6 +110,7 @@ def load_stage(name: str, project: Path = ROOT) -> Stage:
         iam_policy_file=settings.get(
             "iam_policy_file", config.get("iam_policy_file", f"policy-{name}.json")
         ),
+        auth=str(environment.get("AUTH", "none")).lower(),
     )
     # `chalice deploy` passes FANOUT_FUNCTION as written, and the policy lets the
     # functions invoke only this stage's fan-out function: any other name would be

@@ -31,13 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import boto3
 from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localgateway import (
+    cognito,
     dynamodb,
     environment,
     events,
@@ -142,6 +143,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="set a variable for every function, over config.json (repeat for more)",
     )
     parser.add_argument(
+        "--cognito-user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        type=_user,
+        help="a user, with this permanent password, in every Cognito user pool of the template",
+    )
+    parser.add_argument(
         "--state-dir",
         metavar="PATH",
         help=f"where the embedded tables are saved on stop (default: PROJECT/{STATE_DIR})",
@@ -167,6 +176,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.idle_timeout <= 0 or args.max_connection_duration <= 0 or args.queue_timeout <= 0:
         parser.error("timeouts must be positive")
     return args
+
+
+def _user(text: str) -> tuple[str, str]:
+    name, colon, password = text.partition(":")
+    if not colon or not name or not password:
+        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got {text!r}")
+    return name, password
 
 
 def _variable(text: str) -> tuple[str, str]:
@@ -239,6 +255,8 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         aws = await asyncio.to_thread(dynamodb.EmbeddedAws)
         aws_endpoint = aws.start()
         stack.callback(aws.stop)
+        identities = _Identities(aws_endpoint, environment.region(os.environ), args.cognito_user)
+        source = await asyncio.to_thread(identities.resolve, source)
 
         dynamodb_endpoint = args.dynamodb_endpoint or aws_endpoint
         domain_name = f"127.0.0.1:{tls_socket.getsockname()[1]}"
@@ -300,16 +318,45 @@ async def serve(args: argparse.Namespace, started: float) -> None:
 
         stop = _stop_on_signals(runtime, stack)
         endpoints = _endpoints(main_address, source, domain_name, local_tls)
-        endpoints.update(dynamodb=dynamodb_endpoint, aws=aws_endpoint)
+        endpoints.update(dynamodb=dynamodb_endpoint, aws=aws_endpoint, cognito=identities.about())
         banner = _banner(loaded, endpoints, tables, warnings, args, time.monotonic() - started)
         print(banner, flush=True)
         if args.endpoints_file:
             _write_json(Path(args.endpoints_file), endpoints)
         if args.autoreload:
-            await Reloader(runtime, lambda: _load(args), tables.prepare, tables.unknown).run(stop)
+            reload = Reloader(
+                runtime, lambda: identities.resolve(_load(args)), tables.prepare, tables.unknown
+            )
+            await reload.run(stop)
         else:
             await stop.wait()
         await _shut_down(gateway, runtime, tables)
+
+
+class _Identities:
+    """The template's Cognito pools and clients, made in the embedded moto, and the
+    `--cognito-user` users in them."""
+
+    def __init__(self, endpoint: str, region: str, users: list[tuple[str, str]]) -> None:
+        self.endpoint = endpoint
+        self.users = users
+        self.made = cognito.Made({}, {})
+        self._client = dynamodb.aws_client("cognito-idp", endpoint, region)
+
+    def resolve(self, source: project.Project) -> project.Project:
+        """`source` with its `Ref`s to the pools and clients resolved (made if missing)."""
+        prefix = f"{source.app_name}-{source.stage}"
+        self.made = cognito.ensure(self._client, source.settings.template, prefix)
+        cognito.add_users(self._client, self.made.pools.values(), self.users)
+        return source.with_resources(self.made.ids) if self.made.ids else source
+
+    def about(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "user_pools": self.made.pools,
+            "clients": self.made.clients,
+            "users": [name for name, _ in self.users],
+        }
 
 
 class _Tables:
@@ -525,9 +572,28 @@ def _banner(
     ]
     if args.post_latency_ms:
         lines.append(f"  latency       {args.post_latency_ms:g} ms per @connections call")
+    lines += _cognito_lines(endpoints)
     lines += [f"  warning       {warning}" for warning in warnings]
     lines.append(f"ready in {seconds:.1f} s; Ctrl-C stops")
     return "\n".join(lines)
+
+
+def _cognito_lines(endpoints: dict[str, Any]) -> list[str]:
+    """The template's user pools and app clients, the users made in them, and the page
+    link that signs in through them (the page reads `cognito` and `client`)."""
+    about = endpoints["cognito"]
+    if not about["clients"]:
+        return []
+    pools = ", ".join(f"{pool} ({logical})" for logical, pool in about["user_pools"].items())
+    clients = ", ".join(f"{client} ({logical})" for logical, client in about["clients"].items())
+    users = ", ".join(about["users"]) or "none yet (--cognito-user NAME:PASSWORD)"
+    query = urlencode(
+        {"cognito": about["endpoint"], "client": next(iter(about["clients"].values()))}
+    )
+    return [
+        f"  Cognito       pool {pools}, client {clients}; users: {users}",
+        f"  sign-in page  {endpoints['http']}?{query}",
+    ]
 
 
 def _table_note(name: str, tables: _Tables) -> str:

@@ -72,16 +72,21 @@ def is_off_machine(endpoint: str) -> bool:
 
 def client(endpoint: str, region: str, use_own_credentials: bool) -> Any:
     """A client for creating tables: fake credentials, unless the endpoint needs real ones."""
-    credentials = {}
-    if not use_own_credentials:
-        fake = environment.FAKE_CREDENTIALS
-        credentials = {
-            "aws_access_key_id": fake.access_key,
-            "aws_secret_access_key": fake.secret_key,
-            "aws_session_token": fake.token,
-        }
-    session = boto3.session.Session(region_name=region, **credentials)
-    return session.client("dynamodb", endpoint_url=endpoint)
+    if use_own_credentials:
+        return boto3.session.Session(region_name=region).client("dynamodb", endpoint_url=endpoint)
+    return aws_client("dynamodb", endpoint, region)
+
+
+def aws_client(service: str, endpoint: str, region: str) -> Any:
+    """A client of the embedded moto (or another local endpoint), with the fake credentials."""
+    fake = environment.FAKE_CREDENTIALS
+    session = boto3.session.Session(
+        region_name=region,
+        aws_access_key_id=fake.access_key,
+        aws_secret_access_key=fake.secret_key,
+        aws_session_token=fake.token,
+    )
+    return session.client(service, endpoint_url=endpoint)
 
 
 def create_tables(dynamodb: Any, declared: Iterable[Table]) -> list[str]:

@@ -78,6 +78,8 @@ class Settings:
     config: Config
     template: dict[str, Any]
     table_names: dict[str, str]
+    # Other resources of the template made locally (Cognito's), by logical id.
+    resource_ids: dict[str, str] = field(default_factory=dict)
 
     def lambda_name(self, name: str) -> str:
         """The deployed name: `{app_name}-{stage}-{name}`, the REST handler's without `-{name}`."""
@@ -93,7 +95,7 @@ class Settings:
         deployed name, as CloudFormation's Ref does; `pure` says which pure
         functions the app has, when that is known.
         """
-        refs = dict(self.table_names)
+        refs = {**self.table_names, **self.resource_ids}
         refs.update({logical_id(name): self.lambda_name(name) for name in (*FUNCTION_NAMES, *pure)})
         functions = {}
         for name in names:
@@ -147,6 +149,16 @@ class Project:
             pure_functions=self.settings.functions(pure, pure, warnings),
             warnings=tuple(warnings),
         )
+
+    def with_resources(self, ids: dict[str, str]) -> Project:
+        """This project with `Ref`s to other resources of its template (ids by logical id)
+        resolved: every function is set up again."""
+        settings = replace(self.settings, resource_ids=dict(ids))
+        again = replace(self, settings=settings)
+        warnings: list[str] = []
+        functions = settings.functions(FUNCTION_NAMES, list(self.pure_functions), warnings)
+        pure = settings.functions(list(self.pure_functions), list(self.pure_functions), warnings)
+        return replace(again, functions=functions, pure_functions=pure, warnings=tuple(warnings))
 
     def function_for_route(self, route_key: str) -> Function:
         """The function that serves a websocket route, as Chalice deploys them."""
@@ -283,6 +295,7 @@ def _template_variables(
         else:
             warnings.append(
                 f"{logical_id(function)}: {key} = {json.dumps(value)} is neither a value nor a "
-                "Ref to a table or a function of the app; config.json's value stays"
+                "Ref to a table, a Cognito pool or client, or a function of the app; "
+                "config.json's value stays"
             )
     return result

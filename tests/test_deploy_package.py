@@ -39,11 +39,19 @@ FUNCTIONS = {
     "fanout": "Fanout",
 }
 # What the merge template sets in each function's environment, over config.json's values.
+SIGN_IN = {
+    "COGNITO_USER_POOL_ID": {"Ref": "ChatUserPool"},
+    "COGNITO_CLIENT_ID": {"Ref": "ChatUserPoolClient"},
+}
 ENVIRONMENT_WIRING = {
-    "WebsocketConnect": {"TABLE_NAME": {"Ref": "ChatTable"}},
-    "WebsocketMessage": {"TABLE_NAME": {"Ref": "ChatTable"}, "FANOUT_FUNCTION": {"Ref": "Fanout"}},
-    "WebsocketDisconnect": {"TABLE_NAME": {"Ref": "ChatTable"}},
-    "Fanout": {"TABLE_NAME": {"Ref": "ChatTable"}},
+    "WebsocketConnect": {"TABLE_NAME": {"Ref": "ChatTable"}, **SIGN_IN},
+    "WebsocketMessage": {
+        "TABLE_NAME": {"Ref": "ChatTable"},
+        "FANOUT_FUNCTION": {"Ref": "Fanout"},
+        **SIGN_IN,
+    },
+    "WebsocketDisconnect": {"TABLE_NAME": {"Ref": "ChatTable"}, **SIGN_IN},
+    "Fanout": {"TABLE_NAME": {"Ref": "ChatTable"}, **SIGN_IN},
 }
 STAGE_SETTINGS = {"dev": (256, 7), "prod": (512, 30)}  # memory MB, log retention days
 # Functions that send big broadcasts get a whole vCPU in prod (docs/benchmarks.md).

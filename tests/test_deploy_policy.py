@@ -101,7 +101,11 @@ def test_the_code_makes_clients_only_for_the_services_the_policy_covers() -> Non
             ):
                 services.add(node.args[0].value)
     # @connections goes through Chalice's own client (app.websocket_api), checked below.
-    assert services == {"dynamodb", "lambda"}
+    # Cognito's GetUser is authorised by the access token it checks, not by IAM: it needs
+    # no statement, and it is the only Cognito call the code makes.
+    assert services == {"dynamodb", "lambda", "cognito-idp"}
+    cognito_calls = {name for name, _ in calls_on(CHALICELIB / "auth.py", "self._client()")}
+    assert cognito_calls == {"get_user"}
     assert connections_methods() == {"POST", "GET"}
 
 
