@@ -492,8 +492,14 @@
     ui.roomTitle.textContent = "";
     setStatus("signed-out", "signed out");
     ui.signinNote.textContent = note;
-    const service = auth.endpoint ? new URL(auth.endpoint).host : "";
-    ui.signinService.textContent = service ? `Signs in with Amazon Cognito at ${service}` : "";
+    // Where the password goes, in plain sight.
+    ui.signinService.replaceChildren();
+    if (auth.endpoint) {
+      const host = document.createElement("span");
+      host.className = "host";
+      host.textContent = new URL(auth.endpoint).host;
+      ui.signinService.append("Your password goes only to Cognito at ", host);
+    }
     signInError(auth.problem);
     signInBusy(false);
     ui.signinPassword.value = "";
