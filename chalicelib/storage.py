@@ -92,10 +92,6 @@ class Member:
     confirmed: bool = True
     user: str = ""
 
-    @property
-    def verified(self) -> bool:
-        return bool(self.user)
-
 
 @dataclass(frozen=True)
 class Departure:

@@ -172,9 +172,9 @@ class Scheduler:
         """Processes held: idle, busy, starting and stopping."""
         return sum(pool.live for pool in self._pools.values()) + len(self._stopping)
 
-    def queued(self, pool: Hashable | None = None) -> int:
-        pools = self._pools.values() if pool is None else [self._pools[pool]]
-        return sum(len(p.queue) for p in pools)
+    def queued(self) -> int:
+        """Invocations waiting, in all pools."""
+        return sum(len(pool.queue) for pool in self._pools.values())
 
     def add_pool(self, name: Hashable, warm: int = 0) -> list[Action]:
         """A function's pool; `warm` processes are started when the budget allows."""

@@ -242,10 +242,6 @@ class Workers:
         self._reclaimer: asyncio.Task[None] | None = None
         self._closed = False
 
-    @property
-    def count(self) -> int:
-        return self.scheduler.processes
-
     def add_pool(
         self, name: Hashable, spec: WorkerSpec, warm: int
     ) -> asyncio.Future[dict[str, Any]]:

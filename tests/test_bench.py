@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import measure
+from bench import measure, report
 from bench.__main__ import write
 from bench.report import read_json
 
@@ -32,7 +32,10 @@ def test_modelled_latency_shows_in_a_sequential_broadcast() -> None:
 def test_the_report_keeps_the_analysis_and_replaces_the_results(tmp_path: Path) -> None:
     page = tmp_path / "benchmarks.md"
     start, end = "<!-- results:start -->", "<!-- results:end -->"
-    page.write_text(f"# Title\n\nAnalysis above.\n\n{start}\nold numbers\n{end}\n\nBelow.\n")
+    targets = "<!-- targets:start -->\nold targets\n<!-- targets:end -->"
+    page.write_text(
+        f"# Title\n\nAnalysis above.\n\n{start}\nold numbers\n{end}\n\n{targets}\n\nBelow.\n"
+    )
     results = [
         measure.Result(system, 10, 20, 3, p50, p50, p50, 0, 1.0, 5.0, 2.0, [p50] * 3)
         for system, p50 in ((measure.CHAT, 0.05), (measure.SEQUENTIAL, 0.5), (measure.FLOOR, 0.01))
@@ -53,7 +56,8 @@ def test_the_report_keeps_the_analysis_and_replaces_the_results(tmp_path: Path) 
     )
     text = page.read_text()
     assert text.startswith("# Title\n\nAnalysis above.") and text.endswith("Below.\n")
-    assert "old numbers" not in text
+    assert "old numbers" not in text and "old targets" not in text
+    assert "- This run measured none of the target scenarios." in text
     assert "| 10.0× |" in text  # 0.5 s sequential against 0.05 s
     assert "| chat (ours) | 10 | 20 | 3 | 0.050 |" in text
     document = json.loads((tmp_path / "benchmarks.json").read_text())
@@ -65,6 +69,30 @@ def test_the_report_keeps_the_analysis_and_replaces_the_results(tmp_path: Path) 
     (again / "benchmarks.json").write_text((tmp_path / "benchmarks.json").read_text())
     assert read_json(again / "benchmarks.json")[2] == results
     assert math.isclose(measure.percentile([1, 2, 3, 4], 0.5), 2)
+
+
+def test_the_targets_say_what_the_run_measured_against_them() -> None:
+    def result(system: str, latency: int, p50: float) -> measure.Result:
+        return measure.Result(system, 1000, latency, 3, p50, p50, p50, 0, 42.0, 5.0, 2.0, [])
+
+    lines = report.targets(
+        [
+            result(measure.CHAT, 20, 0.9),
+            result(measure.SEQUENTIAL, 20, 22.5),
+            result(measure.CHAT, 0, 0.8),
+            result(measure.FLOOR, 0, 0.04),
+        ]
+    ).splitlines()
+    assert lines == [
+        "- 1,000 members at 20 ms: p50 0.900 s, p95 0.900 s, 0 lost (target: p50 at most "
+        "1.0 s: met).",
+        "- Filling that room of 1,000: 42 s.",
+        "- The sequential baseline in the same run: 22.50 s, so the chat is 25.0 times faster "
+        "(target: at least 20 times: met).",
+        "- At 0 ms, 1,000 members: 0.800 s, against the floor's 0.040 s (20.0 times).",
+    ]
+    slow = report.targets([result(measure.CHAT, 20, 1.2), result(measure.SEQUENTIAL, 20, 12.0)])
+    assert "1.0 s: missed" in slow and "at least 20 times: missed" in slow
 
 
 def test_profile_samples_are_grouped_by_the_innermost_known_code(tmp_path: Path) -> None:

@@ -327,6 +327,38 @@ def test_first_deploy_creates_the_table_and_scopes_the_policy_to_the_new_api(
         assert group["retentionInDays"] == 7
 
 
+def test_a_signed_in_stage_gets_its_user_pool_and_the_functions_its_ids(
+    project: Path, moto_server: str
+) -> None:
+    chalice = Recorder(guarded_chalice(stub_api_deployment=True))
+    printed: list[str] = []
+    result = deploy.deploy("prod", project=project, chalice=chalice, say=printed.append)
+
+    session = boto3.session.Session()
+    idp = session.client("cognito-idp")
+    (pool,) = idp.list_user_pools(MaxResults=10)["UserPools"]
+    assert pool["Name"] == "chalice-chat-prod-ChatUserPool"
+    (client,) = idp.list_user_pool_clients(UserPoolId=pool["Id"])["UserPoolClients"]
+    details = idp.describe_user_pool_client(UserPoolId=pool["Id"], ClientId=client["ClientId"])
+    flows = details["UserPoolClient"]["ExplicitAuthFlows"]
+    assert sorted(flows) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
+    variables = session.client("lambda").get_function_configuration(
+        FunctionName="chalice-chat-prod-websocket_connect"
+    )["Environment"]["Variables"]
+    assert variables["AUTH"] == "cognito"
+    assert variables["COGNITO_USER_POOL_ID"] == pool["Id"]
+    assert variables["COGNITO_CLIENT_ID"] == client["ClientId"]
+    committed = (ROOT / ".chalice" / "config.json").read_text()
+    assert (project / ".chalice" / "config.json").read_text() == committed  # put back
+    cognito = f"https://cognito-idp.{REGION}.amazonaws.com/"
+    assert all(
+        f"&cognito={cognito}&client={client['ClientId']}" in link for link in result.page_links
+    )
+    # Deploying again finds them: still one pool, one client.
+    deploy.deploy("prod", project=project, chalice=chalice, say=printed.append)
+    assert len(idp.list_user_pools(MaxResults=10)["UserPools"]) == 1
+
+
 def test_redeploy_runs_once_and_destroy_keeps_the_table_unless_asked(
     project: Path, moto_server: str
 ) -> None:

