@@ -41,6 +41,7 @@ from chalicelib.storage import (
     Member,
     NickTaken,
     RateLimited,
+    iso_timestamp,
 )
 
 log = logging.getLogger(__name__)
@@ -242,7 +243,10 @@ class Chat:
         try:
             self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
         except NickTaken as taken:
-            opening = taken.holder_connected_at > self._store.now_ms() - OPENING_GRACE_MS
+            # A 410 for a holder whose $connect may still be running means "not open yet";
+            # one that has sent a frame has opened, and a 410 for it means gone.
+            recent = taken.holder_connected_at > self._store.now_ms() - OPENING_GRACE_MS
+            opening = recent and not taken.holder_confirmed
             if not taken.holder or opening or not self._sender.is_gone(taken.holder):
                 raise
             self._evict(room, [taken.holder], announce=True)
@@ -365,7 +369,13 @@ class Chat:
             live = self._live_members(room)
         messages, more = self._store.history(room, self._settings.history_page_size)
         joined = protocol.joined_frame(
-            room, conn.nick, _confirmed_nicks(live), messages, more, _verified_nicks(live)
+            room,
+            conn.nick,
+            _confirmed_nicks(live),
+            messages,
+            more,
+            _verified_nicks(live),
+            iso_timestamp(self._store.now_ms()),
         )
         self._sender.send(conn.id, joined)
 

@@ -305,9 +305,13 @@ def joined_frame(
     history: list[dict[str, Any]],
     more: bool,
     verified: list[str] | None = None,
+    server_time: str | None = None,
 ) -> dict[str, Any]:
+    """`server_time` lets a client make message ids on the server's clock, not its own."""
     frame = members_frame(room, nicks, verified)
     frame.update(type="joined", nick=nick)
+    if server_time is not None:
+        frame["server_time"] = server_time
     return fit_history(frame, history, more)
 
 

@@ -107,16 +107,22 @@ class ConnectionChanged(Exception):
 
 class NickTaken(Exception):
     """Another connection of the room holds a nickname that clashes with this one:
-    `holder`, connected at `holder_connected_at` (ms)."""
+    `holder`, connected at `holder_connected_at` (ms), confirmed or still pending."""
 
     def __init__(
-        self, nick: str, room: str = "", holder: str = "", holder_connected_at: int = 0
+        self,
+        nick: str,
+        room: str = "",
+        holder: str = "",
+        holder_connected_at: int = 0,
+        holder_confirmed: bool = False,
     ) -> None:
         super().__init__(f"{nick} is taken in {room}" if room else nick)
         self.nick = nick
         self.room = room
         self.holder = holder
         self.holder_connected_at = holder_connected_at
+        self.holder_confirmed = holder_confirmed
 
 
 class AddressFull(Exception):
@@ -267,6 +273,7 @@ class ChatStore:
                     room,
                     held.get("connection", {}).get("S", ""),
                     int(held.get("connected_at", {}).get("N", "0")),
+                    held.get("confirmed", {}).get("BOOL", False),
                 ) from error
             raise
 

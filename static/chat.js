@@ -114,6 +114,7 @@
     // Messages sent and not yet acknowledged, by the id this page gave them: sent again
     // with that id after `unavailable` (the server stores one message per id).
     pending: new Map(),
+    clockOffset: 0,
     sentLines: [],
     recalled: -1,
     // Signed in, one's own messages are those verified under one's username: none kept.
@@ -595,6 +596,7 @@
     },
 
     joined(frame) {
+      noteServerClock(frame.server_time);
       state.ready = true;
       setStatus("online", "online");
       settle("join");
@@ -810,10 +812,18 @@
   }
 
   // A ULID (docs/protocol.md): 48 bits of milliseconds, 80 random bits, Crockford base 32.
+  // Message ids carry a time the server checks against its own clock (docs/protocol.md):
+  // a computer whose clock is off would have every message refused, so ids use the
+  // server's time, learnt from `joined`.
+  function noteServerClock(serverTime) {
+    const server = Date.parse(serverTime);
+    if (Number.isFinite(server)) state.clockOffset = server - Date.now();
+  }
+
   function newMessageId() {
     const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     const random = crypto.getRandomValues(new Uint8Array(10));
-    let value = BigInt(Date.now());
+    let value = BigInt(Date.now() + state.clockOffset);
     for (const byte of random) value = (value << 8n) | BigInt(byte);
     let id = "";
     for (let i = 0; i < 26; i += 1) {

@@ -207,6 +207,17 @@ def test_a_reconnecting_page_gets_its_name_back_from_its_gone_connection(
     ]
 
 
+def test_a_name_held_by_a_connection_that_spoke_and_went_is_free_at_once(
+    chat: ChatHarness,
+) -> None:
+    old = chat.connect({"nick": "ada", "room": "quiet"})  # it sent a frame: it had opened
+    chat.lose(old, seconds_ago=1)  # and went a moment later, its $disconnect still to come
+    chat.connect({"nick": "ada", "room": "quiet"})  # the page reconnecting: not a 409
+    pending = chat.connect({"nick": "bo", "room": "quiet"}, opened=False)
+    chat.lose(pending, seconds_ago=1)  # a 410 for one that never spoke may mean "opening"
+    assert chat.refusal({"nick": "bo", "room": "quiet"})["status"] == 409
+
+
 def test_a_member_found_gone_while_announcing_leaves_without_its_own_announcement(
     chat: ChatHarness,
 ) -> None:

@@ -12,7 +12,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -432,6 +432,17 @@ def test_a_message_whose_answer_was_unavailable_is_sent_again_and_shown_once(
     sender.wait_for_timeout(500)  # the resend's broadcast reached the reader too: no copy shown
     expect(messages(reader)).to_have_text(["stored, answer lost"])
     expect(messages(sender)).to_have_text(["stored, answer lost"])
+
+
+def test_a_computer_whose_clock_is_off_still_sends(gateway: RunningGateway, open_page: Any) -> None:
+    behind = datetime.now(UTC) - timedelta(minutes=10)  # message ids carry a time
+    page = open_page(
+        in_room(gateway, "skewed"), before=lambda page: page.clock.install(time=behind)
+    )
+    wait_online(page)
+    say(page, "my clock is ten minutes slow")
+    expect(page.locator("#log li.message.own .text")).to_have_text(["my clock is ten minutes slow"])
+    expect(page.locator("#log li.error")).to_have_count(0)
 
 
 def test_reading_back_is_not_interrupted_by_new_messages(
