@@ -1,14 +1,18 @@
 """`python -m bench.load`: the chat under load through the local gateway, counting what broke.
 
-Each scenario starts a gateway on the chat (limits lifted where a scenario
-means to exceed them), drives it with real websocket clients in this process,
-then reads the chat's table directly to count what was stored and what was
-left behind:
+Each scenario starts a gateway on the chat (its frame limit lifted: a burst is
+meant to exceed it), drives it with real websocket clients in this process,
+ten to a loopback address (127.0.x.y: the chat counts connections per
+address, and a crowd does not come from one machine), then reads the chat's
+table directly to count what was stored and what was left behind:
 
 - burst: one client sends N messages back to back (`--max-workers 4`). Handler
   processes are sampled every 20 ms. Every message must be acknowledged once,
   stored once, and never answered with an error frame.
-- storm: C clients connect, K at a time. Every upgrade must be accepted.
+- storm: C clients connect, K at a time. Every upgrade must be accepted; once
+  they all close, the table must lose their items (within 10 s up to 200
+  clients, within 120 s for a bigger crowd: the embedded DynamoDB takes one
+  request at a time).
 - chatter: C clients send M messages each. Every message must reach every
   client once and be in the history once; once all clients close, no
   connection or membership item may be left after 10 s.
@@ -46,8 +50,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 BLOCK = "load"
 OPEN_TIMEOUT = 120
-# How long the table may take to lose every item of clients that closed.
+# How long the table may take to lose every item of clients that closed (the issue's
+# bound for a room of 200), and how long a bigger crowd is given before what is left
+# counts as left behind.
 CLEANUP_SECONDS = 10.0
+CROWD_CLEANUP_SECONDS = 120.0
+CLIENTS_PER_ADDRESS = 10
 
 
 @dataclass
@@ -118,7 +126,7 @@ class Gateway:
             left = await asyncio.to_thread(self.presence_items)
             if left == 0 or time.monotonic() > deadline:
                 return left
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)  # a scan of the whole table: not too often
 
 
 @contextmanager
@@ -141,9 +149,21 @@ def sampling(gateway: Gateway) -> Iterator[list[int]]:
         thread.join()
 
 
-async def open_client(url: str) -> ClientConnection:
+def address(n: int) -> str:
+    """Client n's own loopback address, ten clients to an address: the chat counts
+    connections per source address, and a crowd does not come from one machine."""
+    index = n // CLIENTS_PER_ADDRESS
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+async def open_client(url: str, n: int = 0) -> ClientConnection:
     return await connect(
-        url, open_timeout=OPEN_TIMEOUT, max_queue=None, ping_interval=None, proxy=None
+        url,
+        open_timeout=OPEN_TIMEOUT,
+        max_queue=None,
+        ping_interval=None,
+        proxy=None,
+        local_addr=(address(n), 0),
     )
 
 
@@ -224,7 +244,7 @@ async def storm(gateway: Gateway, clients: int, at_a_time: int) -> Outcome:
     async def one(n: int) -> None:
         async with gate:
             try:
-                opened.append(await open_client(f"{gateway.url}?room=storm&nick=storm-{n}"))
+                opened.append(await open_client(f"{gateway.url}?room=storm&nick=storm-{n}", n))
             except InvalidStatus as error:
                 statuses[error.response.status_code] += 1
 
@@ -236,7 +256,10 @@ async def storm(gateway: Gateway, clients: int, at_a_time: int) -> Outcome:
     outcome.refused = sum(statuses.values())
     outcome.notes = [f"HTTP {status}: {count}" for status, count in sorted(statuses.items())]
     await asyncio.gather(*(client.close() for client in opened))
-    outcome.leaked = await gateway.items_left_after(CLEANUP_SECONDS)
+    closed = time.monotonic()
+    bound = CLEANUP_SECONDS if clients <= 200 else CROWD_CLEANUP_SECONDS
+    outcome.leaked = await gateway.items_left_after(bound)
+    outcome.notes.append(f"table clean {time.monotonic() - closed:.0f} s after the last close")
     return outcome
 
 
@@ -248,7 +271,7 @@ async def chatter(gateway: Gateway, clients: int, messages: int, timeout: float)
 
     async def join(n: int) -> ClientConnection:
         async with gate:
-            return await open_client(f"{gateway.url}?room={room}&nick=talker-{n}")
+            return await open_client(f"{gateway.url}?room={room}&nick=talker-{n}", n)
 
     members = await asyncio.gather(*(join(n) for n in range(clients)))
     texts = [f"chatter {c}-{m}" for m in range(messages) for c in range(clients)]
@@ -285,7 +308,9 @@ async def chatter(gateway: Gateway, clients: int, messages: int, timeout: float)
     outcome.lost += sum(1 for text in texts if not stored[text])
     outcome.duplicated += sum(stored[text] - 1 for text in texts if stored[text] > 1)
     await asyncio.gather(*(client.close() for client in members))
+    closed = time.monotonic()
     outcome.leaked = await gateway.items_left_after(CLEANUP_SECONDS)
+    outcome.notes.append(f"table clean {time.monotonic() - closed:.0f} s after the last close")
     return outcome
 
 
@@ -295,10 +320,10 @@ async def flood(gateway: Gateway, members: int, frames_sent: int, timeout: float
     outcome = Outcome("flood", f"{frames_sent} frames into a room of {members}")
     room = "flood"
     others = await asyncio.gather(
-        *(open_client(f"{gateway.url}?room={room}&nick=reader-{n}") for n in range(members - 2))
+        *(open_client(f"{gateway.url}?room={room}&nick=reader-{n}", n) for n in range(members - 2))
     )
-    flooder = await open_client(f"{gateway.url}?room={room}&nick=flooder")
-    bystander = await open_client(f"{gateway.url}?room={room}&nick=bystander")
+    flooder = await open_client(f"{gateway.url}?room={room}&nick=flooder", members - 2)
+    bystander = await open_client(f"{gateway.url}?room={room}&nick=bystander", members - 1)
     texts = [f"flood {n}" for n in range(frames_sent)]
     acks: Counter[str] = Counter()
     waits: list[float] = []
@@ -335,13 +360,9 @@ async def flood(gateway: Gateway, members: int, frames_sent: int, timeout: float
 
 # The command ---------------------------------------------------------------------------
 
-# What these scenarios do on purpose, the chat's abuse limits would (rightly) refuse:
-# all clients come from one address, and one client sends far faster than a person.
-LIFTED = {
-    "CONNECTIONS_PER_IP": "100000",
-    "RATE_PER_SECOND": "100000",
-    "RATE_BURST": "100000",
-}
+# What these scenarios do on purpose, the chat's frame limit would (rightly) refuse: one
+# client sends far faster than a person. (Clients come from many addresses: `address`.)
+LIFTED = {"RATE_PER_SECOND": "100000", "RATE_BURST": "100000"}
 
 
 def arguments() -> argparse.Namespace:

@@ -345,7 +345,7 @@ def test_room_changes_past_the_quota_are_refused(chat_gateway: RunningGateway) -
 
 
 def test_180_of_200_leaving_at_once_leave_nothing_behind_within_10_s(tmp_path: Path) -> None:
-    gateway = load.Gateway(tmp_path, 8, load.LIFTED)
+    gateway = load.Gateway(tmp_path, 8, {**load.LIFTED, "CONNECTIONS_PER_IP": "1000"})
     try:
 
         async def scenario() -> tuple[int, int]:
