@@ -16,7 +16,9 @@ table directly to count what was stored and what was left behind:
 - chatter: C clients send M messages each. Every message must reach every
   client once and be in the history once; once all clients close, no
   connection or membership item may be left after 10 s.
-- flood: one client floods F frames into a room of R members while another
+- flood: in a room of R members that has talked (a few members' first
+  messages, timed: a handler process's first broadcast opens its connections,
+  the slowest of these is noted), one client floods F frames while another
   pings every 250 ms: the slowest pong.
 
 The suite (tests/test_gateway_load.py) runs each with small numbers; the full
@@ -202,12 +204,19 @@ async def send_and_count(
     each message) and error frames until every text has one or the other."""
     for text in texts:
         await client.send(message(text))
+    wanted = set(texts)
     while len(acks) + outcome.errors < len(texts) and time.monotonic() < deadline:
         for frame in await frames(client, min(deadline, time.monotonic() + 1)):
-            if frame.get("type") == "message":
+            if frame.get("type") == "message" and frame["text"] in wanted:
                 acks[frame["text"]] += 1
             elif is_error(frame):
                 outcome.errors += 1
+
+
+def cleanup_note(left: int, seconds: float) -> str:
+    if left:
+        return f"{left} items still there {seconds:.0f} s after the last close"
+    return f"table clean {seconds:.0f} s after the last close"
 
 
 # Scenarios ---------------------------------------------------------------------------
@@ -259,7 +268,7 @@ async def storm(gateway: Gateway, clients: int, at_a_time: int) -> Outcome:
     closed = time.monotonic()
     bound = CLEANUP_SECONDS if clients <= 200 else CROWD_CLEANUP_SECONDS
     outcome.leaked = await gateway.items_left_after(bound)
-    outcome.notes.append(f"table clean {time.monotonic() - closed:.0f} s after the last close")
+    outcome.notes.append(cleanup_note(outcome.leaked, time.monotonic() - closed))
     return outcome
 
 
@@ -310,8 +319,29 @@ async def chatter(gateway: Gateway, clients: int, messages: int, timeout: float)
     await asyncio.gather(*(client.close() for client in members))
     closed = time.monotonic()
     outcome.leaked = await gateway.items_left_after(CLEANUP_SECONDS)
-    outcome.notes.append(f"table clean {time.monotonic() - closed:.0f} s after the last close")
+    outcome.notes.append(cleanup_note(outcome.leaked, time.monotonic() - closed))
     return outcome
+
+
+async def say_hello(clients: list[ClientConnection], timeout: float) -> float:
+    """Each client says hello at once and reads until it has every hello; returns the
+    slowest wait for one's own."""
+    hellos = {f"hello from {n}" for n in range(len(clients))}
+
+    async def one(n: int, client: ClientConnection) -> float:
+        sent = time.monotonic()
+        await client.send(message(f"hello from {n}"))
+        seen: set[str] = set()
+        answered = 0.0
+        while seen != hellos:
+            frame = json.loads(await asyncio.wait_for(client.recv(), timeout))
+            if frame.get("type") == "message" and frame["text"] in hellos:
+                seen.add(frame["text"])
+                if frame["text"] == f"hello from {n}":
+                    answered = time.monotonic() - sent
+        return answered
+
+    return max(await asyncio.gather(*(one(n, c) for n, c in enumerate(clients))))
 
 
 async def flood(gateway: Gateway, members: int, frames_sent: int, timeout: float) -> Outcome:
@@ -324,6 +354,8 @@ async def flood(gateway: Gateway, members: int, frames_sent: int, timeout: float
     )
     flooder = await open_client(f"{gateway.url}?room={room}&nick=flooder", members - 2)
     bystander = await open_client(f"{gateway.url}?room={room}&nick=bystander", members - 1)
+    first = await say_hello([flooder, bystander, *others[:2]], timeout=timeout)
+    outcome.notes.append(f"the room's first messages answered within {first * 1000:.0f} ms")
     texts = [f"flood {n}" for n in range(frames_sent)]
     acks: Counter[str] = Counter()
     waits: list[float] = []
@@ -351,7 +383,7 @@ async def flood(gateway: Gateway, members: int, frames_sent: int, timeout: float
     outcome.seconds = time.monotonic() - started
     outcome.peak_workers = peak[0]
     outcome.worst_ping_ms = round(max(waits) * 1000)
-    outcome.notes = [f"{len(waits)} pings"]
+    outcome.notes.append(f"{len(waits)} pings")
     outcome.lost = sum(1 for text in texts if not acks[text])
     outcome.duplicated = sum(count - 1 for count in acks.values() if count > 1)
     await asyncio.gather(*(client.close() for client in [*others, flooder, bystander]))
@@ -434,9 +466,10 @@ def main() -> None:
         ]
     )
     print(text)
-    (ROOT / "docs" / "load.json").write_text(json.dumps([asdict(o) for o in outcomes], indent=2))
     if args.write:
         replace_block(DOC, BLOCK, text)
+        document = [asdict(outcome) for outcome in outcomes]
+        (ROOT / "docs" / "load.json").write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

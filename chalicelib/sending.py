@@ -5,6 +5,11 @@ serialises the frame once and fans the PostToConnection calls out over a
 bounded thread pool, whose size matches the boto3 session's connection pool
 (see chalicelib/service.py). A member that is gone or failing never stops
 delivery to the others: gone ones are reported back so the caller can clean up.
+
+Chalice builds its boto3 client on first use, without a lock: a cold
+container's first broadcast, fanned out at once, had every thread build its
+own (a service model load and a TLS handshake each, seconds of CPU for a
+room of a hundred). The first send of a container is therefore made alone.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Sender:
     def __init__(self, websocket_api: Any, executor: Executor) -> None:
         self._api = websocket_api
         self._executor = executor
+        self._client_built = False
 
     def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
         """Send one frame; False when the connection is gone (or the send failed)."""
@@ -52,18 +58,19 @@ class Sender:
     def broadcast(self, connection_ids: Iterable[str], data: str) -> list[str]:
         """Send one encoded frame to every connection concurrently; return the gone ones."""
         targets = list(connection_ids)
-        if len(targets) == 1:
-            outcomes: Iterable[str] = [self._post(targets[0], data)]
-        else:
-            outcomes = self._executor.map(lambda cid: self._post(cid, data), targets)
+        alone = 1 if len(targets) == 1 or not self._client_built else 0
+        outcomes = [self._post(cid, data) for cid in targets[:alone]]
+        outcomes += self._executor.map(lambda cid: self._post(cid, data), targets[alone:])
         return [cid for cid, outcome in zip(targets, outcomes) if outcome == GONE]
 
     def _post(self, connection_id: str, data: str) -> str:
         try:
             self._api.send(connection_id, data)
+            outcome = SENT
         except WebsocketDisconnectedError:
-            return GONE
+            outcome = GONE
         except (ClientError, BotoCoreError) as error:
             log.warning("send to %s failed: %s", connection_id, error)
-            return FAILED
-        return SENT
+            outcome = FAILED
+        self._client_built = True
+        return outcome

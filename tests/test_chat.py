@@ -506,6 +506,39 @@ def test_broadcast_sends_concurrently_on_the_sized_pool(chat: ChatHarness) -> No
     assert pool == service.SEND_CONCURRENCY == service.send_pool()._max_workers
 
 
+def test_a_cold_container_builds_one_connections_client_not_one_per_thread(
+    chat: ChatHarness,
+) -> None:
+    """Chalice builds its client on first use, without a lock: a first broadcast fanned
+    out at once had every thread build its own (seconds of CPU in a room of 100)."""
+    from chalice.app import WebsocketAPI
+
+    from app import app
+    from chalicelib import service
+    from chalicelib.sending import Sender
+
+    members = [chat.connect() for _ in range(12)]
+    chat.drain()
+    api = WebsocketAPI()
+    api.session = app.websocket_api.session
+    api.configure("example.com", "api")
+    built = []
+
+    def slow_build(**_: Any) -> None:
+        built.append(1)
+        time.sleep(0.05)
+
+    event = "creating-client-class.apigatewaymanagementapi"
+    api.session.events.register(event, slow_build)
+    try:
+        gone = Sender(api, service.send_pool()).broadcast(members, '{"type": "ping"}')
+    finally:
+        api.session.events.unregister(event, slow_build)
+    assert gone == []
+    assert len(built) == 1
+    assert [chat.take(m) for m in members] == [[{"type": "ping"}]] * len(members)
+
+
 @pytest.fixture
 def invocations(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Fan-out batches of 3 members, the Invoke calls recorded instead of sent."""
