@@ -65,8 +65,6 @@ SLOT_PREFIX = "SLOT#"
 PENDING_TTL_SECONDS = 11 * 60
 # After this long a pending connection's nickname may be claimed by another.
 PENDING_CLAIM_MS = 30_000
-# Tries at taking a token while other frames of the connection take theirs.
-TAKE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -581,21 +579,37 @@ class ChatStore:
         """Take a token of the limit kept in `attribute` of the item at `key`, setting
         `also` in the same write; `read` of the item as it was, None if it is missing.
 
-        One request when the limit has tokens to spare (the item's TAT is past);
-        within a burst, a second one that moves the TAT it read, conditionally.
-        Frames of one connection that keep winning the race against this one are
-        a burst: past TAKE_ATTEMPTS, this one is refused as over the limit.
+        GCRA moves the TAT to max(TAT, now) + interval. DynamoDB has no max, so
+        one request covers each case, both atomic whatever else runs meanwhile:
+        a TAT in the past (tokens to spare: one request, the usual case) is set
+        to now + interval; a TAT ahead of now, within the burst's tolerance,
+        is moved on by one interval. A TAT only grows, so once the first
+        request found it ahead of now, the second's arithmetic is exact: frames
+        of one connection handled at once never refuse each other spuriously.
         """
         now = self.now_ms()
-        setting = f"SET #t = :tat{', ' + also if also else ''}"
-        condition = "attribute_exists(pk) AND (attribute_not_exists(#t) OR #t <= :now)"
-        values = {":now": {"N": str(now)}, ":tat": {"N": str(limits.idle_tat(now, rate))}}
-        for _ in range(TAKE_ATTEMPTS):
+        setting = f"{{tat}}{', ' + also if also else ''}"
+        attempts = (
+            (
+                "attribute_exists(pk) AND (attribute_not_exists(#t) OR #t <= :now)",
+                "SET #t = :tat",
+                {":now": {"N": str(now)}, ":tat": {"N": str(limits.idle_tat(now, rate))}},
+            ),
+            (
+                "attribute_exists(pk) AND #t <= :ceiling",
+                "SET #t = #t + :interval",
+                {
+                    ":ceiling": {"N": str(now + rate.tolerance_ms)},
+                    ":interval": {"N": str(rate.interval_ms)},
+                },
+            ),
+        )
+        for condition, update, values in attempts:
             try:
                 response = self._client.update_item(
                     TableName=self._table,
                     Key=key,
-                    UpdateExpression=setting,
+                    UpdateExpression=setting.format(tat=update),
                     ConditionExpression=condition,
                     ExpressionAttributeNames={"#t": attribute},
                     ExpressionAttributeValues={**values, **also_values},
@@ -608,12 +622,10 @@ class ChatStore:
                 item = error.response.get("Item")
                 if item is None:
                     return None
-                seen = int(item[attribute]["N"])
+                seen = int(item[attribute]["N"]) if attribute in item else None
                 decision = limits.decide(seen, now, rate)
                 if not decision.allowed:
                     raise RateLimited(decision.retry_after_ms) from error
-                condition = "#t = :seen"
-                values = {":seen": {"N": str(seen)}, ":tat": {"N": str(decision.tat)}}
                 continue
             return read(response["Attributes"])
         raise RateLimited(rate.interval_ms)

@@ -8,10 +8,12 @@ included, is in tests/test_gateway_faults.py.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
@@ -80,6 +82,37 @@ def test_the_limit_refills_at_its_rate(chat: ChatHarness, monkeypatch: pytest.Mo
     time.sleep(1.2)  # a token's worth at 1 a second
     message(chat, alice, "three")
     assert [f.get("text") for f in chat.take(alice)] == ["three"]
+
+
+def test_frames_handled_at_once_within_the_limit_are_never_refused(dynamodb: Any) -> None:
+    """A client's frames run in parallel Lambdas (or gateway workers): before each of this
+    frame's token requests, another frame of the same connection takes a token. Within
+    the burst every one is admitted; the burst counts them all; past it, refused."""
+    from chalicelib import limits
+    from chalicelib.storage import ChatStore, RateLimited
+
+    settings = Settings(table_name=dev_table_name())
+    store = ChatStore(dynamodb, settings)
+    rival = ChatStore(boto3.client("dynamodb"), settings)
+    store.add_connection("conn1AAAAAAAAAA=", "ada", "lobby", confirmed=True)
+    rate = limits.Rate.per_second(1, burst=40)
+    rival_takes = 0
+
+    def rival_frame(**_: Any) -> None:
+        nonlocal rival_takes
+        with contextlib.suppress(RateLimited):
+            rival.admit("conn1AAAAAAAAAA=", rate)
+            rival_takes += 1
+
+    dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", rival_frame)
+    admitted = 0
+    with pytest.raises(RateLimited):
+        while True:
+            assert store.admit("conn1AAAAAAAAAA=", rate) is not None
+            admitted += 1
+    # Every token of the burst went to one frame or the other, none was refused early.
+    assert rate.burst <= admitted + rival_takes <= rate.burst + 2
+    assert admitted >= rate.burst // 4
 
 
 def test_room_changes_are_refused_past_the_quota_and_rooms_is_one_query(

@@ -682,6 +682,7 @@ def post(gateway: RunningGateway, room: str, texts: list[str]) -> list[dict[str,
             frame = json.loads(writer.recv(timeout=30))
             if frame["type"] == "message":
                 posted.append(frame)
+            assert frame["type"] != "error", f"refused after {len(posted)} posted: {frame}"
     return sorted(posted, key=lambda frame: frame["id"])
 
 
