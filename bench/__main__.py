@@ -74,6 +74,7 @@ async def run(plan: list[tuple[str, int, int, int]]) -> list[Result]:
             bar.write(
                 f"{system:10} M={members:<5} {latency:>2} ms: p50 {last.p50:.3f} s, "
                 f"p95 {last.p95:.3f} s, lost {last.lost}, fill {last.fill_seconds:.1f} s"
+                + (f" ({last.refused} upgrades refused, tried again)" if last.refused else "")
             )
     return results
 

@@ -6,7 +6,7 @@ it; the process reports, per message, the moment its last client had it.
 Times are `time.monotonic()`, which on Linux is one clock for all processes.
 
 Commands (stdin)                    Events (stdout)
-{"cmd": "connect", "url", "count",  {"event": "connected", "count", "seconds"}
+{"cmd": "connect", "url", "count",  {"event": "connected", "count", "seconds", "refused"}
  "concurrency"}
 {"cmd": "send", "k"}                {"event": "sent", "k", "at"}  (from the first client)
                                     {"event": "got", "k", "last"} (all clients have k)
@@ -25,8 +25,14 @@ from collections import defaultdict
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 MARKER = re.compile(r'"text":\s*"bench (\d+)"')
+# A busy server may refuse an upgrade (503 when the chat's $connect ran out of time, 500
+# or 429 when the gateway had no handler free): a client tries again after a pause, as
+# the page does. Every refusal is counted and reported.
+RETRIED_STATUSES = {429, 500, 503}
+RETRIES = 5
 
 
 class Load:
@@ -35,6 +41,7 @@ class Load:
         self.received: dict[int, int] = defaultdict(int)
         self.last: dict[int, float] = {}
         self.readers: list[asyncio.Task[None]] = []
+        self.refused = 0
 
     def emit(self, **event: Any) -> None:
         sys.stdout.write(json.dumps(event) + "\n")
@@ -45,15 +52,25 @@ class Load:
         gate = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
-            async with gate:
-                client = await connect(
-                    url, open_timeout=120, max_queue=None, ping_interval=None, proxy=None
-                )
+            for attempt in range(RETRIES + 1):
+                try:
+                    async with gate:
+                        client = await connect(
+                            url, open_timeout=120, max_queue=None, ping_interval=None, proxy=None
+                        )
+                    break
+                except InvalidStatus as refusal:
+                    status = refusal.response.status_code
+                    if status not in RETRIED_STATUSES or attempt == RETRIES:
+                        raise
+                    self.refused += 1
+                    await asyncio.sleep(0.5 * 2**attempt)
             self.clients.append(client)
             self.readers.append(asyncio.create_task(self.read(client)))
 
         await asyncio.gather(*(one() for _ in range(count)))
-        self.emit(event="connected", count=count, seconds=time.monotonic() - started)
+        seconds = time.monotonic() - started
+        self.emit(event="connected", count=count, seconds=seconds, refused=self.refused)
 
     async def read(self, client: ClientConnection) -> None:
         async for frame in client:

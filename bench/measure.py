@@ -46,6 +46,7 @@ class Result:
     handler_cpu_ms: float  # per message, all handler processes
     gateway_cpu_ms: float  # per message, the gateway process (with its DynamoDB)
     samples: list[float] = field(default_factory=list)
+    refused: int = 0  # upgrades refused while filling the room (then tried again)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -217,12 +218,13 @@ async def run_scenario(
             # The sender's process first, then the rest together.
             concurrency = connect_concurrency(len(loads))
             await loads[0].command(cmd="connect", url=url, count=shares[0], concurrency=concurrency)
-            await loads[0].until("connected", fill_timeout(members))
+            first = await loads[0].until("connected", fill_timeout(members))
             for load, share in zip(loads[1:], shares[1:]):
                 await load.command(cmd="connect", url=url, count=share, concurrency=concurrency)
-            await asyncio.gather(
+            rest = await asyncio.gather(
                 *(load.until("connected", fill_timeout(members)) for load in loads[1:])
             )
+            refused = sum(event["refused"] for event in [first, *rest])
             fill = time.monotonic() - started
             timeout = 30 + members * (latency_ms + 5) / 1000 * (2 if system == SEQUENTIAL else 0.2)
             await broadcast(loads, 0, timeout)  # warm-up: first-call costs are not broadcast
@@ -257,6 +259,7 @@ async def run_scenario(
         handler_cpu_ms=1000 * (handler_after - handler_cpu) / messages,
         gateway_cpu_ms=1000 * (gateway_after - gateway_cpu) / messages,
         samples=samples,
+        refused=refused,
     )
 
 

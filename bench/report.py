@@ -61,6 +61,11 @@ def _seconds(value: float) -> str:
     return "—" if value != value else f"{value:.3f}"
 
 
+def _fill(result: Result) -> str:
+    refused = f" ({result.refused} refused, tried again)" if result.refused else ""
+    return f"{result.fill_seconds:.1f}{refused}"
+
+
 def table(results: list[Result]) -> str:
     """One row per scenario; the ratio columns compare with the same M and latency."""
     rows = [
@@ -81,7 +86,7 @@ def table(results: list[Result]) -> str:
         versus_floor = f"{r.p50 / floor.p50:.1f}×" if r.system != FLOOR and floor else ""
         rows.append(
             f"| {LABELS[r.system]} | {r.members:,} | {r.latency_ms} | {r.messages} "
-            f"| {_seconds(r.p50)} | {_seconds(r.p95)} | {r.lost} | {r.fill_seconds:.1f} "
+            f"| {_seconds(r.p50)} | {_seconds(r.p95)} | {r.lost} | {_fill(r)} "
             f"| {r.handler_cpu_ms:.0f} | {r.gateway_cpu_ms:.0f} | {versus_sequential} "
             f"| {versus_floor} |"
         )

@@ -39,8 +39,12 @@ def test_the_report_keeps_the_analysis_and_replaces_the_results(tmp_path: Path) 
         f"# Title\n\nAnalysis above.\n\n{start}\nold numbers\n{end}\n\n{targets}\n\nBelow.\n"
     )
     results = [
-        measure.Result(system, 10, 20, 3, p50, p50, p50, 0, 1.0, 5.0, 2.0, [p50] * 3)
-        for system, p50 in ((measure.CHAT, 0.05), (measure.SEQUENTIAL, 0.5), (measure.FLOOR, 0.01))
+        measure.Result(system, 10, 20, 3, p50, p50, p50, 0, 1.0, 5.0, 2.0, [p50] * 3, refused)
+        for system, p50, refused in (
+            (measure.CHAT, 0.05, 2),
+            (measure.SEQUENTIAL, 0.5, 0),
+            (measure.FLOOR, 0.01, 0),
+        )
     ]
     write(
         tmp_path,
@@ -62,6 +66,8 @@ def test_the_report_keeps_the_analysis_and_replaces_the_results(tmp_path: Path) 
     assert "- This run measured none of the target scenarios." in text
     assert "| 10.0× |" in text  # 0.5 s sequential against 0.05 s
     assert "| chat (ours) | 10 | 20 | 3 | 0.050 |" in text
+    assert "| 0 | 1.0 (2 refused, tried again) |" in text  # a refused upgrade is not hidden
+    assert "| sequential baseline | 10 | 20 | 3 | 0.500 | 0.500 | 0 | 1.0 |" in text
     document = json.loads((tmp_path / "benchmarks.json").read_text())
     assert {r["system"] for r in document["results"]} == {"chat", "sequential", "floor"}
     assert document["machine"]["cores"] == 2
