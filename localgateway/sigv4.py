@@ -110,10 +110,12 @@ def verify(
     names = [name for name in fields["SignedHeaders"].split(";") if name]
     if "host" not in names:
         return Refusal(INVALID, "'Host' must be a signed header")
-    expected = [
+    # The usual signing (payload hashed) first; the other only when that one differs:
+    # a broadcast of 1,000 frames is 1,000 checks in the gateway's one process.
+    expected = (
         _signature(request, names, service, region, credentials, stamp, signed_payload)
         for signed_payload in (True, False)
-    ]
+    )
     if not any(hmac.compare_digest(fields["Signature"], value) for value in expected):
         return Refusal(INVALID, SIGNATURE_MISMATCH)
     return None
