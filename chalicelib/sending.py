@@ -9,7 +9,8 @@ delivery to the others: gone ones are reported back so the caller can clean up.
 Chalice builds its boto3 client on first use, without a lock: a cold
 container's first broadcast, fanned out at once, had every thread build its
 own (a service model load and a TLS handshake each, seconds of CPU for a
-room of a hundred). The first send of a container is therefore made alone.
+room of a hundred). While Chalice has no client yet (its `_client`), the
+first send is therefore made alone; every later broadcast fans out at once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ class Sender:
     def __init__(self, websocket_api: Any, executor: Executor) -> None:
         self._api = websocket_api
         self._executor = executor
-        self._client_built = False
 
     def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
         """Send one frame; False when the connection is gone (or the send failed)."""
@@ -58,7 +58,7 @@ class Sender:
     def broadcast(self, connection_ids: Iterable[str], data: str) -> list[str]:
         """Send one encoded frame to every connection concurrently; return the gone ones."""
         targets = list(connection_ids)
-        alone = 1 if len(targets) == 1 or not self._client_built else 0
+        alone = 1 if len(targets) == 1 or self._api._client is None else 0
         outcomes = [self._post(cid, data) for cid in targets[:alone]]
         outcomes += self._executor.map(lambda cid: self._post(cid, data), targets[alone:])
         return [cid for cid, outcome in zip(targets, outcomes) if outcome == GONE]
@@ -72,5 +72,4 @@ class Sender:
         except (ClientError, BotoCoreError) as error:
             log.warning("send to %s failed: %s", connection_id, error)
             outcome = FAILED
-        self._client_built = True
         return outcome
