@@ -150,7 +150,6 @@ class Chat:
         """Every frame takes a token of the connection's limit (bad frames too), then runs."""
         connection_id = event.connection_id
         command = protocol.parse_frame(event.to_dict().get("body"), self._settings)
-        sent_id = command.id if isinstance(command, protocol.SendMessage) else None
         with budget.within(budget.FRAME_SECONDS):
             try:
                 conn = self._admit(connection_id)
@@ -159,7 +158,7 @@ class Chat:
                 return
             except STORAGE_ERRORS as error:
                 _log_storage_error(error, "message from %s", connection_id)
-                self._reply_error(connection_id, _unavailable(sent_id))
+                self._reply_error(connection_id, _unavailable(command))
                 return
             if isinstance(command, ProtocolError):
                 self._reply_error(connection_id, command)
@@ -317,8 +316,7 @@ class Chat:
             return
         except STORAGE_ERRORS as error:
             _log_storage_error(error, "%s from %s", type(command).__name__, conn.id)
-        sent_id = command.id if isinstance(command, protocol.SendMessage) else None
-        self._reply_error(conn.id, _unavailable(sent_id))
+        self._reply_error(conn.id, _unavailable(command))
 
     def _run(self, conn: Connection, command: Command, origin: WebsocketEvent) -> None:
         if isinstance(command, protocol.SendMessage):
@@ -506,7 +504,9 @@ def _log_storage_error(error: Exception, what: str, *args: Any) -> None:
         log.exception(f"{what}: storage unavailable", *args)
 
 
-def _unavailable(message_id: str | None = None) -> ProtocolError:
+def _unavailable(command: Command | ProtocolError) -> ProtocolError:
+    """A message's answer carries its id, so that sending it again cannot duplicate it."""
+    message_id = command.id if isinstance(command, protocol.SendMessage) else None
     if message_id is None:
         return ProtocolError(protocol.UNAVAILABLE, "the chat is unavailable, try again")
     return ProtocolError(

@@ -588,7 +588,7 @@ class ChatStore:
         of one connection handled at once never refuse each other spuriously.
         """
         now = self.now_ms()
-        setting = f"{{tat}}{', ' + also if also else ''}"
+        also_setting = f", {also}" if also else ""
         attempts = (
             (
                 "attribute_exists(pk) AND (attribute_not_exists(#t) OR #t <= :now)",
@@ -609,7 +609,7 @@ class ChatStore:
                 response = self._client.update_item(
                     TableName=self._table,
                     Key=key,
-                    UpdateExpression=setting.format(tat=update),
+                    UpdateExpression=update + also_setting,
                     ConditionExpression=condition,
                     ExpressionAttributeNames={"#t": attribute},
                     ExpressionAttributeValues={**values, **also_values},

@@ -195,7 +195,7 @@ class Scheduler:
         """
         pool = self._pools[name]
         pool.retired = True
-        actions: list[Action] = [self._stop(pool, worker) for worker, _ in pool.idle]
+        actions: list[Action] = [self._stop(worker) for worker, _ in pool.idle]
         pool.idle.clear()
         self._forget_if_empty(pool)
         return actions + self._dispatch()
@@ -218,7 +218,7 @@ class Scheduler:
         pool.failing = False
         self._owner[worker] = pool
         if pool.retired and not pool.queue:
-            return [self._stop(pool, worker), *self._dispatch()]
+            return [self._stop(worker), *self._dispatch()]
         pool.idle.append((worker, now))
         return self._dispatch()
 
@@ -245,7 +245,7 @@ class Scheduler:
             self._forget_if_empty(pool)
             return self._dispatch()
         if pool.retired and not pool.queue:
-            return [self._stop(pool, worker), *self._dispatch()]
+            return [self._stop(worker), *self._dispatch()]
         starving = next((p for p in self._pools.values() if p is not pool and p.starving), None)
         if starving is not None:
             return [*self._hand_over(pool, worker, starving), *self._dispatch()]
@@ -263,7 +263,7 @@ class Scheduler:
         for pool in list(self._pools.values()):
             while pool.idle and pool.live > pool.warm and pool.idle[0][1] + IDLE_SECONDS <= now:
                 worker, _ = pool.idle.pop(0)
-                actions.append(self._stop(pool, worker))
+                actions.append(self._stop(worker))
         return actions
 
     def close(self) -> list[Action]:
@@ -272,8 +272,8 @@ class Scheduler:
         for pool in self._pools.values():
             pool.retired = True
             actions += [Fail(job, "the gateway is stopping") for job in pool.queue.drain()]
-            actions += [self._stop(pool, worker) for worker, _ in pool.idle]
-            actions += [self._stop(pool, worker) for worker in list(pool.busy)]
+            actions += [self._stop(worker) for worker, _ in pool.idle]
+            actions += [self._stop(worker) for worker in list(pool.busy)]
             pool.idle.clear()
             pool.busy.clear()
             pool.running.clear()
@@ -345,7 +345,7 @@ class Scheduler:
         self.peak = max(self.peak, self.processes)
         return Spawn(pool.name, after)
 
-    def _stop(self, pool: _Pool, worker: Any) -> Stop:
+    def _stop(self, worker: Any) -> Stop:
         self._owner.pop(worker, None)
         self._stopping.add(worker)
         return Stop(worker)
