@@ -5,7 +5,9 @@ the gateway, not in the workers) and loses no message: the old generation
 serves until a worker of the new one has imported the app, then new
 invocations go to the new one while the old finishes what it has in flight.
 A broken edit (a syntax error, a bad config.json) keeps the old generation
-serving and prints why.
+serving and prints why. A process the old generation starts after the edit
+imports the files on disk (Python cannot import the previous version of a
+file), so only the processes it already has are sure to run the old code.
 
 Only the files that make up a deployment are watched (app.py, chalicelib/,
 .chalice/config.json, the merge template), never a whole project tree with

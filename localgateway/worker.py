@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib
+import importlib.machinery
 import logging
 import os
 import sys
@@ -53,6 +54,34 @@ def main(read_fd: int, write_fd: int, package_root: str) -> None:
     _write(outbox, {"ready": runtime.description()})
     while (request := _read(inbox)) is not None:
         _write(outbox, runtime.invoke(request))
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the app's own modules from source, neither reading nor writing a .pyc.
+
+    A .pyc is trusted when the source's size and mtime in whole seconds match, so an
+    edit that keeps the size within the second (a digit changed, saved twice) would
+    reload the previous code. The app is small; its libraries keep their caches.
+    """
+
+    def path_stats(self, path: str) -> dict[str, Any]:
+        raise OSError("no bytecode cache for the app's own code")
+
+
+def _import_from_source(project_dir: Path) -> None:
+    """Load app.py and chalicelib/ (what Chalice deploys as the app's code) with
+    `_SourceOnlyLoader`; everything else, vendor/ included, imports as usual."""
+    library = project_dir / "chalicelib"
+
+    def finder(entry: str) -> importlib.machinery.FileFinder:
+        folder = Path(entry)
+        if folder != project_dir and not folder.is_relative_to(library):
+            raise ImportError("not the app's own code")
+        suffixes = importlib.machinery.SOURCE_SUFFIXES
+        return importlib.machinery.FileFinder(entry, (_SourceOnlyLoader, suffixes))
+
+    sys.path_hooks.insert(0, finder)
+    sys.path_importer_cache.pop(str(project_dir), None)
 
 
 def app_traceback(error: BaseException) -> str:
@@ -144,6 +173,7 @@ class Runtime:
         if package_root in sys.path:
             sys.path.remove(package_root)
         sys.path.insert(0, project_dir)
+        _import_from_source(Path(project_dir))
         vendor = Path(project_dir) / "vendor"
         if vendor.is_dir():
             sys.path.append(str(vendor))
