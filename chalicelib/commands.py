@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -37,6 +38,7 @@ from chalicelib.storage import (
     ChatStore,
     Connection,
     ConnectionChanged,
+    Departure,
     IdInUse,
     Member,
     NickTaken,
@@ -56,6 +58,11 @@ ATTEMPTS = 3
 # How long after connecting a 410 from API Gateway may mean "not open yet"
 # rather than "gone" (the $connect handler can still be running).
 OPENING_GRACE_MS = 10_000
+
+# A gone holder's name is freed by its $disconnect once the room has heard it left;
+# taking the name over waits that long at most, then frees it (that $disconnect failed).
+TAKEOVER_WAITS = 10
+TAKEOVER_PAUSE_SECONDS = 0.05
 
 # A client's own message id may be this far from the server's clock.
 SKEW_MS = 60_000
@@ -139,10 +146,7 @@ class Chat:
     def disconnect(self, event: WebsocketEvent) -> None:
         with budget.within(budget.FRAME_SECONDS):
             try:
-                departure = self._store.remove_connection(event.connection_id)
-                if departure is not None and departure.member.confirmed:
-                    leave = self._presence(departure.member, "leave")
-                    self._tell_room(departure.member.room, leave, count=departure.count)
+                self._depart(self._store.remove_connection(event.connection_id))
             except STORAGE_ERRORS as error:
                 _log_storage_error(error, "disconnect %s (TTL will clean it)", event.connection_id)
 
@@ -249,6 +253,16 @@ class Chat:
             if not taken.holder or opening or not self._sender.is_gone(taken.holder):
                 raise
             self._evict(room, [taken.holder], announce=True)
+            for _ in range(TAKEOVER_WAITS):
+                try:
+                    self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
+                    return
+                except NickTaken as again:
+                    if again.holder != taken.holder:
+                        raise
+                # Its $disconnect removed it first and is telling the room it left.
+                time.sleep(TAKEOVER_PAUSE_SECONDS)
+            self._store.release_nick(room, nick, taken.holder)
             self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
 
     def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
@@ -487,10 +501,21 @@ class Chat:
         """Remove connections that are gone. With `announce`, each confirmed departure is
         announced once, and members found gone by those announcements leave silently."""
         for connection_id in dict.fromkeys(connection_ids):
-            departure = self._store.remove_connection(connection_id, room_hint=room)
-            if announce and departure is not None and departure.member.confirmed:
-                leave = self._presence(departure.member, "leave")
-                self._tell_room(room, leave, count=departure.count)
+            self._depart(self._store.remove_connection(connection_id, room_hint=room), announce)
+
+    def _depart(self, departure: Departure | None, announce: bool = True) -> None:
+        """Announce a departure, then free its nickname: a newcomer under that name (a
+        page reconnecting) is announced after the leave, never before it, so every
+        page's member list ends up with the name in it."""
+        if departure is None:
+            return
+        member = departure.member
+        try:
+            if announce and member.confirmed:
+                leave = self._presence(member, "leave")
+                self._tell_room(member.room, leave, count=departure.count)
+        finally:
+            self._store.release_nick(member.room, member.nick, member.connection_id)
 
     def _reply_error(self, connection_id: str, error: ProtocolError) -> None:
         self._sender.send(connection_id, protocol.error_frame(error))

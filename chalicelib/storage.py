@@ -400,17 +400,18 @@ class ChatStore:
     def remove_connection(
         self, connection_id: str, room_hint: str | None = None
     ) -> Departure | None:
-        """Delete a connection and what it holds; None when it was already gone.
+        """Delete a connection and what it holds but its nickname; None when it was
+        already gone.
 
         Safe to call twice or concurrently: only one caller gets the departure,
-        so a departure is announced once. `room_hint` cleans a membership whose
-        connection item is already gone (TTL deletes the two independently).
+        so a departure is announced once; that caller then frees the nickname
+        (`release_nick`). `room_hint` cleans a membership whose connection item
+        is already gone (TTL deletes the two independently).
         """
         old = self._delete(_conn_key(connection_id))
         if old is not None:
             conn = self._connection(connection_id, old)
             self._delete(_member_key(conn.room, connection_id))
-            self.release_nick(conn.room, conn.nick, connection_id)
             if conn.slot is not None:
                 self.release_slot(conn.ip, conn.slot, connection_id)
             member = Member(
@@ -427,7 +428,6 @@ class ChatStore:
             if item is None:
                 return None
             member = self._member(room_hint, item)
-            self.release_nick(room_hint, member.nick, connection_id)
         else:
             return None
         count = self._touch_room(member.room, -1) if member.confirmed else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -23,6 +24,9 @@ class FakeConnections:
         self.calls: list[tuple[str, str]] = []
         self.gone: set[str] = set()
         self.failing: set[str] = set()
+        # Called with a post's connection id and frame before it is delivered (a test
+        # holding one up, to let another handler run meanwhile).
+        self.before_post: Callable[[str, dict[str, Any]], None] | None = None
         self._lock = threading.Lock()
 
     def install(self, session: Any) -> None:
@@ -35,6 +39,8 @@ class FakeConnections:
 
     def _answer(self, model: Any, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         connection_id = unquote(params["url_path"].rsplit("/", 1)[1])
+        if self.before_post is not None and model.name == "PostToConnection":
+            self.before_post(connection_id, json.loads(params["body"]))
         with self._lock:
             self.calls.append((model.name, connection_id))
             if connection_id in self.gone:

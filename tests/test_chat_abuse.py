@@ -9,6 +9,7 @@ included, is in tests/test_gateway_faults.py.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -238,6 +239,40 @@ def test_a_reconnecting_page_gets_its_name_back_from_its_gone_connection(
         ("leave", "ada"),  # the old connection, gone, gave the name up
         ("join", "ada"),
     ]
+
+
+def test_a_page_reconnecting_during_its_old_disconnect_joins_after_the_leave(
+    chat: ChatHarness,
+) -> None:
+    """A reload under load: the new connection asks for the name while the old one's
+    $disconnect is still telling the room it left. The name is freed only after that, so
+    the room hears the leave before the join, and no member list loses the name."""
+    alice = chat.connect({"nick": "alice"})
+    old = chat.connect({"nick": "bob"})
+    chat.drain()
+    chat.connections.gone.add(old)  # closed: API Gateway answers 410 for it
+    announcing = threading.Event()
+
+    def hold_up_the_leave(_: str, frame: dict[str, Any]) -> None:
+        if frame.get("event") == "leave":
+            announcing.set()
+            time.sleep(0.3)  # the new connection asks for the name meanwhile
+
+    chat.connections.before_post = hold_up_the_leave
+    leaving = threading.Thread(target=chat.disconnect, args=(old,))
+    leaving.start()
+    try:
+        assert announcing.wait(10)
+        again = chat.connect({"nick": "bob"})  # not a 409: it waits for the name
+    finally:
+        leaving.join()
+        chat.connections.before_post = None
+    assert [(f["event"], f["nick"]) for f in frames_of(chat, alice, "presence")] == [
+        ("leave", "bob"),
+        ("join", "bob"),
+    ]
+    chat.send(again, {"action": "who"})
+    assert chat.take_one(again, "members")["members"] == ["alice", "bob"]
 
 
 def test_a_name_held_by_a_connection_that_spoke_and_went_is_free_at_once(
