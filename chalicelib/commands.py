@@ -45,6 +45,7 @@ from chalicelib.storage import (
     RateLimited,
     iso_timestamp,
 )
+from chalicelib.text import nick_key
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +374,10 @@ class Chat:
             self._hold(room, conn.nick, conn.id, conn.connected_at, user=conn.user)
             left = conn
             conn = self._store.move(conn, room)
-            self._tell_room(left.room, self._presence(left, "leave"), presence=True)
+            try:
+                self._tell_room(left.room, self._presence(left, "leave"), presence=True)
+            finally:
+                self._store.release_nick(left.room, left.nick, left.id)  # see _depart
             live = self._tell_room(
                 room, self._presence(conn, "join"), presence=True, exclude=conn.id
             )
@@ -399,9 +403,13 @@ class Chat:
         self._hold(conn.room, nick, conn.id, conn.connected_at)
         renamed = self._store.rename(conn, nick)
         frame = self._presence(renamed, "nick", previous=conn.nick)
-        # The renamer always gets the frame: it is the acknowledgement.
-        if self._tell_room(conn.room, frame, presence=True, always=conn.id) is None:
-            self._sender.send(conn.id, frame(self._store.room_count(conn.room)))
+        try:
+            # The renamer always gets the frame: it is the acknowledgement.
+            if self._tell_room(conn.room, frame, presence=True, always=conn.id) is None:
+                self._sender.send(conn.id, frame(self._store.room_count(conn.room)))
+        finally:
+            if nick_key(nick) != nick_key(conn.nick):  # see _depart
+                self._store.release_nick(conn.room, conn.nick, conn.id)
 
     # Fan-out and clean-up ----------------------------------------------------------------
 

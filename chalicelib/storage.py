@@ -26,10 +26,13 @@ proves it is open and confirms them. So a `$connect` that failed after (or
 while) writing, its writes landing late, leaves no ghost anyone sees.
 
 Nicknames are unique in a room by `chalicelib.text.nick_key`, claimed with a
-conditional put; a signed-in user's (`user`, the Cognito username) is theirs
-in every tab they open. Addresses have `connections_per_ip` slots, claimed the same
-way; a slot whose connection vanished without `$disconnect` frees itself when
-it expires, so an address is never locked out past the connection TTL.
+conditional put; a signed-in user's (`user`, the Cognito username) is theirs in
+every tab they open. Leaving, moving and renaming never free the old name: the
+caller frees it (`release_nick`) once the room has been told, so nobody is
+announced under a name before its last holder's departure. Addresses have
+`connections_per_ip` slots, claimed the same way; a slot whose connection
+vanished without `$disconnect` frees itself when it expires, so an address is
+never locked out past the connection TTL.
 
 No transactions: every change is a sequence of single-item conditional
 writes, ordered so that an interruption leaves a harmless state and safe to
@@ -355,8 +358,8 @@ class ChatStore:
         return conn
 
     def move(self, conn: Connection, room: str) -> Connection:
-        """Leave `conn.room` for `room`, whose nickname the caller has claimed;
-        ConnectionChanged if `conn` is no longer current."""
+        """Leave `conn.room` for `room`, whose nickname the caller has claimed (and
+        frees in the old room); ConnectionChanged if `conn` is no longer current."""
         moved = replace(conn, room=room)
         self._put(self._member_item(moved))
         try:
@@ -368,14 +371,13 @@ class ChatStore:
                 self.release_nick(room, conn.nick, conn.id)
             raise
         self._delete(_member_key(conn.room, conn.id))
-        self.release_nick(conn.room, conn.nick, conn.id)
         self._touch_room(conn.room, -1)
         self._touch_room(room, +1)
         return moved
 
     def rename(self, conn: Connection, nick: str) -> Connection:
-        """Change the nickname, which the caller has claimed in the room;
-        ConnectionChanged if `conn` is no longer current."""
+        """Change the nickname, which the caller has claimed in the room (and frees
+        the old one); ConnectionChanged if `conn` is no longer current."""
         try:
             self._update_connection(conn, "SET nick = :new", {":new": {"S": nick}})
         except ConnectionChanged:
@@ -393,8 +395,6 @@ class ChatStore:
         except ClientError as error:
             if not _is_condition_failure(error):
                 raise  # a membership already cleaned away stays away
-        if nick_key(nick) != nick_key(conn.nick):
-            self.release_nick(conn.room, conn.nick, conn.id)
         return replace(conn, nick=nick)
 
     def remove_connection(

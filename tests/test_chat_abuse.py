@@ -275,6 +275,41 @@ def test_a_page_reconnecting_during_its_old_disconnect_joins_after_the_leave(
     assert chat.take_one(again, "members")["members"] == ["alice", "bob"]
 
 
+def nick_holder(room: str, nick: str) -> str | None:
+    """The connection holding a nickname's claim in a room, if any."""
+    from chalicelib.storage import NICK_PREFIX
+    from chalicelib.text import nick_key
+
+    key = {"pk": {"S": f"ROOM#{room}"}, "sk": {"S": NICK_PREFIX + nick_key(nick)}}
+    item = boto3.client("dynamodb").get_item(TableName=dev_table_name(), Key=key).get("Item")
+    return None if item is None else item["connection"]["S"]
+
+
+@pytest.mark.parametrize(
+    "change", [{"action": "nick", "name": "rob"}, {"action": "join", "room": "elsewhere"}]
+)
+def test_a_name_given_up_is_free_only_once_the_room_has_been_told(
+    chat: ChatHarness, change: dict[str, str]
+) -> None:
+    alice = chat.connect({"nick": "alice"})
+    bob = chat.connect({"nick": "bob"})
+    chat.drain()
+    holders_while_telling = []
+
+    def look(connection_id: str, frame: dict[str, Any]) -> None:
+        if connection_id == alice and frame["type"] == "presence":
+            holders_while_telling.append(nick_holder("lobby", "bob"))
+
+    chat.connections.before_post = look
+    try:
+        chat.send(bob, change)
+    finally:
+        chat.connections.before_post = None
+    assert holders_while_telling == [bob]
+    assert nick_holder("lobby", "bob") is None
+    chat.connect({"nick": "bob"})  # free now
+
+
 def test_a_name_held_by_a_connection_that_spoke_and_went_is_free_at_once(
     chat: ChatHarness,
 ) -> None:
