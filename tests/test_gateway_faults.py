@@ -97,13 +97,25 @@ def chat_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGa
     gateway.stop()
 
 
+CONNECT_ATTEMPTS = 4
+
+
 async def member(url: str, room: str, nick: str, quick: bool = False) -> ClientConnection:
     """A client that has sent its first frame: `join` (as the page does), and read its
     `joined`; or, `quick`, a ping (a `joined` reads the whole room)."""
-    # No keepalive pings: on a loaded machine a late pong would make the client itself close.
-    client = await connect(
-        f"{url}?room={room}&nick={nick}", open_timeout=30, ping_interval=None, proxy=None
-    )
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            # No keepalive pings: on a loaded machine a late pong would make the client close.
+            client = await connect(
+                f"{url}?room={room}&nick={nick}", open_timeout=30, ping_interval=None, proxy=None
+            )
+            break
+        except InvalidStatus as refusal:
+            # 503: the chat could not finish within its budget and says "try again", as
+            # the page then does (a machine far busier than the test expects).
+            if refusal.response.status_code != 503 or attempt == CONNECT_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.5 * 2**attempt)
     first, answer = (
         ({"action": "ping"}, "pong") if quick else ({"action": "join", "room": room}, "joined")
     )
@@ -326,9 +338,10 @@ def test_the_21st_connection_from_one_address_is_refused_and_the_next_after_a_cl
 
 
 def test_room_changes_past_the_quota_are_refused(chat_gateway: RunningGateway) -> None:
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> tuple[int, int, float]:
         client = await member(chat_gateway.endpoints["websocket"], "hopping", "hopper")
         joined = refused = 0
+        started = time.monotonic()
         for n in range(60):
             await client.send(json.dumps({"action": "join", "room": f"hop-{n}"}))
             frame = json.loads(await asyncio.wait_for(client.recv(), 30))
@@ -338,12 +351,12 @@ def test_room_changes_past_the_quota_are_refused(chat_gateway: RunningGateway) -
             refused += frame.get("code") == "rate_limited"
             await asyncio.sleep(0.21)  # under the frame limit: only the room quota counts
         await client.close()
-        return joined, refused
+        return joined, refused, time.monotonic() - started
 
-    joined, refused = asyncio.run(scenario())
+    joined, refused, seconds = asyncio.run(scenario())
     assert joined + refused == 60
-    assert 20 <= joined <= 20 + 5  # the quota's burst, plus what refilled meanwhile
-    assert refused >= 35
+    # The quota's burst of 20, plus one a 3 s (20 a minute) over the time the joins took.
+    assert 20 <= joined <= 20 + int(seconds / 3) + 1, seconds
 
 
 def test_180_of_200_leaving_at_once_leave_nothing_behind_within_10_s(tmp_path: Path) -> None:
