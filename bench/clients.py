@@ -17,6 +17,7 @@ Commands (stdin)                    Events (stdout)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -33,6 +34,28 @@ MARKER = re.compile(r'"text":\s*"bench (\d+)"')
 # the page does. Every refusal is counted and reported.
 RETRIED_STATUSES = {429, 500, 503}
 RETRIES = 5
+
+
+async def connect_patiently(
+    url: str,
+    statuses: set[int],
+    retries: int,
+    gate: asyncio.Semaphore | None = None,
+    **options: Any,
+) -> tuple[ClientConnection, int]:
+    """Open a websocket, trying an upgrade refused with one of `statuses` again after
+    0.5 s, doubling, at most `retries` times; the client and the refusals it met.
+    `gate` is held while an upgrade is in flight, not during the pauses."""
+    for attempt in range(retries):
+        try:
+            async with gate or contextlib.nullcontext():
+                return await connect(url, **options), attempt
+        except InvalidStatus as refusal:
+            if refusal.response.status_code not in statuses:
+                raise
+        await asyncio.sleep(0.5 * 2**attempt)
+    async with gate or contextlib.nullcontext():
+        return await connect(url, **options), retries
 
 
 class Load:
@@ -52,19 +75,17 @@ class Load:
         gate = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
-            for attempt in range(RETRIES + 1):
-                try:
-                    async with gate:
-                        client = await connect(
-                            url, open_timeout=120, max_queue=None, ping_interval=None, proxy=None
-                        )
-                    break
-                except InvalidStatus as refusal:
-                    status = refusal.response.status_code
-                    if status not in RETRIED_STATUSES or attempt == RETRIES:
-                        raise
-                    self.refused += 1
-                    await asyncio.sleep(0.5 * 2**attempt)
+            client, refused = await connect_patiently(
+                url,
+                RETRIED_STATUSES,
+                RETRIES,
+                gate,
+                open_timeout=120,
+                max_queue=None,
+                ping_interval=None,
+                proxy=None,
+            )
+            self.refused += refused
             self.clients.append(client)
             self.readers.append(asyncio.create_task(self.read(client)))
 

@@ -44,7 +44,7 @@ import boto3
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bench import report
+from bench import LIFTED, report
 from bench.markers import replace_block
 from localgateway import launcher
 
@@ -392,10 +392,6 @@ async def flood(gateway: Gateway, members: int, frames_sent: int, timeout: float
 
 # The command ---------------------------------------------------------------------------
 
-# What these scenarios do on purpose, the chat's frame limit would (rightly) refuse: one
-# client sends far faster than a person. (Clients come from many addresses: `address`.)
-LIFTED = {"RATE_PER_SECOND": "100000", "RATE_BURST": "100000"}
-
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
@@ -422,6 +418,7 @@ async def run(args: argparse.Namespace) -> list[Outcome]:
     outcomes = []
     for name in args.scenarios:
         with tempfile.TemporaryDirectory(prefix=f"load-{name}-") as workdir:
+            # Clients come from many addresses (`address`): the per-address quota stays.
             gateway = await asyncio.to_thread(Gateway, Path(workdir), args.max_workers, LIFTED)
             try:
                 outcome = await plans[name](gateway)

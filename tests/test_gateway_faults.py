@@ -27,7 +27,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from bench import load
+from bench import LIFTED, load
+from bench.clients import connect_patiently
 from chalicelib.ids import new_message_id
 from tests.conftest import ROOT, RunningGateway, start_gateway
 
@@ -97,25 +98,23 @@ def chat_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGa
     gateway.stop()
 
 
-CONNECT_ATTEMPTS = 4
+CONNECT_RETRIES = 3
 
 
 async def member(url: str, room: str, nick: str, quick: bool = False) -> ClientConnection:
     """A client that has sent its first frame: `join` (as the page does), and read its
     `joined`; or, `quick`, a ping (a `joined` reads the whole room)."""
-    for attempt in range(CONNECT_ATTEMPTS):
-        try:
-            # No keepalive pings: on a loaded machine a late pong would make the client close.
-            client = await connect(
-                f"{url}?room={room}&nick={nick}", open_timeout=30, ping_interval=None, proxy=None
-            )
-            break
-        except InvalidStatus as refusal:
-            # 503: the chat could not finish within its budget and says "try again", as
-            # the page then does (a machine far busier than the test expects).
-            if refusal.response.status_code != 503 or attempt == CONNECT_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(0.5 * 2**attempt)
+    # 503: the chat could not finish within its budget and says "try again", as the page
+    # then does (on a machine far busier than the test expects). No keepalive pings: on a
+    # loaded machine a late pong would make the client itself close.
+    client, _ = await connect_patiently(
+        f"{url}?room={room}&nick={nick}",
+        {503},
+        CONNECT_RETRIES,
+        open_timeout=30,
+        ping_interval=None,
+        proxy=None,
+    )
     first, answer = (
         ({"action": "ping"}, "pong") if quick else ({"action": "join", "room": room}, "joined")
     )
@@ -360,7 +359,7 @@ def test_room_changes_past_the_quota_are_refused(chat_gateway: RunningGateway) -
 
 
 def test_180_of_200_leaving_at_once_leave_nothing_behind_within_10_s(tmp_path: Path) -> None:
-    gateway = load.Gateway(tmp_path, 8, {**load.LIFTED, "CONNECTIONS_PER_IP": "1000"})
+    gateway = load.Gateway(tmp_path, 8, {**LIFTED, "CONNECTIONS_PER_IP": "1000"})
     try:
 
         async def scenario() -> tuple[int, int]:

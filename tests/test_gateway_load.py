@@ -13,14 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import load
+from bench import LIFTED, load
 
 MAX_WORKERS = 4
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[load.Gateway]:
-    running = load.Gateway(tmp_path_factory.mktemp("load"), MAX_WORKERS, load.LIFTED)
+    running = load.Gateway(tmp_path_factory.mktemp("load"), MAX_WORKERS, LIFTED)
     yield running
     running.stop()
 
