@@ -664,9 +664,16 @@
         else state.verified.delete(frame.nick);
         systemLine([...named(frame.nick, frame.verified === true), " joined"]);
       } else if (frame.event === "leave") {
-        removeOne(state.members, frame.nick);
-        systemLine([...named(frame.nick, frame.verified === true), " left"]);
-        state.verified.delete(frame.nick);
+        // Our own name leaving is our previous connection (a reload, a new token): the
+        // name is unique in the room and we are still here, so it stays listed once.
+        const own = frame.nick === state.nick;
+        if (!own || state.members.filter((nick) => nick === frame.nick).length > 1) {
+          removeOne(state.members, frame.nick);
+        }
+        if (!own) {
+          systemLine([...named(frame.nick, frame.verified === true), " left"]);
+          state.verified.delete(frame.nick);
+        }
       } else if (frame.event === "nick") {
         const mine = frame.previous === state.nick && frame.nick === state.pendingNick;
         replaceOne(state.members, frame.previous, frame.nick);

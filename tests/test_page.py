@@ -185,6 +185,36 @@ def relay_frames(
     page.route_web_socket(re.compile(r"^ws://"), relay)
 
 
+def test_the_leave_of_the_pages_own_previous_connection_keeps_it_listed(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    """A reload or a new token: the page's old connection leaves after the new one joined.
+    Its name is unique in the room, so a leave under the page's own name is that old
+    connection: the page stays listed once and says nothing of it."""
+    routes: list[Any] = []
+    page = open_page(
+        in_room(gateway, "self"),
+        before=lambda page: relay_frames(page, lambda route, frame: route.send(frame), routes),
+    )
+    wait_online(page)
+    set_nick(page, "dora")
+
+    def presence(event: str) -> str:
+        return json.dumps(
+            {"type": "presence", "room": "self", "event": event, "nick": "dora", "count": 1}
+        )
+
+    routes[0].send(presence("join"))  # the new connection listed beside the old one
+    expect(page.locator("#members li")).to_have_text(["dora (you)", "dora"])
+    routes[0].send(presence("leave"))
+    expect(page.locator("#members li")).to_have_text(["dora (you)"])
+    routes[0].send(presence("leave"))  # it came after the new connection's own list
+    say(page, "still here")
+    expect(messages(page).last).to_have_text("still here")
+    expect(page.locator("#members li")).to_have_text(["dora (you)"])
+    expect(page.locator("#log")).not_to_contain_text("dora left")
+
+
 def test_two_people_chat_with_presence_history_and_a_screenshot(
     gateway: RunningGateway, open_page: Any
 ) -> None:
