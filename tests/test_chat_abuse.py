@@ -9,7 +9,6 @@ included, is in tests/test_gateway_faults.py.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -241,40 +240,6 @@ def test_a_reconnecting_page_gets_its_name_back_from_its_gone_connection(
     ]
 
 
-def test_a_page_reconnecting_during_its_old_disconnect_joins_after_the_leave(
-    chat: ChatHarness,
-) -> None:
-    """A reload under load: the new connection asks for the name while the old one's
-    $disconnect is still telling the room it left. The name is freed only after that, so
-    the room hears the leave before the join, and no member list loses the name."""
-    alice = chat.connect({"nick": "alice"})
-    old = chat.connect({"nick": "bob"})
-    chat.drain()
-    chat.connections.gone.add(old)  # closed: API Gateway answers 410 for it
-    announcing = threading.Event()
-
-    def hold_up_the_leave(_: str, frame: dict[str, Any]) -> None:
-        if frame.get("event") == "leave":
-            announcing.set()
-            time.sleep(0.3)  # the new connection asks for the name meanwhile
-
-    chat.connections.before_post = hold_up_the_leave
-    leaving = threading.Thread(target=chat.disconnect, args=(old,))
-    leaving.start()
-    try:
-        assert announcing.wait(10)
-        again = chat.connect({"nick": "bob"})  # not a 409: it waits for the name
-    finally:
-        leaving.join()
-        chat.connections.before_post = None
-    assert [(f["event"], f["nick"]) for f in frames_of(chat, alice, "presence")] == [
-        ("leave", "bob"),
-        ("join", "bob"),
-    ]
-    chat.send(again, {"action": "who"})
-    assert chat.take_one(again, "members")["members"] == ["alice", "bob"]
-
-
 def nick_holder(room: str, nick: str) -> str | None:
     """The connection holding a nickname's claim in a room, if any."""
     from chalicelib.storage import NICK_PREFIX
@@ -286,11 +251,13 @@ def nick_holder(room: str, nick: str) -> str | None:
 
 
 @pytest.mark.parametrize(
-    "change", [{"action": "nick", "name": "rob"}, {"action": "join", "room": "elsewhere"}]
+    "change",
+    [{"action": "nick", "name": "rob"}, {"action": "join", "room": "elsewhere"}, "disconnect"],
 )
 def test_a_name_given_up_is_free_only_once_the_room_has_been_told(
-    chat: ChatHarness, change: dict[str, str]
+    chat: ChatHarness, change: dict[str, str] | str
 ) -> None:
+    """So a page reconnecting under that name (a reload) is announced after the leave."""
     alice = chat.connect({"nick": "alice"})
     bob = chat.connect({"nick": "bob"})
     chat.drain()
@@ -302,7 +269,10 @@ def test_a_name_given_up_is_free_only_once_the_room_has_been_told(
 
     chat.connections.before_post = look
     try:
-        chat.send(bob, change)
+        if change == "disconnect":
+            chat.disconnect(bob)
+        else:
+            chat.send(bob, change)
     finally:
         chat.connections.before_post = None
     assert holders_while_telling == [bob]
