@@ -30,6 +30,7 @@ from chalicelib import budget, origins, protocol
 from chalicelib.auth import Unauthorized, Verifier
 from chalicelib.fanout import Batch, FanOut
 from chalicelib.ids import id_time_ms
+from chalicelib.memberships import DM_PREFIX, PersonRoom, dm_room
 from chalicelib.protocol import Command, ProtocolError
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
@@ -79,11 +80,31 @@ def guest_nick(connection_id: str, digits: int = 4) -> str:
 
 
 def _confirmed_nicks(members: Iterable[Member]) -> list[str]:
-    return sorted((m.nick for m in members if m.confirmed), key=str.casefold)
+    """Each person once: a signed-in person's tabs share their name."""
+    return sorted({m.nick for m in members if m.confirmed}, key=str.casefold)
 
 
 def _verified_nicks(members: Iterable[Member]) -> list[str]:
-    return sorted((m.nick for m in members if m.confirmed and m.user), key=str.casefold)
+    return sorted({m.nick for m in members if m.confirmed and m.user}, key=str.casefold)
+
+
+def _people(members: Iterable[Member]) -> int:
+    """Confirmed members, a signed-in person counted once however many tabs they have."""
+    return len({m.user or m.connection_id for m in members if m.confirmed})
+
+
+def _other_tab(live: list[Member] | None, member: Member) -> Member | None:
+    """Another confirmed connection of a signed-in member's person, in `live`."""
+    if not member.user or not live:
+        return None
+    return next(
+        (
+            m
+            for m in live
+            if m.user == member.user and m.confirmed and m.connection_id != member.connection_id
+        ),
+        None,
+    )
 
 
 def _refusal(status: int, code: str, message: str) -> dict[str, Any]:
@@ -129,7 +150,8 @@ class Chat:
                 return _refusal(400, invalid.code, invalid.message)
         ip = raw.get("requestContext", {}).get("identity", {}).get("sourceIp", "")
         with budget.within(budget.CONNECT_SECONDS):
-            if self._verifier is None:
+            guest = self._settings.auth == "optional" and "token" not in query
+            if self._verifier is None or guest:
                 chosen = "nick" in query
                 return self._register(event.connection_id, nick.name, join.room, ip, chosen)
             # Checked before anything is written: a refused connection leaves no trace.
@@ -147,7 +169,7 @@ class Chat:
     def disconnect(self, event: WebsocketEvent) -> None:
         with budget.within(budget.FRAME_SECONDS):
             try:
-                self._depart(self._store.remove_connection(event.connection_id))
+                self._gone(event.connection_id, self._store.remove_connection(event.connection_id))
             except STORAGE_ERRORS as error:
                 _log_storage_error(error, "disconnect %s (TTL will clean it)", event.connection_id)
 
@@ -197,9 +219,11 @@ class Chat:
         try:
             slot = self._store.claim_slot(ip, connection_id)
             nick = self._claim(room, nick, connection_id, now, chosen, False, user)
-            self._store.add_connection(
+            conn = self._store.add_connection(
                 connection_id, nick, room, ip, slot, connected_at=now, user=user
             )
+            if user:
+                self._subscribe_person(conn)
         except AddressFull:
             limit = self._settings.connections_per_ip
             return _refusal(429, protocol.TOO_MANY_CONNECTIONS, f"at most {limit} per address")
@@ -266,6 +290,17 @@ class Chat:
             self._store.release_nick(room, nick, taken.holder)
             self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
 
+    def _subscribe_person(self, conn: Connection) -> Connection:
+        """A signed-in person's connection receives all their rooms (up to MAX_ROOMS):
+        one Query of their rooms, batch writes of the subscriptions."""
+        people = self._store.people
+        people.add_connection(
+            conn.user, conn.id, self._store.now_ms() // 1000 + self._settings.connection_ttl_seconds
+        )
+        rooms, _ = people.rooms_of(conn.user)
+        names = [r.room for r in rooms if r.room != conn.room][: self._settings.max_rooms - 1]
+        return self._store.subscribe_many(conn, names)
+
     def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
         """Best effort after a failed $connect: what it wrote is pending and expires anyway."""
         try:
@@ -303,7 +338,17 @@ class Chat:
         else:
             count = self._store.confirm(conn)
         confirmed = replace(conn, confirmed=True)
-        self._tell_room(conn.room, self._presence(confirmed, "join"), count=count, exclude=conn.id)
+        for room in sorted(confirmed.rooms | {confirmed.room}, key=lambda r: r != conn.room):
+            self._tell_room(
+                room,
+                self._presence(replace(confirmed, room=room), "join"),
+                count=count if room == conn.room else None,
+                presence=True,
+                exclude=conn.id,
+                person=conn.user,
+            )
+        if confirmed.user:  # a guest's only room is the one it asked for
+            self._send_mine(confirmed)
         return confirmed
 
     # Commands ------------------------------------------------------------------------
@@ -334,25 +379,59 @@ class Chat:
         self._reply_error(conn.id, _unavailable(command))
 
     def _run(self, conn: Connection, command: Command, origin: WebsocketEvent) -> None:
-        if isinstance(command, protocol.SendMessage):
-            self._post(conn, command, origin)
-        elif isinstance(command, protocol.Join):
-            self._join(conn, command.room)
-        elif isinstance(command, protocol.Nick):
-            self._rename(conn, command.name)
-        elif isinstance(command, protocol.History):
-            messages, more = self._store.history(conn.room, command.limit, command.before)
-            self._sender.send(conn.id, protocol.history_frame(conn.room, messages, more))
-        elif isinstance(command, protocol.Who):
-            live = self._live_members(conn.room)
-            frame = protocol.members_frame(conn.room, _confirmed_nicks(live), _verified_nicks(live))
-            self._sender.send(conn.id, frame)
-        elif isinstance(command, protocol.Rooms):
-            self._sender.send(conn.id, protocol.rooms_frame(self._store.rooms()))
-        elif isinstance(command, protocol.Ping):
-            self._sender.send(conn.id, {"type": "pong"})
-        elif isinstance(command, protocol.Help):
-            self._sender.send(conn.id, {"type": "help", "commands": protocol.HELP})
+        match command:
+            case protocol.SendMessage():
+                self._post(conn, command, origin)
+            case protocol.Join(room=room):
+                self._join(conn, room)
+            case protocol.Leave(room=room):
+                self._leave(conn, room or conn.room)
+            case protocol.Create():
+                self._create(conn, command)
+            case protocol.Invite():
+                self._invite(conn, command.user, command.room or conn.room)
+            case protocol.Dm(to=to):
+                self._dm(conn, to)
+            case protocol.Mine():
+                self._send_mine(conn)
+            case protocol.Read():
+                self._read(conn, command.room, command.id)
+            case protocol.Nick(name=name):
+                self._rename(conn, name)
+            case protocol.History(room=room):
+                if self._in_room(conn, room):
+                    shown = room or conn.room
+                    messages, more = self._store.history(shown, command.limit, command.before)
+                    self._sender.send(conn.id, protocol.history_frame(shown, messages, more))
+            case protocol.Who(room=room):
+                if self._in_room(conn, room):
+                    live = self._live_members(room or conn.room)
+                    frame = protocol.members_frame(
+                        room or conn.room, _confirmed_nicks(live), _verified_nicks(live)
+                    )
+                    self._sender.send(conn.id, frame)
+            case protocol.Rooms():
+                self._send_rooms(conn)
+            case protocol.Ping():
+                self._sender.send(conn.id, {"type": "pong"})
+            case protocol.Help():
+                self._sender.send(conn.id, {"type": "help", "commands": protocol.HELP})
+
+    def _in_room(self, conn: Connection, room: str | None) -> bool:
+        """Whether a frame's `room` is one of the connection's (None: the current one);
+        if not, the sender is told, and nothing else happens."""
+        if room is None or room in conn.rooms or room == conn.room:
+            return True
+        message = f"you are not in {room}: join it first"
+        self._reply_error(conn.id, ProtocolError(protocol.NOT_IN_ROOM, message))
+        return False
+
+    def _send_rooms(self, conn: Connection) -> None:
+        """Public rooms with members; private rooms and DMs never appear here."""
+        rooms = self._store.rooms()
+        private = self._store.people.private_among([name for name, _ in rooms])
+        listed = [(name, count) for name, count in rooms if name not in private]
+        self._sender.send(conn.id, protocol.rooms_frame(listed))
 
     def _post(
         self, conn: Connection, command: protocol.SendMessage, origin: WebsocketEvent
@@ -363,27 +442,48 @@ class Chat:
             message = f'"id" is more than {SKEW_MS // 1000} s from the server\'s clock'
             self._reply_error(conn.id, ProtocolError(protocol.BAD_REQUEST, message))
             return
-        message, _ = self._store.add_message(conn.room, conn, command.text, command.id)
+        if not self._in_room(conn, command.room):
+            return
+        room = command.room or conn.room
+        message, _ = self._store.add_message(room, conn, command.text, command.id)
         frame = protocol.message_frame(message)
-        self._tell_room(conn.room, lambda count: frame, always=conn.id, origin=origin)
+        self._tell_room(room, lambda count: frame, always=conn.id, origin=origin)
 
     def _join(self, conn: Connection, room: str) -> None:
+        """Add `room` to the connection's rooms (and its person's) and make it current;
+        a private room or DM only for those it belongs to."""
         live = None
-        if room != conn.room:
+        added = None
+        if room not in conn.rooms and room != conn.room:
+            entry = self._admission(conn, room)
+            if entry is None:
+                return
+            if len(conn.rooms) >= self._settings.max_rooms:
+                limit = self._settings.max_rooms
+                message = f"you are in {limit} rooms, the most there can be: leave one first"
+                self._reply_error(conn.id, ProtocolError(protocol.TOO_MANY_ROOMS, message))
+                return
             self._store.admit_join(conn, self._settings.join_rate)
             self._hold(room, conn.nick, conn.id, conn.connected_at, user=conn.user)
-            left = conn
-            conn = self._store.move(conn, room)
-            try:
-                self._tell_room(left.room, self._presence(left, "leave"), presence=True)
-            finally:
-                self._store.release_nick(left.room, left.nick, left.id)  # see _depart
+            conn = self._store.subscribe(conn, room)
+            added = entry
             live = self._tell_room(
-                room, self._presence(conn, "join"), presence=True, exclude=conn.id
+                room,
+                self._presence(conn, "join"),
+                presence=True,
+                exclude=conn.id,
+                person=conn.user,
             )
-        if live is None:  # the same room, or one too big for presence
+        elif room != conn.room:
+            conn = self._store.set_current(conn, room)
+        if live is None:  # a room already joined, or one too big for presence
             live = self._live_members(room)
         messages, more = self._store.history(room, self._settings.history_page_size)
+        if added is not None and conn.user:
+            # What the `joined` frame shows is read (a marker they have is kept).
+            read = messages[-1]["id"] if messages else ""
+            self._store.people.add(conn.user, replace(added, read=read))
+            self._spread(conn.user, room, added, skip=conn.id)
         joined = protocol.joined_frame(
             room,
             conn.nick,
@@ -395,21 +495,197 @@ class Chat:
         )
         self._sender.send(conn.id, joined)
 
+    def _admission(self, conn: Connection, room: str) -> PersonRoom | None:
+        """The person's entry for a room they may join; None (the sender told why) if not.
+        The answer is the same for a private room that exists and a DM name guessed."""
+        refused = ProtocolError(
+            protocol.FORBIDDEN, f"{room} is private: only its members may join it"
+        )
+        terms = self._store.people.terms(room)
+        if terms is None:
+            if room.startswith(DM_PREFIX):  # reserved for DMs, made only by `dm`
+                self._reply_error(conn.id, refused)
+                return None
+            return PersonRoom(room)
+        if not conn.user:
+            message = f"{room} is private: sign in to join private rooms and DMs"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return None
+        entry = self._store.people.room_of(conn.user, room)
+        if entry is None:
+            self._reply_error(conn.id, refused)
+        return entry
+
+    def _spread(self, user: str, room: str, entry: PersonRoom, skip: str = "") -> None:
+        """A person's new room reaches their live connections at once: each subscribes
+        (up to MAX_ROOMS) and hears `added`."""
+        _, connections = self._store.people.rooms_of(user)
+        for connection_id in connections:
+            if connection_id == skip:
+                continue
+            other = self._store.get_connection(connection_id)
+            if other is None or len(other.rooms) >= self._settings.max_rooms:
+                continue
+            if room not in other.rooms:
+                other = self._store.subscribe_many(other, [room])
+                if other.confirmed:
+                    self._tell_room(
+                        room,
+                        self._presence(replace(other, room=room), "join"),
+                        presence=True,
+                        exclude=other.id,
+                        person=user,
+                    )
+            frame = {"type": "added", "room": room, "private": entry.private, "dm": entry.dm}
+            if entry.peer:
+                frame["with"] = entry.peer
+            self._sender.send(connection_id, frame)
+
+    def _leave(self, conn: Connection, room: str) -> None:
+        """Take a room from the connection and its person (all their connections)."""
+        if not self._in_room(conn, room):
+            return
+        if len(conn.rooms | {conn.room}) == 1:
+            message = "this is your only room: join another before you leave it"
+            self._reply_error(conn.id, ProtocolError(protocol.BAD_REQUEST, message))
+            return
+        conn, departure = self._store.unsubscribe(conn, room)
+        others = []
+        if conn.user:
+            self._store.people.remove(conn.user, room)
+            _, connections = self._store.people.rooms_of(conn.user)
+            for connection_id in connections:
+                other = self._store.get_connection(connection_id)
+                if (
+                    other is not None
+                    and other.id != conn.id
+                    and room in other.rooms
+                    and len(other.rooms | {other.room}) > 1
+                ):
+                    others.append(self._store.unsubscribe(other, room)[1])
+                    self._sender.send(other.id, {"type": "left", "room": room})
+        if departure is not None:
+            self._depart(departure)
+        for other_departure in others:  # the person's leave is announced once, above
+            if other_departure is not None:
+                self._depart(other_departure, announce=False)
+        self._sender.send(conn.id, {"type": "left", "room": room, "current": conn.room})
+
+    def _create(self, conn: Connection, command: protocol.Create) -> None:
+        if not command.private:
+            self._join(conn, command.room)
+            return
+        if not conn.user:
+            message = "sign in to create private rooms"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return
+        taken = command.room.startswith(DM_PREFIX) or self._store.room_count(command.room) > 0
+        if taken or not self._store.people.create(command.room, conn.user):
+            message = f"{command.room} exists already: choose another name"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return
+        self._store.people.add(conn.user, PersonRoom(command.room, private=True))
+        self._join(conn, command.room)
+
+    def _invite(self, conn: Connection, user: str, room: str) -> None:
+        """The owner adds a user to a private room; the room reaches them at once."""
+        terms = self._store.people.terms(room)
+        if terms is None or terms.dm or not conn.user or terms.owner != conn.user:
+            message = f"only the owner of private room {room} may invite to it"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return
+        entry = PersonRoom(room, private=True)
+        self._store.people.add(user, entry)
+        self._spread(user, room, entry)
+        self._sender.send(conn.id, {"type": "invited", "room": room, "user": user})
+
+    def _dm(self, conn: Connection, to: str) -> None:
+        """Open (or reopen) the one conversation of two people; both have it at once."""
+        if not conn.user:
+            message = "sign in to send direct messages"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return
+        if to == conn.user:
+            message = "a direct message needs another user"
+            self._reply_error(conn.id, ProtocolError(protocol.BAD_REQUEST, message))
+            return
+        room = dm_room(conn.user, to)
+        self._store.people.create(room, "", dm=True)
+        self._store.people.add(conn.user, PersonRoom(room, private=True, dm=True, peer=to))
+        theirs = PersonRoom(room, private=True, dm=True, peer=conn.user)
+        self._store.people.add(to, theirs)
+        self._spread(to, room, theirs)
+        self._join(conn, room)
+
+    def _send_mine(self, conn: Connection) -> None:
+        """`mine`: the connection's rooms; a person's with unread counts (one Query each)."""
+        entries: dict[str, PersonRoom] = {}
+        if conn.user:
+            stored, _ = self._store.people.rooms_of(conn.user)
+            entries = {entry.room: entry for entry in stored}
+        rooms = []
+        for room in sorted(conn.rooms | {conn.room}):
+            entry = entries.get(room, PersonRoom(room))
+            described: dict[str, Any] = {"room": room, "private": entry.private, "dm": entry.dm}
+            if entry.peer:
+                described["with"] = entry.peer
+            if conn.user:
+                unread = self._store.unread(room, entry.read, conn.user)
+                described.update(
+                    unread=protocol.unread_label(unread.count),
+                    mentions=unread.mentions,
+                    last=unread.last,
+                )
+            else:  # a guest has no read markers
+                described.update(unread=0, mentions=0, last=None)
+            rooms.append(described)
+        self._sender.send(conn.id, protocol.mine_frame(rooms, conn.room))
+
+    def _read(self, conn: Connection, room: str, message_id: str) -> None:
+        """Mark a person's room read up to a message, for all their connections."""
+        if not conn.user:
+            message = "sign in to keep read markers"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return
+        if not self._store.people.mark_read(conn.user, room, message_id):
+            message = f"you are not in {room}: join it first"
+            self._reply_error(conn.id, ProtocolError(protocol.NOT_IN_ROOM, message))
+            return
+        entry = self._store.people.room_of(conn.user, room)
+        unread = self._store.unread(room, entry.read if entry else message_id, conn.user)
+        frame = {"type": "read", "room": room, "id": message_id}
+        frame["unread"] = protocol.unread_label(unread.count)
+        _, connections = self._store.people.rooms_of(conn.user)
+        self._sender.broadcast(sorted(set(connections) | {conn.id}), protocol.encode(frame))
+
     def _rename(self, conn: Connection, nick: str) -> None:
         if conn.user:
             message = f"you are signed in: your nickname is your username, {conn.user}"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return
-        self._hold(conn.room, nick, conn.id, conn.connected_at)
-        renamed = self._store.rename(conn, nick)
-        frame = self._presence(renamed, "nick", previous=conn.nick)
+        rooms = sorted(conn.rooms | {conn.room}, key=lambda r: r != conn.room)
+        held: list[str] = []
         try:
-            # The renamer always gets the frame: it is the acknowledgement.
-            if self._tell_room(conn.room, frame, presence=True, always=conn.id) is None:
-                self._sender.send(conn.id, frame(self._store.room_count(conn.room)))
+            for room in rooms:
+                self._hold(room, nick, conn.id, conn.connected_at)
+                held.append(room)
+        except NickTaken:
+            if nick_key(nick) != nick_key(conn.nick):
+                for room in held:
+                    self._store.release_nick(room, nick, conn.id)
+            raise
+        renamed = self._store.rename(conn, nick)
+        try:
+            for room in rooms:
+                frame = self._presence(replace(renamed, room=room), "nick", previous=conn.nick)
+                told = self._tell_room(room, frame, presence=True, always=conn.id)
+                # The renamer always gets the frame (of its current room): the acknowledgement.
+                if told is None and room == conn.room:
+                    self._sender.send(conn.id, frame(self._store.room_count(room)))
         finally:
             if nick_key(nick) != nick_key(conn.nick):  # see _depart
-                self._store.release_nick(conn.room, conn.nick, conn.id)
+                for room in rooms:
+                    self._store.release_nick(room, conn.nick, conn.id)
 
     # Fan-out and clean-up ----------------------------------------------------------------
 
@@ -436,6 +712,7 @@ class Chat:
         exclude: str | None = None,
         always: str | None = None,
         origin: WebsocketEvent | None = None,
+        person: str = "",
     ) -> list[Member] | None:
         """Send a frame to the live members of `room`; return the members still there.
 
@@ -447,7 +724,8 @@ class Chat:
         departure is announced once. `always` receives the frame even when the
         member list misses it (an acknowledgement must not depend on the
         index). With the `origin` event, a big room's broadcast is split across
-        fan-out invocations.
+        fan-out invocations. With `person` (a signed-in user), nothing is sent
+        when another of their connections is a member already: one presence per person.
         """
         announcing = presence or count is not None
         limit = self._settings.presence_limit if announcing else None
@@ -457,6 +735,10 @@ class Chat:
         if members is None:
             return None
         live, expired = members
+        if person and any(
+            m.user == person and m.confirmed and m.connection_id != exclude for m in live
+        ):
+            return live
         targets = [m.connection_id for m in live if m.connection_id != exclude]
         if always is not None and always not in targets:
             targets.append(always)
@@ -464,7 +746,7 @@ class Chat:
         # yet, though its membership is already stored: such a 410 is no departure.
         opening_since = self._store.now_ms() - OPENING_GRACE_MS
         opening = {m.connection_id for m in live if m.connected_at > opening_since}
-        data = protocol.encode(frame(sum(1 for m in live if m.confirmed)))
+        data = protocol.encode(frame(_people(live)))
         if origin is not None:
             targets = self._fan_out(room, targets, data, opening, origin)
         gone = self._deliver(targets, data, opening)
@@ -509,21 +791,38 @@ class Chat:
         """Remove connections that are gone. With `announce`, each confirmed departure is
         announced once, and members found gone by those announcements leave silently."""
         for connection_id in dict.fromkeys(connection_ids):
-            self._depart(self._store.remove_connection(connection_id, room_hint=room), announce)
+            departures = self._store.remove_connection(connection_id, room_hint=room)
+            self._gone(connection_id, departures, announce)
 
-    def _depart(self, departure: Departure | None, announce: bool = True) -> None:
+    def _gone(self, connection_id: str, departures: list[Departure], announce: bool = True) -> None:
+        """A connection gone from each of its rooms, and from its person's connections."""
+        for departure in departures:
+            self._depart(departure, announce)
+        for user in {d.member.user for d in departures if d.member.user}:
+            self._store.people.remove_connection(user, connection_id)
+
+    def _depart(self, departure: Departure, announce: bool = True) -> None:
         """Announce a departure, then free its nickname: a newcomer under that name (a
         page reconnecting) is announced after the leave, never before it, so every
-        page's member list ends up with the name in it."""
-        if departure is None:
-            return
+        page's member list ends up with the name in it. A person still there on
+        another connection is not announced, and keeps their name."""
         member = departure.member
+        stays = None
         try:
             if announce and member.confirmed:
                 leave = self._presence(member, "leave")
-                self._tell_room(member.room, leave, count=departure.count)
+                live = self._tell_room(
+                    member.room, leave, count=departure.count, person=member.user
+                )
+                stays = _other_tab(live, member)
+            elif member.user:
+                stays = _other_tab(self._live_members(member.room), member)
         finally:
             self._store.release_nick(member.room, member.nick, member.connection_id)
+        if stays is not None:
+            self._hold(
+                member.room, stays.nick, stays.connection_id, stays.connected_at, user=stays.user
+            )
 
     def _reply_error(self, connection_id: str, error: ProtocolError) -> None:
         self._sender.send(connection_id, protocol.error_frame(error))

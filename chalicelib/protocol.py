@@ -30,6 +30,9 @@ UNAVAILABLE = "unavailable"
 RATE_LIMITED = "rate_limited"
 NICK_TAKEN = "nick_taken"
 FORBIDDEN = "forbidden"
+# A `room` the connection is not in (join it first), and a connection in MAX_ROOMS rooms.
+NOT_IN_ROOM = "not_in_room"
+TOO_MANY_ROOMS = "too_many_rooms"
 # In the body of a refused $connect (HTTP 401) with AUTH=cognito.
 UNAUTHORIZED = "unauthorized"
 # Only in the body of a refused $connect (HTTP 429 and 403), never as a frame.
@@ -38,7 +41,12 @@ FORBIDDEN_ORIGIN = "forbidden_origin"
 
 HELP = [
     {"command": "/nick NAME", "action": "nick", "help": "change your nickname"},
-    {"command": "/join ROOM", "action": "join", "help": "leave this room and enter ROOM"},
+    {"command": "/join ROOM", "action": "join", "help": "add ROOM to your rooms and switch to it"},
+    {"command": "/leave [ROOM]", "action": "leave", "help": "leave ROOM (this room if none)"},
+    {"command": "/create ROOM [private]", "action": "create", "help": "make a (private) room"},
+    {"command": "/invite USER [ROOM]", "action": "invite", "help": "invite USER to a private room"},
+    {"command": "/dm USER", "action": "dm", "help": "open your direct conversation with USER"},
+    {"command": "/mine", "action": "mine", "help": "your rooms, with unread counts"},
     {"command": "/who", "action": "who", "help": "list the members of this room"},
     {"command": "/rooms", "action": "rooms", "help": "list rooms with members"},
     {"command": "/history [N]", "action": "history", "help": "show older messages"},
@@ -53,11 +61,46 @@ class SendMessage:
     # The client's own ULID for the message: sending again after `unavailable` with
     # the same id never stores it twice.
     id: str | None = None
+    # One of the connection's rooms; None: its current room.
+    room: str | None = None
 
 
 @dataclass(frozen=True)
 class Join:
     room: str
+
+
+@dataclass(frozen=True)
+class Leave:
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Create:
+    room: str
+    private: bool = False
+
+
+@dataclass(frozen=True)
+class Invite:
+    user: str
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Dm:
+    to: str
+
+
+@dataclass(frozen=True)
+class Mine:
+    pass
+
+
+@dataclass(frozen=True)
+class Read:
+    room: str
+    id: str
 
 
 @dataclass(frozen=True)
@@ -69,11 +112,12 @@ class Nick:
 class History:
     limit: int
     before: str | None = None
+    room: str | None = None
 
 
 @dataclass(frozen=True)
 class Who:
-    pass
+    room: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +147,25 @@ class ProtocolError:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-Command = SendMessage | Join | Nick | History | Who | Rooms | Ping | Help
+Command = (
+    SendMessage
+    | Join
+    | Leave
+    | Create
+    | Invite
+    | Dm
+    | Mine
+    | Read
+    | Nick
+    | History
+    | Who
+    | Rooms
+    | Ping
+    | Help
+)
+
+# Cognito usernames as the chat accepts them in `invite` and `dm`.
+USER_PATTERN = re.compile(r"[\w.@+=,-]{1,128}")
 
 
 def parse_frame(body: str | None, settings: Settings) -> Command | ProtocolError:
@@ -132,6 +194,12 @@ def _parse_action(document: dict[str, Any], settings: Settings) -> Command | Pro
     action = document["action"]
     if not isinstance(action, str):
         return ProtocolError(BAD_REQUEST, '"action" must be a string')
+    target = _target_room(document, settings)
+    if isinstance(target, ProtocolError):
+        return target
+    team = _parse_team(action, document, target, settings)
+    if team is not None:
+        return team
     if action == "sendmessage":
         data = document.get("data")
         if not isinstance(data, str):
@@ -142,18 +210,68 @@ def _parse_action(document: dict[str, Any], settings: Settings) -> Command | Pro
         ):
             return ProtocolError(BAD_REQUEST, '"id" must be a ULID (26 characters)')
         message = _message(data, settings)
-        return message if isinstance(message, ProtocolError) else replace(message, id=message_id)
+        if isinstance(message, ProtocolError):
+            return message
+        return replace(message, id=message_id, room=target)
     if action == "join":
         return validate_room(document.get("room"), settings)
     if action == "nick":
         return validate_nick(document.get("name"), settings)
     if action == "history":
-        return _history(document.get("limit"), document.get("before"), settings)
-    simple = {"who": Who, "rooms": Rooms, "ping": Ping, "help": Help}.get(action)
+        history = _history(document.get("limit"), document.get("before"), settings)
+        return history if isinstance(history, ProtocolError) else replace(history, room=target)
+    if action == "who":
+        return Who(target)
+    simple = {"rooms": Rooms, "ping": Ping, "help": Help}.get(action)
     if simple is None:
         shown = action if len(action) <= 40 else action[:40] + "..."
         return ProtocolError(UNKNOWN_ACTION, f"unknown action {shown!r}; send /help")
     return simple()
+
+
+def _target_room(document: dict[str, Any], settings: Settings) -> str | ProtocolError | None:
+    """The `room` a frame targets (None: the current room); `join` and `create` name theirs."""
+    raw = document.get("room")
+    if raw is None or document["action"] in ("join", "create"):
+        return None
+    checked = validate_room(raw, settings)
+    return checked if isinstance(checked, ProtocolError) else checked.room
+
+
+def _parse_team(
+    action: str, document: dict[str, Any], target: str | None, settings: Settings
+) -> Command | ProtocolError | None:
+    """The actions of many rooms, private rooms and direct messages; None for others."""
+    if action == "leave":
+        return Leave(target)
+    if action == "create":
+        room = validate_room(document.get("room"), settings)
+        private = document.get("private", False)
+        if not isinstance(private, bool):
+            return ProtocolError(BAD_REQUEST, '"private" must be true or false')
+        return room if isinstance(room, ProtocolError) else Create(room.room, private)
+    if action == "invite":
+        user = validate_user(document.get("user"))
+        return user if isinstance(user, ProtocolError) else Invite(user, target)
+    if action == "dm":
+        user = validate_user(document.get("to"))
+        return user if isinstance(user, ProtocolError) else Dm(user)
+    if action == "mine":
+        return Mine()
+    if action == "read":
+        message_id = document.get("id")
+        if target is None or not isinstance(message_id, str):
+            return ProtocolError(BAD_REQUEST, 'read needs "room" and "id", a message id')
+        if not MESSAGE_ID_PATTERN.fullmatch(message_id):
+            return ProtocolError(BAD_REQUEST, '"id" must be the id of a message')
+        return Read(target, message_id)
+    return None
+
+
+def validate_user(raw: Any) -> str | ProtocolError:
+    if not isinstance(raw, str) or not USER_PATTERN.fullmatch(raw):
+        return ProtocolError(BAD_REQUEST, "a user is a username (letters, digits, . @ + = , - _)")
+    return raw
 
 
 def _parse_slash(body: str, settings: Settings) -> Command | ProtocolError:
@@ -165,13 +283,38 @@ def _parse_slash(body: str, settings: Settings) -> Command | ProtocolError:
         return validate_nick(argument, settings)
     if name == "join":
         return validate_room(argument, settings)
+    if name in ("leave", "create", "invite", "dm"):
+        return _parse_team_slash(name, argument.split(), settings)
     if name == "history":
         return _history(_slash_limit(argument), None, settings)
-    simple = {"who": Who, "rooms": Rooms, "ping": Ping, "help": Help}.get(name)
+    simple = {"who": Who, "rooms": Rooms, "ping": Ping, "help": Help, "mine": Mine}.get(name)
     if simple is None or argument:
         shown = name if len(name) <= 40 else name[:40] + "..."
         return ProtocolError(UNKNOWN_ACTION, f"unknown command /{shown}; send /help")
     return simple()
+
+
+def _parse_team_slash(name: str, words: list[str], settings: Settings) -> Command | ProtocolError:
+    """`/leave [ROOM]`, `/create ROOM [private]`, `/invite USER [ROOM]`, `/dm USER`."""
+    usage = {
+        "leave": "/leave [ROOM]",
+        "create": "/create ROOM [private]",
+        "invite": "/invite USER [ROOM]",
+        "dm": "/dm USER",
+    }[name]
+    first, rest = (words[0], words[1:]) if words else (None, [])
+    document: dict[str, Any] = {"action": name}
+    if name == "leave" and len(words) <= 1:
+        document["room"] = first
+    elif name == "create" and first and rest in ([], ["private"]):
+        document.update(room=first, private=bool(rest))
+    elif name == "invite" and first and len(rest) <= 1:
+        document.update(user=first, room=rest[0] if rest else None)
+    elif name == "dm" and first and not rest:
+        document["to"] = first
+    else:
+        return ProtocolError(BAD_REQUEST, f"usage: {usage}")
+    return _parse_action(document, settings)
 
 
 def _slash_limit(argument: str) -> int | str | None:
@@ -317,6 +460,16 @@ def joined_frame(
 
 def history_frame(room: str, messages: list[dict[str, Any]], more: bool) -> dict[str, Any]:
     return fit_history({"type": "history", "room": room}, messages, more)
+
+
+def mine_frame(rooms: list[dict[str, Any]], current: str) -> dict[str, Any]:
+    """The connection's rooms with unread counts (docs/protocol.md, `mine`)."""
+    return fit_list({"type": "mine", "current": current}, "rooms", rooms)
+
+
+def unread_label(count: int) -> int | str:
+    """Exact up to 99, then "99+"."""
+    return count if count <= 99 else "99+"
 
 
 def rooms_frame(rooms: list[tuple[str, int]]) -> dict[str, Any]:

@@ -38,6 +38,8 @@ class Settings:
     connection_ttl_seconds: int = DEFAULT_CONNECTION_TTL_SECONDS
     presence_limit: int = 100
     default_room: str = "lobby"
+    # Rooms a connection may be in at once (its own, and its person's).
+    max_rooms: int = 100
     # The function that sends shares of big broadcasts (chalicelib/fanout.py); "" = none.
     fanout_function: str = ""
     fanout_batch: int = 250
@@ -48,8 +50,9 @@ class Settings:
     joins_per_minute: int = 20
     connections_per_ip: int = 20
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
-    # AUTH: "none" (anyone with the URL) or "cognito" ($connect wants ?token=, an access
-    # token of this user pool's app client; chalicelib/auth.py).
+    # AUTH: "none" (anyone with the URL, as a guest), "cognito" ($connect wants ?token=,
+    # an access token of this user pool's app client; chalicelib/auth.py) or "optional"
+    # (a valid token signs in, no token is a guest, a bad token is refused).
     auth: str = "none"
     user_pool_id: str = ""
     client_id: str = ""
@@ -73,6 +76,7 @@ class Settings:
             ),
             presence_limit=positive_int(env, "PRESENCE_LIMIT", cls.presence_limit),
             default_room=env.get("DEFAULT_ROOM", cls.default_room),
+            max_rooms=positive_int(env, "MAX_ROOMS", cls.max_rooms),
             fanout_function=env.get("FANOUT_FUNCTION", cls.fanout_function).strip(),
             fanout_batch=positive_int(env, "FANOUT_BATCH", cls.fanout_batch),
             rate_per_second=positive_int(env, "RATE_PER_SECOND", cls.rate_per_second),
@@ -92,7 +96,7 @@ class Settings:
         return Rate.per_minute(self.joins_per_minute, self.joins_per_minute)
 
 
-AUTH_MODES = ("none", "cognito")
+AUTH_MODES = ("none", "cognito", "optional")
 
 
 def _auth(env: Mapping[str, str]) -> dict[str, str]:
@@ -104,8 +108,8 @@ def _auth(env: Mapping[str, str]) -> dict[str, str]:
         "user_pool_id": env.get("COGNITO_USER_POOL_ID", "").strip(),
         "client_id": env.get("COGNITO_CLIENT_ID", "").strip(),
     }
-    if mode == "cognito" and not (settings["user_pool_id"] and settings["client_id"]):
-        raise SettingsError("AUTH=cognito needs COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID")
+    if mode != "none" and not (settings["user_pool_id"] and settings["client_id"]):
+        raise SettingsError(f"AUTH={mode} needs COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID")
     return settings
 
 

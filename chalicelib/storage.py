@@ -4,16 +4,19 @@ One table (defined once, in .chalice/resources.json), keys `pk` and `sk`:
 
 | item        | pk          | sk           | attributes                                            |
 | ----------- | ----------- | ------------ | ----------------------------------------------------- |
-| connection  | CONN#{id}   | CONNECTION   | nick, room, connected_at, expires_at, ip, slot, user, |
-|             |             |              | confirmed, tat (frame limit), jtat (join limit)       |
+| connection  | CONN#{id}   | CONNECTION   | nick, room (current), rooms (all), connected_at, ip,  |
+|             |             |              | expires_at, slot, user, confirmed, tat, jtat (limits) |
 | membership  | ROOM#{room} | MEMBER#{id}  | nick, connected_at, expires_at, confirmed, user       |
 | nickname    | ROOM#{room} | NICK#{key}   | connection, connected_at, nick, claimed_at,           |
 |             |             |              | confirmed, user, expires_at                           |
-| message     | HIST#{room} | {ulid}       | from, text, ts, conn, verified, expires_at            |
+| message     | HIST#{room} | {ulid}       | from, text, ts, conn, user, verified, expires_at      |
 | room        | ROOMS       | {room}       | members (confirmed members), expires_at               |
 | address     | IP#{ip}     | SLOT#{n}     | connection, expires_at                                |
 
-A room's members and nicknames are one partition, so a broadcast is one
+A membership is a subscription: a connection has one in each of its `rooms`
+(a signed-in person's rooms are also stored per person, chalicelib/memberships.py,
+and every connection of theirs subscribes to all of them). A room's members and
+nicknames are one partition, so a broadcast is one
 strongly consistent Query (never a Scan); its history is another, so that
 reading members never wades through messages. `expires_at` drives DynamoDB's
 TTL; TTL deletes lag by hours, so every read drops expired items itself.
@@ -52,6 +55,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import limits
 from chalicelib.ids import new_message_id
+from chalicelib.memberships import Memberships, Unread
 from chalicelib.settings import Settings
 from chalicelib.text import nick_key
 
@@ -81,6 +85,8 @@ class Connection:
     slot: int | None = None
     confirmed: bool = True
     user: str = ""  # the Cognito username, when signed in
+    # Every room it receives (`room`, the current one, among them).
+    rooms: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,10 @@ class ChatStore:
         self._table = settings.table_name
         self._settings = settings
         self._clock = clock
+        self.people = Memberships(client, settings.table_name, clock)
+
+    def unread(self, room: str, read: str, user: str) -> Unread:
+        return self.people.unread(room, read, user, HISTORY_PREFIX + room)
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -305,6 +315,7 @@ class ChatStore:
             slot=slot,
             confirmed=confirmed,
             user=user,
+            rooms=frozenset({room}),
         )
         # Membership first: a connection item never points at a room it is not in.
         self._put(self._member_item(conn))
@@ -342,6 +353,11 @@ class ChatStore:
             )
         confirmed = replace(conn, confirmed=True, expires_at=self._expiry(confirmed=True))
         self._put(self._member_item(confirmed))
+        others = sorted(conn.rooms - {conn.room})
+        if others:
+            self._write_members(confirmed, others)
+            for room in others:
+                self._touch_room(room, +1)
         return self._touch_room(conn.room, +1)
 
     def get_connection(
@@ -357,23 +373,77 @@ class ChatStore:
             return None
         return conn
 
-    def move(self, conn: Connection, room: str) -> Connection:
-        """Leave `conn.room` for `room`, whose nickname the caller has claimed (and
-        frees in the old room); ConnectionChanged if `conn` is no longer current."""
-        moved = replace(conn, room=room)
-        self._put(self._member_item(moved))
+    def subscribe(self, conn: Connection, room: str, current: bool = True) -> Connection:
+        """Add `room` to the connection's rooms (whose nickname the caller has claimed),
+        and make it the current one; ConnectionChanged if `conn` is no longer current."""
+        joined = replace(conn, room=room if current else conn.room, rooms=conn.rooms | {room})
+        self._put(self._member_item(replace(joined, room=room)))
         try:
-            self._update_connection(conn, "SET room = :new", {":new": {"S": room}})
+            self._update_connection(
+                conn,
+                "SET room = :new ADD rooms :added",
+                {":new": {"S": joined.room}, ":added": {"SS": [room]}},
+            )
         except ConnectionChanged:
-            current = self.get_connection(conn.id, include_expired=True)
-            if current is None or current.room != room:
+            current_conn = self.get_connection(conn.id, include_expired=True)
+            if current_conn is None or room not in current_conn.rooms:
                 self._delete(_member_key(room, conn.id))
                 self.release_nick(room, conn.nick, conn.id)
             raise
-        self._delete(_member_key(conn.room, conn.id))
-        self._touch_room(conn.room, -1)
-        self._touch_room(room, +1)
-        return moved
+        if room not in conn.rooms and conn.confirmed:
+            self._touch_room(room, +1)
+        return joined
+
+    def subscribe_many(self, conn: Connection, rooms: list[str]) -> Connection:
+        """Subscribe to a signed-in person's stored rooms, in batch writes of 25: a person
+        with 50 rooms costs three requests, not fifty."""
+        added = [room for room in rooms if room not in conn.rooms]
+        if not added:
+            return conn
+        self._write_members(conn, added)
+        self._client.update_item(
+            TableName=self._table,
+            Key=_conn_key(conn.id),
+            UpdateExpression="ADD rooms :added",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":added": {"SS": added}},
+        )
+        if conn.confirmed:
+            for room in added:
+                self._touch_room(room, +1)
+        return replace(conn, rooms=conn.rooms | set(added))
+
+    def _write_members(self, conn: Connection, rooms: list[str]) -> None:
+        """The connection's memberships of `rooms`, 25 to a batch write."""
+        items = [self._member_item(replace(conn, room=room)) for room in rooms]
+        for start in range(0, len(items), 25):
+            batch = items[start : start + 25]
+            request: Any = {self._table: [{"PutRequest": {"Item": item}} for item in batch]}
+            while request:
+                response = self._client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems")
+
+    def unsubscribe(self, conn: Connection, room: str) -> tuple[Connection, Departure | None]:
+        """Take `room` from the connection's rooms (the current one moves to another);
+        the departure from it, if this call removed the membership."""
+        rooms = conn.rooms - {room}
+        current = conn.room if conn.room != room else min(rooms, default=conn.room)
+        self._update_connection(
+            conn,
+            "SET room = :new DELETE rooms :gone",
+            {":new": {"S": current}, ":gone": {"SS": [room]}},
+        )
+        left = replace(conn, room=current, rooms=rooms)
+        old = self._delete(_member_key(room, conn.id))
+        if old is None:
+            return left, None
+        member = self._member(room, old)
+        count = self._touch_room(room, -1) if member.confirmed else None
+        return left, Departure(member, count)
+
+    def set_current(self, conn: Connection, room: str) -> Connection:
+        self._update_connection(conn, "SET room = :new", {":new": {"S": room}})
+        return replace(conn, room=room)
 
     def rename(self, conn: Connection, nick: str) -> Connection:
         """Change the nickname, which the caller has claimed in the room (and frees
@@ -384,54 +454,60 @@ class ChatStore:
             if nick_key(nick) != nick_key(conn.nick):
                 self.release_nick(conn.room, nick, conn.id)
             raise
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_member_key(conn.room, conn.id),
-                UpdateExpression="SET nick = :new",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":new": {"S": nick}},
-            )
-        except ClientError as error:
-            if not _is_condition_failure(error):
-                raise  # a membership already cleaned away stays away
+        for room in sorted(conn.rooms | {conn.room}):
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=_member_key(room, conn.id),
+                    UpdateExpression="SET nick = :new",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":new": {"S": nick}},
+                )
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise  # a membership already cleaned away stays away
         return replace(conn, nick=nick)
 
     def remove_connection(
         self, connection_id: str, room_hint: str | None = None
-    ) -> Departure | None:
-        """Delete a connection and what it holds but its nickname; None when it was
-        already gone.
+    ) -> list[Departure]:
+        """Delete a connection and what it holds but its nicknames: a departure from
+        each of its rooms; none when it was already gone.
 
-        Safe to call twice or concurrently: only one caller gets the departure,
-        so a departure is announced once; that caller then frees the nickname
+        Safe to call twice or concurrently: only one caller gets the departures,
+        so a departure is announced once; that caller then frees the nicknames
         (`release_nick`). `room_hint` cleans a membership whose connection item
         is already gone (TTL deletes the two independently).
         """
         old = self._delete(_conn_key(connection_id))
         if old is not None:
             conn = self._connection(connection_id, old)
-            self._delete(_member_key(conn.room, connection_id))
             if conn.slot is not None:
                 self.release_slot(conn.ip, conn.slot, connection_id)
-            member = Member(
-                conn.room,
-                conn.id,
-                conn.nick,
-                conn.connected_at,
-                conn.expires_at,
-                conn.confirmed,
-                conn.user,
-            )
+            members = [
+                Member(
+                    room,
+                    conn.id,
+                    conn.nick,
+                    conn.connected_at,
+                    conn.expires_at,
+                    conn.confirmed,
+                    conn.user,
+                )
+                for room in sorted(conn.rooms | {conn.room}, key=lambda r: r != conn.room)
+            ]
+            for member in members:
+                self._delete(_member_key(member.room, connection_id))
         elif room_hint is not None:
             item = self._delete(_member_key(room_hint, connection_id))
             if item is None:
-                return None
-            member = self._member(room_hint, item)
+                return []
+            members = [self._member(room_hint, item)]
         else:
-            return None
-        count = self._touch_room(member.room, -1) if member.confirmed else None
-        return Departure(member, count)
+            return []
+        return [
+            Departure(m, self._touch_room(m.room, -1) if m.confirmed else None) for m in members
+        ]
 
     # Rooms -------------------------------------------------------------------------
 
@@ -526,6 +602,7 @@ class ChatStore:
                     "text": {"S": text},
                     "ts": {"S": message["ts"]},
                     "conn": {"S": conn.id},
+                    "user": {"S": conn.user},
                     "verified": {"BOOL": bool(conn.user)},
                     "expires_at": {"N": str(expires_at)},
                 },
@@ -701,6 +778,7 @@ class ChatStore:
             slot=None if slot is None else int(slot["N"]),
             confirmed=item.get("confirmed", {}).get("BOOL", True),
             user=item.get("user", {}).get("S", ""),
+            rooms=frozenset(item.get("rooms", {}).get("SS", [])) | {item["room"]["S"]},
         )
 
     def _member(self, room: str, item: dict[str, Any]) -> Member:
@@ -740,6 +818,7 @@ class ChatStore:
         }
         if conn.slot is not None:
             item["slot"] = {"N": str(conn.slot)}
+        item["rooms"] = {"SS": sorted(conn.rooms | {conn.room})}
         return item
 
     def _member_item(self, conn: Connection) -> dict[str, Any]:

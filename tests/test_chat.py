@@ -62,7 +62,10 @@ def test_a_message_reaches_every_member_once_with_one_id(chat: ChatHarness) -> N
     assert chat.take(elsewhere) == []
 
 
-def test_join_moves_the_member_and_tells_both_rooms(chat: ChatHarness) -> None:
+def test_join_adds_the_room_and_tells_it_while_the_old_room_keeps_the_member(
+    chat: ChatHarness,
+) -> None:
+    """Changed with rooms per person (issue 17): `join` used to leave the old room."""
     alice = chat.connect({"nick": "alice"})
     bob = chat.connect({"nick": "bob"})
     carol = chat.connect({"nick": "carol", "room": "dev"})
@@ -80,10 +83,22 @@ def test_join_moves_the_member_and_tells_both_rooms(chat: ChatHarness) -> None:
     assert chat.take(carol) == [
         {"type": "presence", "room": "dev", "event": "join", "nick": "alice", "count": 2}
     ]
+    assert chat.take(bob) == []  # alice is still in the lobby
+    message(chat, bob, "lobby only")
+    ((heard,),) = [chat.take(alice)]
+    assert (heard["room"], heard["text"]) == ("lobby", "lobby only")
+    chat.drain()
+    message(chat, alice, "to dev, the current room")
+    assert [f["text"] for f in chat.take(carol)] == ["to dev, the current room"]
+    assert chat.take(bob) == []
+    chat.drain()
+
+    chat.send(alice, {"action": "leave", "room": "lobby"})
+    assert chat.take(alice) == [{"type": "left", "room": "lobby", "current": "dev"}]
     assert chat.take(bob) == [
         {"type": "presence", "room": "lobby", "event": "leave", "nick": "alice", "count": 1}
     ]
-    message(chat, bob, "lobby only")
+    message(chat, bob, "lobby only, again")
     assert chat.take(alice) == []
 
 
@@ -621,12 +636,13 @@ def test_a_change_from_a_stale_copy_is_refused_and_leaves_no_trace(dynamodb: Any
 
     store = ChatStore(dynamodb, Settings(table_name=dev_table_name()))
     stale = store.add_connection("conn1AAAAAAAAAA=", "ada", "a", confirmed=True)
-    store.move(stale, "b")
+    store.subscribe(stale, "b")
     with pytest.raises(ConnectionChanged):
-        store.move(stale, "c")
+        store.subscribe(stale, "c")
     with pytest.raises(ConnectionChanged):
         store.rename(stale, "grace")
     assert store.members("c") == ([], [])
-    ((member,), _) = store.members("b")
-    assert (member.connection_id, member.nick) == ("conn1AAAAAAAAAA=", "ada")
-    assert store.members("a") == ([], [])
+    for room in ("a", "b"):  # `join` adds a room: "a" is still one of its rooms
+        ((member,), _) = store.members(room)
+        assert (member.connection_id, member.nick) == ("conn1AAAAAAAAAA=", "ada")
+    assert store.get_connection("conn1AAAAAAAAAA=").rooms == {"a", "b"}

@@ -1,0 +1,276 @@
+"""A person's rooms, private rooms and read markers: what outlives a connection.
+
+Items, in the chat's one table (storage.py has the rest):
+
+| item            | pk          | sk           | attributes                                  |
+| --------------- | ----------- | ------------ | ------------------------------------------- |
+| a person's room | USER#{user} | ROOM#{room}  | private, dm, peer (a DM's other user),      |
+|                 |             |              | read (the last message read), added_at      |
+| a live tab      | USER#{user} | CONN#{id}    | expires_at                                  |
+| a room's terms  | ROOM#{room} | META         | private, dm, owner, created_at              |
+
+Only signed-in people have items here: a guest's rooms are its connection's
+`rooms` (storage.py) and die with it, so a guest costs no write more than
+before. A public room has no META item; a private room or DM has one, and only
+people with a room item for it may join it, read it or post into it (the room
+item is the invitation). Room items leave room for what comes next: roles and
+bans as ROOM#{room} ROLE#/BAN#{user} items beside META, and per-person settings
+as attributes of the room item.
+
+Request counts: a person's rooms are one Query (their partition, at most
+MAX_ROOMS room items and their live connections); joining a private room one
+GetItem for META and one for the room item; an unread count one Query of the
+room's history after the read marker, Limit 100 (`unread`); `read` one
+conditional UpdateItem (a marker only moves forward).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+USER_PREFIX = "USER#"
+ROOM_PREFIX = "ROOM#"
+CONN_PREFIX = "CONN#"
+META_SK = "META"
+DM_PREFIX = "dm-"
+# Unread counts are exact up to 99; one more tells "99+".
+UNREAD_CAP = 100
+
+
+@dataclass(frozen=True)
+class RoomTerms:
+    """Who may be in a room that is not public."""
+
+    room: str
+    private: bool
+    dm: bool
+    owner: str
+
+
+@dataclass(frozen=True)
+class PersonRoom:
+    room: str
+    private: bool = False
+    dm: bool = False
+    peer: str = ""
+    read: str = ""
+
+
+@dataclass(frozen=True)
+class Unread:
+    count: int
+    mentions: int
+    last: str | None
+
+
+def dm_room(user: str, other: str) -> str:
+    """The one DM room of two users: the same whoever opens it, not guessable into access
+    (membership is checked), and within the room-name rules."""
+    pair = "\n".join(sorted((user, other)))
+    return DM_PREFIX + hashlib.blake2s(pair.encode()).hexdigest()[:24]
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class Memberships:
+    def __init__(self, client: Any, table: str, clock: Callable[[], float]) -> None:
+        self._client = client
+        self._table = table
+        self._clock = clock
+
+    # Room terms ----------------------------------------------------------------------
+
+    def terms(self, room: str) -> RoomTerms | None:
+        """The room's terms; None for a public room."""
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": ROOM_PREFIX + room}, "sk": {"S": META_SK}},
+            ConsistentRead=True,
+        ).get("Item")
+        return None if item is None else _terms(room, item)
+
+    def private_among(self, rooms: list[str]) -> set[str]:
+        """Which of `rooms` are private: one BatchGetItem per 100."""
+        private: set[str] = set()
+        for start in range(0, len(rooms), 100):
+            keys = [
+                {"pk": {"S": ROOM_PREFIX + room}, "sk": {"S": META_SK}}
+                for room in rooms[start : start + 100]
+            ]
+            request = {self._table: {"Keys": keys, "ProjectionExpression": "pk"}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    private.add(item["pk"]["S"][len(ROOM_PREFIX) :])
+                request = response.get("UnprocessedKeys") or {}
+        return private
+
+    def create(self, room: str, owner: str, dm: bool = False) -> bool:
+        """Make `room` private with this owner; False when it already has terms."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": ROOM_PREFIX + room},
+                    "sk": {"S": META_SK},
+                    "private": {"BOOL": True},
+                    "dm": {"BOOL": dm},
+                    "owner": {"S": owner},
+                    "created_at": {"N": str(int(self._clock() * 1000))},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    # A person's rooms ----------------------------------------------------------------
+
+    def rooms_of(self, user: str) -> tuple[list[PersonRoom], list[str]]:
+        """A person's rooms and live connections: one Query of their partition."""
+        rooms: list[PersonRoom] = []
+        connections: list[str] = []
+        now = self._clock()
+        for item in self._partition(user):
+            sk = item["sk"]["S"]
+            if sk.startswith(ROOM_PREFIX):
+                rooms.append(_person_room(sk[len(ROOM_PREFIX) :], item))
+            elif sk.startswith(CONN_PREFIX) and int(item["expires_at"]["N"]) > now:
+                connections.append(sk[len(CONN_PREFIX) :])
+        return rooms, connections
+
+    def room_of(self, user: str, room: str) -> PersonRoom | None:
+        item = self._client.get_item(
+            TableName=self._table, Key=_person_room_key(user, room), ConsistentRead=True
+        ).get("Item")
+        return None if item is None else _person_room(room, item)
+
+    def add(self, user: str, entry: PersonRoom) -> None:
+        """Give a person a room; a read marker they have already is kept."""
+        values: dict[str, Any] = {
+            ":p": {"BOOL": entry.private},
+            ":d": {"BOOL": entry.dm},
+            ":peer": {"S": entry.peer},
+            ":t": {"N": str(int(self._clock() * 1000))},
+        }
+        update = "SET private = :p, dm = :d, peer = :peer, added_at = if_not_exists(added_at, :t)"
+        if entry.read:
+            update += ", #r = if_not_exists(#r, :read)"
+            values[":read"] = {"S": entry.read}
+        self._client.update_item(
+            TableName=self._table,
+            Key=_person_room_key(user, entry.room),
+            UpdateExpression=update,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": {"#r": "read"}} if entry.read else {}),
+        )
+
+    def remove(self, user: str, room: str) -> None:
+        self._client.delete_item(TableName=self._table, Key=_person_room_key(user, room))
+
+    def mark_read(self, user: str, room: str, message_id: str) -> bool:
+        """Move the person's marker forward to `message_id`; False if it is not their room
+        (a marker further on stays where it is, and is no failure)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_person_room_key(user, room),
+                UpdateExpression="SET #r = :id",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(#r) OR #r < :id)",
+                ExpressionAttributeNames={"#r": "read"},
+                ExpressionAttributeValues={":id": {"S": message_id}},
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return self.room_of(user, room) is not None
+        return True
+
+    # A person's connections ----------------------------------------------------------
+
+    def add_connection(self, user: str, connection_id: str, expires_at: int) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": USER_PREFIX + user},
+                "sk": {"S": CONN_PREFIX + connection_id},
+                "expires_at": {"N": str(expires_at)},
+            },
+        )
+
+    def remove_connection(self, user: str, connection_id: str) -> None:
+        self._client.delete_item(
+            TableName=self._table,
+            Key={"pk": {"S": USER_PREFIX + user}, "sk": {"S": CONN_PREFIX + connection_id}},
+        )
+
+    # Unread counts -------------------------------------------------------------------
+
+    def unread(self, room: str, read: str, user: str, history_pk: str) -> Unread:
+        """Messages after the marker, not the person's own: one Query, newest first,
+        at most UNREAD_CAP items; `mentions` counts those naming @user."""
+        condition = "pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": history_pk}}
+        if read:
+            condition += " AND sk > :read"
+            values[":read"] = {"S": read}
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ExpressionAttributeNames={"#t": "text", "#u": "user"},
+            ProjectionExpression="sk, #t, #u, expires_at",
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            Limit=UNREAD_CAP,
+        )
+        now = self._clock()
+        items = [i for i in response["Items"] if int(i["expires_at"]["N"]) > now]
+        last = items[0]["sk"]["S"] if items else (read or None)
+        theirs = [i for i in items if i.get("user", {}).get("S") != user or not user]
+        mention = f"@{user}".casefold()
+        mentions = sum(1 for i in theirs if user and mention in i["text"]["S"].casefold())
+        return Unread(len(theirs), mentions, last)
+
+    def _partition(self, user: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": USER_PREFIX + user}},
+            ConsistentRead=True,
+        ):
+            yield from page["Items"]
+
+
+def _person_room_key(user: str, room: str) -> dict[str, Any]:
+    return {"pk": {"S": USER_PREFIX + user}, "sk": {"S": ROOM_PREFIX + room}}
+
+
+def _person_room(room: str, item: dict[str, Any]) -> PersonRoom:
+    return PersonRoom(
+        room=room,
+        private=item.get("private", {}).get("BOOL", False),
+        dm=item.get("dm", {}).get("BOOL", False),
+        peer=item.get("peer", {}).get("S", ""),
+        read=item.get("read", {}).get("S", ""),
+    )
+
+
+def _terms(room: str, item: dict[str, Any]) -> RoomTerms:
+    return RoomTerms(
+        room=room,
+        private=item.get("private", {}).get("BOOL", True),
+        dm=item.get("dm", {}).get("BOOL", False),
+        owner=item.get("owner", {}).get("S", ""),
+    )
