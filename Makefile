@@ -12,10 +12,11 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# `make run AUTH=cognito`: the chat with sign-in; the embedded Cognito gets a demo user.
-AUTH ?= none
-DEMO_USER ?= demo:Demo-password-1
-RUN_FLAGS = $(if $(filter cognito,$(AUTH)),--env AUTH=cognito --cognito-user $(DEMO_USER))
+# `make run`: the dev stage's AUTH=optional (guests, and sign-in for the demo users, whose
+# passwords the banner shows); `make run AUTH=cognito` requires sign-in, `AUTH=none` refuses it.
+AUTH ?= optional
+DEMO_USERS ?= alice:Alice-password-1 bob:Bob-password-1 carol:Carol-password-1
+RUN_FLAGS = --env AUTH=$(AUTH) $(foreach user,$(DEMO_USERS),--cognito-user $(user))
 
 run: $(INSTALLED)
 	$(PY) -m localgateway $(RUN_FLAGS)

@@ -150,6 +150,8 @@ class Chat:
                 return _refusal(400, invalid.code, invalid.message)
         ip = raw.get("requestContext", {}).get("identity", {}).get("sourceIp", "")
         with budget.within(budget.CONNECT_SECONDS):
+            if self._settings.auth != "none" and self._verifier is None and "token" in query:
+                return _refusal(401, protocol.UNAUTHORIZED, "this chat has no sign-in set up")
             guest = self._settings.auth == "optional" and "token" not in query
             if self._verifier is None or guest:
                 chosen = "nick" in query
@@ -217,6 +219,9 @@ class Chat:
         slot = None
         now = self._store.now_ms()
         try:
+            if not self._may_enter(room, user):
+                message = f"{room} is private: only its members may join it"
+                return _refusal(403, protocol.FORBIDDEN, message)
             slot = self._store.claim_slot(ip, connection_id)
             nick = self._claim(room, nick, connection_id, now, chosen, False, user)
             conn = self._store.add_connection(
@@ -298,8 +303,23 @@ class Chat:
             conn.user, conn.id, self._store.now_ms() // 1000 + self._settings.connection_ttl_seconds
         )
         rooms, _ = people.rooms_of(conn.user)
+        if conn.room not in {r.room for r in rooms}:  # a new room: its past is not unread
+            newest, _ = self._store.history(conn.room, 1)
+            people.add(conn.user, PersonRoom(conn.room, read=newest[-1]["id"] if newest else ""))
         names = [r.room for r in rooms if r.room != conn.room][: self._settings.max_rooms - 1]
         return self._store.subscribe_many(conn, names)
+
+    def _may_enter(self, room: str, user: str) -> bool:
+        """`?room=` on $connect: a private room only for its members (the default room
+        is never private: `create` refuses it, so connecting there costs no read)."""
+        if room == self._settings.default_room:
+            return True
+        if room.startswith(DM_PREFIX) and not user:
+            return False
+        terms = self._store.people.terms(room)
+        if terms is None:
+            return not room.startswith(DM_PREFIX)
+        return bool(user) and self._store.people.room_of(user, room) is not None
 
     def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
         """Best effort after a failed $connect: what it wrote is pending and expires anyway."""
@@ -579,7 +599,11 @@ class Chat:
             message = "sign in to create private rooms"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return
-        taken = command.room.startswith(DM_PREFIX) or self._store.room_count(command.room) > 0
+        taken = (
+            command.room.startswith(DM_PREFIX)
+            or command.room == self._settings.default_room
+            or self._store.room_count(command.room) > 0
+        )
         if taken or not self._store.people.create(command.room, conn.user):
             message = f"{command.room} exists already: choose another name"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))

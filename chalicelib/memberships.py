@@ -162,16 +162,18 @@ class Memberships:
             ":peer": {"S": entry.peer},
             ":t": {"N": str(int(self._clock() * 1000))},
         }
-        update = "SET private = :p, dm = :d, peer = :peer, added_at = if_not_exists(added_at, :t)"
+        names = {"#p": "private", "#d": "dm", "#peer": "peer", "#t": "added_at"}
+        update = "SET #p = :p, #d = :d, #peer = :peer, #t = if_not_exists(#t, :t)"
         if entry.read:
             update += ", #r = if_not_exists(#r, :read)"
             values[":read"] = {"S": entry.read}
+            names["#r"] = "read"
         self._client.update_item(
             TableName=self._table,
             Key=_person_room_key(user, entry.room),
             UpdateExpression=update,
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            **({"ExpressionAttributeNames": {"#r": "read"}} if entry.read else {}),
         )
 
     def remove(self, user: str, room: str) -> None:

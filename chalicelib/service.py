@@ -105,6 +105,6 @@ def chat(websocket_api: Any) -> Chat:
     if settings.fanout_function:
         fanout = FanOut(lambda_client, settings.fanout_function, settings.fanout_batch, send_pool())
     checks = None
-    if settings.auth != "none":
+    if settings.auth != "none" and settings.user_pool_id and settings.client_id:
         checks = verifier(settings.user_pool_id, settings.client_id)
     return Chat(store, Sender(websocket_api, send_pool()), settings, fanout, checks)

@@ -53,7 +53,7 @@ class Settings:
     # AUTH: "none" (anyone with the URL, as a guest), "cognito" ($connect wants ?token=,
     # an access token of this user pool's app client; chalicelib/auth.py) or "optional"
     # (a valid token signs in, no token is a guest, a bad token is refused).
-    auth: str = "none"
+    auth: str = "optional"
     user_pool_id: str = ""
     client_id: str = ""
 
@@ -100,7 +100,7 @@ AUTH_MODES = ("none", "cognito", "optional")
 
 
 def _auth(env: Mapping[str, str]) -> dict[str, str]:
-    mode = env.get("AUTH", "none").strip().lower() or "none"
+    mode = env.get("AUTH", "optional").strip().lower() or "optional"
     if mode not in AUTH_MODES:
         raise SettingsError(f"AUTH must be one of {', '.join(AUTH_MODES)}, got {mode!r}")
     settings = {
@@ -108,8 +108,9 @@ def _auth(env: Mapping[str, str]) -> dict[str, str]:
         "user_pool_id": env.get("COGNITO_USER_POOL_ID", "").strip(),
         "client_id": env.get("COGNITO_CLIENT_ID", "").strip(),
     }
-    if mode != "none" and not (settings["user_pool_id"] and settings["client_id"]):
-        raise SettingsError(f"AUTH={mode} needs COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID")
+    # `optional` without a pool (a stage with no Cognito yet) admits guests only.
+    if mode == "cognito" and not (settings["user_pool_id"] and settings["client_id"]):
+        raise SettingsError("AUTH=cognito needs COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID")
     return settings
 
 

@@ -356,6 +356,8 @@ class _Identities:
             "user_pools": self.made.pools,
             "clients": self.made.clients,
             "users": [name for name, _ in self.users],
+            # Shown in the banner: they are demo users, made from the command line.
+            "passwords": dict(self.users),
         }
 
 
@@ -586,7 +588,10 @@ def _cognito_lines(endpoints: dict[str, Any]) -> list[str]:
         return []
     pools = ", ".join(f"{pool} ({logical})" for logical, pool in about["user_pools"].items())
     clients = ", ".join(f"{client} ({logical})" for logical, client in about["clients"].items())
-    users = ", ".join(about["users"]) or "none yet (--cognito-user NAME:PASSWORD)"
+    passwords = about.get("passwords", {})
+    users = ", ".join(f"{name} ({passwords[name]})" for name in about["users"]) or (
+        "none yet (--cognito-user NAME:PASSWORD)"
+    )
     query = urlencode(
         {"cognito": about["endpoint"], "client": next(iter(about["clients"].values()))}
     )

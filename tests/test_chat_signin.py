@@ -161,7 +161,10 @@ def test_cognito_unreachable_is_503_not_401(
     assert (refusal["status"], refusal["code"]) == (503, "unavailable")
 
 
-def test_without_auth_a_token_is_ignored_and_nobody_is_verified(chat: ChatHarness) -> None:
+def test_without_auth_a_token_is_ignored_and_nobody_is_verified(
+    chat: ChatHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTH", "none")  # the default is `optional` since issue 17
     guest = chat.connect({"token": "anything", "nick": "ada"})
     chat.drain()
     chat.send(guest, {"action": "sendmessage", "data": "hi"})
