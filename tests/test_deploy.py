@@ -126,6 +126,8 @@ def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str
             "Sid": "ChatTableItems",
             "Effect": "Allow",
             "Action": [
+                "dynamodb:BatchGetItem",
+                "dynamodb:BatchWriteItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",

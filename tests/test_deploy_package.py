@@ -67,6 +67,8 @@ EXPECTED_POLICY = {
                 "Sid": "ChatTableItems",
                 "Effect": "Allow",
                 "Action": [
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:GetItem",
                     "dynamodb:PutItem",

@@ -44,13 +44,15 @@ def calls_on(path: Path, receiver: str) -> list[tuple[str, ast.Call]]:
 
 
 def dynamodb_actions() -> list[str]:
-    """The IAM actions for the DynamoDB calls of chalicelib/storage.py."""
+    """The IAM actions for the DynamoDB calls of the store (chalicelib/storage.py and,
+    since issue 17, chalicelib/memberships.py)."""
     path = CHALICELIB / "storage.py"
     operations: set[str] = set()
-    for name, call in calls_on(path, "self._client"):
-        if name == "get_paginator":
-            name = ast.literal_eval(call.args[0])
-        operations.add("".join(part.title() for part in name.split("_")))
+    for module in ("storage.py", "memberships.py"):
+        for name, call in calls_on(CHALICELIB / module, "self._client"):
+            if name == "get_paginator":
+                name = ast.literal_eval(call.args[0])
+            operations.add("".join(part.title() for part in name.split("_")))
     if "TransactWriteItems" in operations:
         # IAM authorises each item of a transaction by its own action.
         operations.remove("TransactWriteItems")

@@ -73,7 +73,12 @@ def test_join_nick_message_presence_and_history_with_three_clients(
             send(carol, "who")
             expect(carol, "members", members=["alice", "carol", "robert"], count=3)
             send(carol, "rooms")
-            expect(carol, "rooms", rooms=[{"name": "lobby", "members": 3}])
+            # `join` adds a room (issue 17): carol is in dev still, and in the lobby.
+            expect(
+                carol,
+                "rooms",
+                rooms=[{"name": "lobby", "members": 3}, {"name": "dev", "members": 1}],
+            )
 
         for ws in (alice, bob):  # carol's $disconnect
             expect(ws, "presence", event="leave", nick="carol", count=2)

@@ -122,5 +122,5 @@ def test_the_banner_gives_the_pool_the_client_the_users_and_a_sign_in_page(
     assert set(about["clients"]) == {"ChatUserPoolClient"}
     assert about["users"] == ["demo", "sam"]
     banner = gateway.log()
-    assert "users: demo, sam" in banner
+    assert "users: demo (Demo-password-1), sam (Sam-password-12)" in banner
     assert f"client={about['clients']['ChatUserPoolClient']}" in banner
