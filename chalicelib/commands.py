@@ -15,6 +15,7 @@ of their own, so a wave of leaves costs O(n), not O(n^2).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -532,6 +533,8 @@ class Chat:
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return None
         entry = self._store.people.room_of(conn.user, room)
+        if entry is None and terms.owner == conn.user:  # an owner who left comes back
+            return PersonRoom(room, private=True)
         if entry is None:
             self._reply_error(conn.id, refused)
         return entry
@@ -844,9 +847,14 @@ class Chat:
         finally:
             self._store.release_nick(member.room, member.nick, member.connection_id)
         if stays is not None:
-            self._hold(
-                member.room, stays.nick, stays.connection_id, stays.connected_at, user=stays.user
-            )
+            with contextlib.suppress(NickTaken):  # taken in between: the tab keeps its membership
+                self._hold(
+                    member.room,
+                    stays.nick,
+                    stays.connection_id,
+                    stays.connected_at,
+                    user=stays.user,
+                )
 
     def _reply_error(self, connection_id: str, error: ProtocolError) -> None:
         self._sender.send(connection_id, protocol.error_frame(error))

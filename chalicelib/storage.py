@@ -401,13 +401,19 @@ class ChatStore:
         if not added:
             return conn
         self._write_members(conn, added)
-        self._client.update_item(
-            TableName=self._table,
-            Key=_conn_key(conn.id),
-            UpdateExpression="ADD rooms :added",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":added": {"SS": added}},
-        )
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_conn_key(conn.id),
+                UpdateExpression="ADD rooms :added",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":added": {"SS": added}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
+            # Gone meanwhile: its first send answers 410 and evicts what was written.
+            return conn
         if conn.confirmed:
             for room in added:
                 self._touch_room(room, +1)

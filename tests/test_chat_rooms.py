@@ -308,3 +308,25 @@ def test_a_room_of_hundreds_is_one_query_per_broadcast(
     assert queries == ["ROOM#big"]
     assert sum(len(texts(chat.take(m))) for m in members) == 150
     assert texts(chat.take(alice)) == [("big", "to all")]
+
+
+def test_leaving_takes_the_room_from_every_connection_of_the_person(
+    chat: ChatHarness, team: Pool
+) -> None:
+    laptop = person(chat, team, "alice")
+    phone = person(chat, team, "alice")
+    chat.send(laptop, {"action": "create", "room": "mine-only", "private": True})
+    assert of_type(chat.take(phone), "added")[0]["room"] == "mine-only"
+    bob = person(chat, team, "bob")
+    chat.drain()
+
+    chat.send(phone, "/leave mine-only")
+    assert of_type(chat.take(laptop), "left") == [{"type": "left", "room": "mine-only"}]
+    assert of_type(chat.take(phone), "left")[0]["current"] == "lobby"
+    assert "mine-only" not in mine(chat, laptop)
+    say(chat, bob, "after the leave")
+    assert texts(chat.take(laptop)) == [("lobby", "after the leave")]
+    chat.send(laptop, {"action": "join", "room": "mine-only"})  # the owner may come back
+    assert chat.take_one(laptop, "joined")["room"] == "mine-only"
+    chat.send(bob, {"action": "join", "room": "mine-only"})  # nobody else
+    assert chat.take_one(bob, "error")["code"] == "forbidden"
