@@ -8,7 +8,7 @@ a Query of an empty partition, a Query of a 20-item partition, a GetItem and
 a PutItem. For each store:
 
 - `moto`: moto 5.1's DynamoDB as it is (a Query lists and sorts the whole table);
-- `moto + partition query`: the same with localgateway/moto_query.py, as the
+- `moto + partition query`: the same with localgateway/aws/moto_query.py, as the
   gateway embeds it;
 - any other DynamoDB named with `--endpoint NAME=URL`: dynalite
   (`npm install dynalite@4` then `node node_modules/dynalite/cli.js --port 4567`),
@@ -30,7 +30,7 @@ import boto3
 
 from bench import report
 from bench.markers import replace_block
-from localgateway import dynamodb, moto_query
+from localgateway.aws import dynamodb, moto_query
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PARTITIONS = 500

@@ -49,7 +49,7 @@ from deploytools.project import (
     route_throttling,
 )
 from deploytools.runner import ChaliceRunner, run_chalice
-from localgateway import cognito, tables
+from localgateway.aws import cognito, tables
 
 # The merge template's user pool and app client, for AUTH=cognito stages.
 USER_POOL = "ChatUserPool"

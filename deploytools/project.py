@@ -14,7 +14,7 @@ from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
-from localgateway import tables
+from localgateway.aws import tables
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 
-from localgateway import registry, workers
+from localgateway.apigateway import registry
+from localgateway.awslambda import process_pool
 
 access_log = logging.getLogger("localgateway.access")
 # An invocation that waited this long for a free worker says so on its line.
 QUEUED_NOTE_MS = 100
 
 
-def status_of(result: workers.Result) -> int:
+def status_of(result: process_pool.Result) -> int:
     """The HTTP status a handler's result stands for: its statusCode, 200, or 500 if it failed."""
     if not result.ok:
         return 500
@@ -28,7 +29,7 @@ def status_of(result: workers.Result) -> int:
     return 200
 
 
-def level(result: workers.Result | None) -> int:
+def level(result: process_pool.Result | None) -> int:
     return logging.WARNING if result is not None and not result.ok else logging.INFO
 
 
@@ -37,7 +38,7 @@ def event(
     route: str,
     connection_id: str,
     status: int | None,
-    result: workers.Result | None,
+    result: process_pool.Result | None,
     close: registry.Close | None = None,
 ) -> None:
     """A websocket event: route, connection, status, duration, and how it closed."""
@@ -67,7 +68,7 @@ def invoke(
     name: str,
     invocation_type: str,
     status: int,
-    result: workers.Result | None,
+    result: process_pool.Result | None,
     refusal: str | None = None,
 ) -> None:
     """A Lambda invocation: function, invocation type, status, duration."""
@@ -86,7 +87,7 @@ def invoke(
     )
 
 
-def request(method: str, path: str, status: int, result: workers.Result) -> None:
+def request(method: str, path: str, status: int, result: process_pool.Result) -> None:
     """A REST route's request."""
     suffix = f"  ({result.error})" if result.error else ""
     access_log.log(

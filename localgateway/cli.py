@@ -37,22 +37,14 @@ import boto3
 from aiohttp import web
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localgateway import (
-    cognito,
-    dynamodb,
-    environment,
-    events,
-    moto_query,
-    netguard,
-    project,
-    registry,
-    state,
-    tls,
-    workers,
-)
+from localgateway import project, tls
+from localgateway.apigateway import events, registry
+from localgateway.aws import cognito, dynamodb, moto_query
+from localgateway.awslambda import environment, netguard, process_pool
 from localgateway.reload import Reloader
 from localgateway.server import Gateway
-from localgateway.signing import Signatures
+from localgateway.signing.signatures import Signatures
+from localgateway.state import snapshot
 
 log = logging.getLogger("localgateway")
 
@@ -130,7 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--queue-timeout",
         type=float,
-        default=workers.QUEUE_TIMEOUT_SECONDS,
+        default=process_pool.QUEUE_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="refuse an invocation that waited this long for a free handler process",
     )
@@ -264,8 +256,8 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         main_address = f"{main_host}:{main_socket.getsockname()[1]}"
         region = environment.region(os.environ)
         credentials = _developer_credentials() if off_machine else environment.FAKE_CREDENTIALS
-        runtime = workers.Runtime(
-            workers.Launch(
+        runtime = process_pool.Runtime(
+            process_pool.Launch(
                 region=region,
                 endpoints=environment.Endpoints(
                     aws=aws_endpoint,
@@ -383,7 +375,7 @@ class _Tables:
         for table in self._declared:
             ttl = table.properties.get("TimeToLiveSpecification") or {}
             attribute = ttl.get("AttributeName") if ttl.get("Enabled") else None
-            self.restored[table.name] = state.load(
+            self.restored[table.name] = snapshot.load(
                 self.client, table.name, self.state_dir, attribute
             )
 
@@ -391,11 +383,11 @@ class _Tables:
         if self.state_dir is None:
             return {}
         return {
-            table.name: state.save(self.client, table.name, self.state_dir)
+            table.name: snapshot.save(self.client, table.name, self.state_dir)
             for table in self._declared
         }
 
-    def unknown(self, generation: workers.Generation) -> list[str]:
+    def unknown(self, generation: process_pool.Generation) -> list[str]:
         """Warnings for handler variables that name a table this DynamoDB does not have."""
         existing = set(dynamodb.table_names(self.client))
         return [
@@ -411,7 +403,7 @@ class _Tables:
 
 
 async def _start(
-    runtime: workers.Runtime, source: project.Project, tables: _Tables, fresh: bool
+    runtime: process_pool.Runtime, source: project.Project, tables: _Tables, fresh: bool
 ) -> None:
     """Create (and fill) the tables and import the app in a first worker, at the same time."""
 
@@ -423,7 +415,7 @@ async def _start(
     ready = asyncio.create_task(asyncio.to_thread(prepare))
     try:
         await runtime.load(source)
-    except workers.WorkerFailed as error:
+    except process_pool.WorkerFailed as error:
         ready.cancel()
         raise StartupError(f"{source.root / 'app.py'} failed to import:\n{error}") from None
     try:
@@ -434,7 +426,7 @@ async def _start(
         raise StartupError(f"cannot restore the tables from {tables.state_dir}: {error}") from None
 
 
-async def _shut_down(gateway: Gateway, runtime: workers.Runtime, tables: _Tables) -> None:
+async def _shut_down(gateway: Gateway, runtime: process_pool.Runtime, tables: _Tables) -> None:
     """Close every websocket (1001), let their $disconnects run, save the tables."""
     left = await gateway.close_all(SHUTDOWN_DISCONNECT_SECONDS)
     if left:
@@ -493,7 +485,9 @@ def _exposure_warning(host: str) -> str:
     )
 
 
-def _stop_on_signals(runtime: workers.Runtime, stack: contextlib.AsyncExitStack) -> asyncio.Event:
+def _stop_on_signals(
+    runtime: process_pool.Runtime, stack: contextlib.AsyncExitStack
+) -> asyncio.Event:
     """Ctrl-C (or SIGTERM) stops gracefully; a second one stops at once."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -33,7 +33,8 @@ from chalice.constants import (
 )
 from chalice.utils import to_cfn_resource_name
 
-from localgateway import routing, tables
+from localgateway.apigateway import routing
+from localgateway.aws import tables
 
 CONFIG_FILE = Path(".chalice") / "config.json"
 # Where a merge template is looked for: ours, then the Chalice tutorial's project root.

@@ -1,4 +1,4 @@
-"""Autoreload: a code or settings change starts a new generation of workers.
+"""Autoreload: a code or settings change starts a new generation of process_pool.
 
 Like a Lambda redeploy, a reload keeps every websocket open (they live in
 the gateway, not in the workers) and loses no message: the old generation
@@ -26,7 +26,8 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from watchfiles import awatch
 
-from localgateway import project, workers
+from localgateway import project
+from localgateway.awslambda import process_pool
 
 log = logging.getLogger("localgateway")
 
@@ -38,10 +39,10 @@ STEP_MS = 50
 class Reloader:
     def __init__(
         self,
-        runtime: workers.Runtime,
+        runtime: process_pool.Runtime,
         load: Callable[[], project.Project],
         prepare: Callable[[project.Project], object],
-        check: Callable[[workers.Generation], list[str]],
+        check: Callable[[process_pool.Generation], list[str]],
     ) -> None:
         self._runtime = runtime
         self._load = load
@@ -117,7 +118,7 @@ class Reloader:
             return False
         try:
             generation = await self._runtime.load(source)
-        except workers.WorkerFailed as error:
+        except process_pool.WorkerFailed as error:
             log.error(
                 "not reloaded, the app failed to import; still serving the previous version:\n%s",
                 error,

@@ -1,9 +1,9 @@
 """The gateway's HTTP side: one aiohttp application made of one part per API.
 
-- `/{stage}`: the websocket endpoint (`websocket_api`).
-- `/{stage}/@connections/{id}`: the @connections API (`connections_api`), signed.
-- `/2015-03-31/functions/{name}/invocations`: Lambda's Invoke (`invoke_api`), signed.
-- Anything else: REST routes, static files, or 403 (`rest_api`).
+- `/{stage}`: the websocket endpoint (`apigateway.websocket`).
+- `/{stage}/@connections/{id}`: the @connections API (`apigateway.connections`), signed.
+- `/2015-03-31/functions/{name}/invocations`: Lambda's Invoke (`awslambda.invoke`), signed.
+- Anything else: REST routes, static files, or 403 (`apigateway.rest`).
 
 The same application is served on the main port (plain HTTP) and on the TLS
 port, where the app's own `app.websocket_api` reaches it.
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from localgateway import events, registry, workers
-from localgateway.connections_api import ConnectionsApi
-from localgateway.invoke_api import InvokeApi
-from localgateway.rest_api import RestApi
-from localgateway.signing import Signatures
-from localgateway.websocket_api import WebsocketApi
+from localgateway.apigateway import events, registry
+from localgateway.apigateway.connections import ConnectionsApi
+from localgateway.apigateway.rest import RestApi
+from localgateway.apigateway.websocket import WebsocketApi
+from localgateway.awslambda import process_pool
+from localgateway.awslambda.invoke import InvokeApi
+from localgateway.signing.signatures import Signatures
 
 # REST payloads: API Gateway's 10 MB, so @connections can also answer 413 itself.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -27,7 +28,7 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 class Gateway:
     def __init__(
         self,
-        runtime: workers.Runtime,
+        runtime: process_pool.Runtime,
         api: events.Api,
         limits: registry.Limits,
         signatures: Signatures,

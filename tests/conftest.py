@@ -27,7 +27,7 @@ os.environ.update(
     ONLY_IN_THE_SHELL="set in the environment of the tests",
 )
 
-from localgateway import netguard  # noqa: E402
+from localgateway.awslambda import netguard  # noqa: E402
 
 netguard.install()
 
@@ -41,7 +41,9 @@ import pytest  # noqa: E402
 from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from localgateway import events, launcher, tables  # noqa: E402
+from localgateway import launcher  # noqa: E402
+from localgateway.apigateway import events  # noqa: E402
+from localgateway.aws import tables  # noqa: E402
 from tests.fakes import FakeConnections  # noqa: E402
 
 API = events.Api(

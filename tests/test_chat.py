@@ -233,7 +233,7 @@ def test_bad_frames_get_an_error_only_the_sender_sees(
 
 
 def test_a_missing_body_is_a_bad_request(chat: ChatHarness) -> None:
-    from localgateway import events
+    from localgateway.apigateway import events
     from tests.conftest import API
 
     alice = chat.connect()

@@ -51,7 +51,7 @@ TIMEOUTS = {
 _GUARDED = """
 import sys
 sys.path.append({root!r})
-from localgateway import netguard
+from localgateway.awslambda import netguard
 netguard.install()
 {body}
 """

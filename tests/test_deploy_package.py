@@ -21,7 +21,7 @@ import pytest
 from deploytools import packaging, policy
 from deploytools.packaging import Package
 from deploytools.project import load_stage, merge_template, policy_values, route_throttling
-from localgateway import tables
+from localgateway.aws import tables
 from tests.conftest import ROOT
 from tests.test_deploy import (
     THROTTLING,

@@ -21,18 +21,9 @@ from botocore.parsers import create_parser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from localgateway import (
-    environment,
-    events,
-    ipc,
-    lambda_api,
-    management,
-    management_http,
-    project,
-    routing,
-    workers,
-)
-from localgateway.registry import (
+from localgateway import project
+from localgateway.apigateway import connections_models, connections_responses, events, routing
+from localgateway.apigateway.registry import (
     DELETED,
     IDLE,
     MAX_DURATION,
@@ -42,6 +33,7 @@ from localgateway.registry import (
     Registry,
     client_close,
 )
+from localgateway.awslambda import environment, invoke_models, ipc, process_pool
 from tests.conftest import APPS, CONTEXT_KEYS, ROOT
 
 ROUTES = {"$connect", "$default", "sendmessage", "join", "1", "true"}
@@ -170,16 +162,18 @@ def test_post_get_and_delete_outcomes() -> None:
     connections: Registry[str] = Registry(Limits(payload_bytes=10))
     connection = connections.open(caller(), "socket")
     cid = connection.connection_id
-    assert management.post(connections, cid, b"0123456789") is connection
-    assert management.post(connections, cid, b"0123456789!") == management.PayloadTooLarge(11, 10)
-    assert management.get(connections, cid) is connection
-    assert management.delete(connections, cid) is connection
+    assert connections_models.post(connections, cid, b"0123456789") is connection
+    assert connections_models.post(
+        connections, cid, b"0123456789!"
+    ) == connections_models.PayloadTooLarge(11, 10)
+    assert connections_models.get(connections, cid) is connection
+    assert connections_models.delete(connections, cid) is connection
     for call in (
-        lambda: management.post(connections, cid, b"x"),
-        lambda: management.get(connections, cid),
-        lambda: management.delete(connections, cid),
+        lambda: connections_models.post(connections, cid, b"x"),
+        lambda: connections_models.get(connections, cid),
+        lambda: connections_models.delete(connections, cid),
     ):
-        assert call() == management.Gone(cid)
+        assert call() == connections_models.Gone(cid)
 
 
 def parse(operation: str, status: int, headers: dict[str, str], body: bytes) -> dict:
@@ -190,11 +184,11 @@ def parse(operation: str, status: int, headers: dict[str, str], body: bytes) -> 
 
 
 def test_refusals_parse_as_the_modelled_exceptions() -> None:
-    gone = management_http.refusal(management.Gone("abc="))
+    gone = connections_responses.refusal(connections_models.Gone("abc="))
     assert gone.status == 410
     parsed = parse("PostToConnection", gone.status, dict(gone.headers), gone.body)
     assert parsed["Error"]["Code"] == "GoneException"
-    too_large = management_http.refusal(management.PayloadTooLarge(200_000, 131072))
+    too_large = connections_responses.refusal(connections_models.PayloadTooLarge(200_000, 131072))
     parsed = parse("PostToConnection", 413, dict(too_large.headers), too_large.body)
     assert parsed["Error"]["Code"] == "PayloadTooLargeException"
     assert "131072" in parsed["Error"]["Message"]
@@ -205,7 +199,7 @@ def test_get_connection_parses_with_iso_8601_times_and_identity() -> None:
     connections: Registry[str] = Registry()
     connection = connections.open(caller(1_795_853_577_758), "socket")
     connections.touch(connection, 1_795_853_578_001)
-    response = management_http.connection(connection)
+    response = connections_responses.connection(connection)
     assert json.loads(response.body)["connectedAt"] == "2026-11-28T08:12:57.758Z"
     parsed = parse("GetConnection", 200, dict(response.headers), response.body)
     assert parsed["ConnectedAt"].isoformat() == "2026-11-28T08:12:57.758000+00:00"
@@ -214,8 +208,8 @@ def test_get_connection_parses_with_iso_8601_times_and_identity() -> None:
 
 
 def test_success_statuses() -> None:
-    assert management_http.posted().status == 200
-    assert management_http.deleted().status == 204
+    assert connections_responses.posted().status == 200
+    assert connections_responses.deleted().status == 204
     assert (DELETED.code, DELETED.reason) == (1000, "Connection Closed Normally")
 
 
@@ -459,10 +453,10 @@ def test_an_off_machine_dynamodb_gets_the_developers_resolved_credentials() -> N
 
 
 def test_every_function_gets_its_own_environment_as_chalice_deploys_it() -> None:
-    launch = workers.Launch("us-east-1", ENDPOINTS, "127.0.0.1:1")
+    launch = process_pool.Launch("us-east-1", ENDPOINTS, "127.0.0.1:1")
     chat = project.load(ROOT, "dev").with_pure_functions(["fanout"])
     specs = {
-        name: workers.worker_spec(launch, chat, function).env
+        name: process_pool.worker_spec(launch, chat, function).env
         for name, function in {**chat.functions, **chat.pure_functions}.items()
     }
     names = {name: env["AWS_LAMBDA_FUNCTION_NAME"] for name, env in specs.items()}
@@ -509,8 +503,8 @@ def accept(
     qualifier: str | None = None,
     invocation_type: str | None = None,
     log_type: str | None = None,
-) -> lambda_api.Invocation | lambda_api.Reply:
-    return lambda_api.accept(
+) -> invoke_models.Invocation | invoke_models.Reply:
+    return invoke_models.accept(
         DESCRIBED,
         REGION,
         function_name=function_name,
@@ -521,13 +515,13 @@ def accept(
     )
 
 
-def invocation(**options: Any) -> lambda_api.Invocation:
+def invocation(**options: Any) -> invoke_models.Invocation:
     outcome = accept(**options)
-    assert isinstance(outcome, lambda_api.Invocation), outcome
+    assert isinstance(outcome, invoke_models.Invocation), outcome
     return outcome
 
 
-def parse_invoke(reply: lambda_api.Reply) -> dict:
+def parse_invoke(reply: invoke_models.Reply) -> dict:
     """What botocore's `lambda` client makes of a reply to Invoke."""
     model = botocore.session.get_session().get_service_model("lambda")
     response = {
@@ -548,7 +542,7 @@ def lambda_exceptions() -> Any:
 
 def refusal(outcome: object) -> tuple[int, str, str]:
     """A refused Invoke as boto3 sees it: status, error code, message."""
-    assert isinstance(outcome, lambda_api.Reply), outcome
+    assert isinstance(outcome, invoke_models.Reply), outcome
     error = parse_invoke(outcome)["Error"]
     # boto3 raises the modelled exception; Lambda's ValidationException has no model.
     raised = lambda_exceptions().from_code(error["Code"]).__name__
@@ -635,7 +629,7 @@ def test_payloads_are_json_up_to_6_mb_synchronous_and_1_mb_asynchronous() -> Non
     assert refusal(accept(payload=b"\xff"))[1] == "InvalidRequestContentException"
     assert invocation(invocation_type="DryRun", payload=b"{nope").event is None  # not parsed
 
-    sync, asynchronous = lambda_api.SYNC_PAYLOAD_BYTES, lambda_api.ASYNC_PAYLOAD_BYTES
+    sync, asynchronous = invoke_models.SYNC_PAYLOAD_BYTES, invoke_models.ASYNC_PAYLOAD_BYTES
     assert (sync, asynchronous) == (6 * 1024 * 1024, 1024 * 1024)
     fits = b'"' + b"x" * (asynchronous - 2) + b'"'
     assert invocation(invocation_type="Event", payload=fits).event == "x" * (asynchronous - 2)
@@ -649,7 +643,7 @@ def test_payloads_are_json_up_to_6_mb_synchronous_and_1_mb_asynchronous() -> Non
 
 def test_a_result_parses_with_status_version_and_payload() -> None:
     accepted = invocation()
-    reply = lambda_api.completed(accepted, workers.Result({"ok": [1, 2]}, duration_ms=3))
+    reply = invoke_models.completed(accepted, process_pool.Result({"ok": [1, 2]}, duration_ms=3))
     parsed = parse_invoke(reply)
     assert parsed["StatusCode"] == 200 and "FunctionError" not in parsed
     assert parsed["ExecutedVersion"] == "$LATEST"
@@ -657,30 +651,32 @@ def test_a_result_parses_with_status_version_and_payload() -> None:
     assert json.loads(parsed["Payload"]) == {"ok": [1, 2]}
     assert "LogResult" not in parsed
     assert (
-        json.loads(parse_invoke(lambda_api.completed(accepted, workers.Result()))["Payload"])
+        json.loads(
+            parse_invoke(invoke_models.completed(accepted, process_pool.Result()))["Payload"]
+        )
         is None
     )
 
 
 def test_queued_and_dry_run_answers_parse_as_202_and_204() -> None:
     event, dry = invocation(invocation_type="Event"), invocation(invocation_type="DryRun")
-    assert parse_invoke(lambda_api.queued(event))["StatusCode"] == 202
-    assert lambda_api.queued(event).body == b""
-    assert parse_invoke(lambda_api.dry_run(dry))["StatusCode"] == 204
+    assert parse_invoke(invoke_models.queued(event))["StatusCode"] == 202
+    assert invoke_models.queued(event).body == b""
+    assert parse_invoke(invoke_models.dry_run(dry))["StatusCode"] == 204
 
 
-def failed(failure: workers.Failure) -> tuple[dict, dict]:
+def failed(failure: process_pool.Failure) -> tuple[dict, dict]:
     """A failed RequestResponse: what botocore parses, and Lambda's error document in it."""
     accepted = invocation()
-    result = workers.Result(error="a line for the log", failure=failure)
-    parsed = parse_invoke(lambda_api.completed(accepted, result))
+    result = process_pool.Result(error="a line for the log", failure=failure)
+    parsed = parse_invoke(invoke_models.completed(accepted, result))
     assert parsed["StatusCode"] == 200 and parsed["FunctionError"] == "Unhandled"
     return parsed, json.loads(parsed["Payload"])
 
 
 def test_a_raised_exception_answers_unhandled_with_lambdas_error_document() -> None:
     trace = ('  File "app.py", line 3, in fail\n    raise ValueError("no")\n',)
-    parsed, document = failed(workers.Failure(ipc.EXCEPTION, "no", "ValueError", trace))
+    parsed, document = failed(process_pool.Failure(ipc.EXCEPTION, "no", "ValueError", trace))
     assert document == {
         "errorMessage": "no",
         "errorType": "ValueError",
@@ -707,7 +703,7 @@ PLATFORM_FAILURES = [
 def test_platform_failures_answer_unhandled_as_lambda_words_them(
     kind: str, detail: str, error_type: str, message: str
 ) -> None:
-    parsed, document = failed(workers.Failure(kind, detail))
+    parsed, document = failed(process_pool.Failure(kind, detail))
     assert document["errorType"] == error_type
     assert message in document["errorMessage"]
     if kind in (ipc.TIMEOUT, ipc.EXITED):
@@ -716,8 +712,8 @@ def test_platform_failures_answer_unhandled_as_lambda_words_them(
 
 
 def test_a_result_over_6_mb_is_a_function_error() -> None:
-    big = "x" * lambda_api.RESPONSE_PAYLOAD_BYTES
-    parsed = parse_invoke(lambda_api.completed(invocation(), workers.Result(big)))
+    big = "x" * invoke_models.RESPONSE_PAYLOAD_BYTES
+    parsed = parse_invoke(invoke_models.completed(invocation(), process_pool.Result(big)))
     assert parsed["FunctionError"] == "Unhandled"
     assert json.loads(parsed["Payload"])["errorType"] == "Function.ResponseSizeTooLarge"
 
@@ -726,16 +722,16 @@ def test_log_tail_is_the_base64_of_the_last_4_kb_with_start_end_and_report() -> 
     import base64
 
     accepted = invocation(log_type="Tail")
-    result = workers.Result({}, duration_ms=12.3, log="hello\n")
-    parsed = parse_invoke(lambda_api.completed(accepted, result))
+    result = process_pool.Result({}, duration_ms=12.3, log="hello\n")
+    parsed = parse_invoke(invoke_models.completed(accepted, result))
     log = base64.b64decode(parsed["LogResult"]).decode()
     rid = accepted.request_id
     assert log.startswith(f"START RequestId: {rid} Version: $LATEST\nhello\nEND RequestId: {rid}\n")
     assert f"REPORT RequestId: {rid}\tDuration: 12.30 ms\tBilled Duration: 13 ms" in log
     assert "Memory Size: 256 MB" in log
-    long = workers.Result({}, log="y" * 10_000)
-    tail = base64.b64decode(parse_invoke(lambda_api.completed(accepted, long))["LogResult"])
-    assert len(tail) == lambda_api.LOG_TAIL_BYTES and tail.endswith(b"\t\n")
+    long = process_pool.Result({}, log="y" * 10_000)
+    tail = base64.b64decode(parse_invoke(invoke_models.completed(accepted, long))["LogResult"])
+    assert len(tail) == invoke_models.LOG_TAIL_BYTES and tail.endswith(b"\t\n")
 
 
 # The embedded DynamoDB's partition query ------------------------------------------------
@@ -775,7 +771,7 @@ def test_a_partition_query_answers_as_moto_does_and_reads_one_partition(
     import moto.dynamodb.models as moto_models
     from moto import mock_aws
 
-    from localgateway import moto_query
+    from localgateway.aws import moto_query
 
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")

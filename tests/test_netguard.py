@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.exceptions import HTTPClientError
 
-from localgateway.netguard import NetworkGuardError, is_local
+from localgateway.awslambda.netguard import NetworkGuardError, is_local
 
 
 def test_a_boto3_call_without_a_local_endpoint_is_blocked() -> None:

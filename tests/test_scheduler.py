@@ -1,4 +1,4 @@
-"""The worker pools' decisions (`localgateway/scheduler.py`), without processes or time.
+"""The worker pools' decisions (`localgateway/awslambda/scheduler.py`), without processes or time.
 
 A small model plays the adapter: it carries out the actions and reports back,
 in whatever order hypothesis picks, and checks that the budget holds at every
@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from localgateway import scheduler
-from localgateway.scheduler import Fail, Job, Run, Scheduler, Spawn, Stop
+from localgateway.awslambda import scheduler
+from localgateway.awslambda.scheduler import Fail, Job, Run, Scheduler, Spawn, Stop
 
 
 class Model:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from localgateway.events import Caller
+from localgateway.apigateway.events import Caller
 
 # API Gateway's quotas for WebSocket APIs (not adjustable on AWS; settable here for tests).
 MAX_PAYLOAD_BYTES = 128 * 1024

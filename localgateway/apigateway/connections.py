@@ -1,6 +1,6 @@
 """`/{stage}/@connections/{id}`: PostToConnection, GetConnection and DeleteConnection over HTTP.
 
-The decisions are `management`'s, the wire format `management_http`'s; this
+The decisions are `connections_models`'s, the wire format `connections_responses`'s; this
 module reads requests, checks their signature (service `execute-api`, as API
 Gateway does) and hands frames and closes to the websocket side.
 """
@@ -11,9 +11,9 @@ import asyncio
 
 from aiohttp import web
 
-from localgateway import management, management_http, registry
-from localgateway.signing import Signatures
-from localgateway.websocket_api import WebsocketApi
+from localgateway.apigateway import connections_models, connections_responses, registry
+from localgateway.apigateway.websocket import WebsocketApi
+from localgateway.signing.signatures import Signatures
 
 SERVICE = "execute-api"
 
@@ -48,32 +48,32 @@ class ConnectionsApi:
         refusal = await self._admitted(request, data)
         if refusal is not None:
             return refusal
-        outcome = management.post(self._registry, request.match_info["connection_id"], data)
-        if isinstance(outcome, management.Gone | management.PayloadTooLarge):
-            return management_http.refusal(outcome)
+        outcome = connections_models.post(self._registry, request.match_info["connection_id"], data)
+        if isinstance(outcome, connections_models.Gone | connections_models.PayloadTooLarge):
+            return connections_responses.refusal(outcome)
         try:
             frame: str | bytes = data.decode("utf-8")
         except UnicodeDecodeError:
             frame = data
         if not await self._websockets.send(outcome, frame):
-            return management_http.refusal(management.Gone(outcome.connection_id))
-        return management_http.posted()
+            return connections_responses.refusal(connections_models.Gone(outcome.connection_id))
+        return connections_responses.posted()
 
     async def get(self, request: web.Request) -> web.Response:
         refusal = await self._admitted(request, b"")
         if refusal is not None:
             return refusal
-        outcome = management.get(self._registry, request.match_info["connection_id"])
-        if isinstance(outcome, management.Gone):
-            return management_http.refusal(outcome)
-        return management_http.connection(outcome)
+        outcome = connections_models.get(self._registry, request.match_info["connection_id"])
+        if isinstance(outcome, connections_models.Gone):
+            return connections_responses.refusal(outcome)
+        return connections_responses.connection(outcome)
 
     async def delete(self, request: web.Request) -> web.Response:
         refusal = await self._admitted(request, b"")
         if refusal is not None:
             return refusal
-        outcome = management.delete(self._registry, request.match_info["connection_id"])
-        if isinstance(outcome, management.Gone):
-            return management_http.refusal(outcome)
+        outcome = connections_models.delete(self._registry, request.match_info["connection_id"])
+        if isinstance(outcome, connections_models.Gone):
+            return connections_responses.refusal(outcome)
         self._websockets.close(outcome, registry.DELETED)
-        return management_http.deleted()
+        return connections_responses.deleted()

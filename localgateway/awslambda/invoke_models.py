@@ -26,9 +26,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from localgateway import ipc
+from localgateway.awslambda import ipc
+from localgateway.awslambda.process_pool import Failure, Result
 from localgateway.project import Function, Project
-from localgateway.workers import Failure, Result
 
 INVOKE_PATH = "/2015-03-31/functions/{function_name}/invocations"
 REQUEST_RESPONSE, EVENT, DRY_RUN = "RequestResponse", "Event", "DryRun"

@@ -21,7 +21,7 @@ pool with work and no process at all is starving: the next process of any
 other pool to finish its invocation gives up its slot to it, so one busy
 function can never shut another out.
 
-The adapter (`workers.py`) carries out the returned actions and reports what
+The adapter (`process_pool.py`) carries out the returned actions and reports what
 happened (`started`, `start_failed`, `finished`, `exited`); time is passed in.
 """
 

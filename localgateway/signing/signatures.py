@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from localgateway import accesslog, sigv4
-from localgateway.environment import Credentials
+from localgateway import accesslog
+from localgateway.awslambda.environment import Credentials
+from localgateway.signing import sigv4
 
 
 class Signatures:

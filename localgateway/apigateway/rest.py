@@ -17,14 +17,15 @@ from aiohttp import web
 from chalice.local import RouteMatcher
 from multidict import CIMultiDict
 
-from localgateway import accesslog, workers
+from localgateway import accesslog
+from localgateway.awslambda import process_pool
 from localgateway.project import API_HANDLER, Project
 
 
 class RestApi:
-    def __init__(self, runtime: workers.Runtime) -> None:
+    def __init__(self, runtime: process_pool.Runtime) -> None:
         self._runtime = runtime
-        self._matcher: tuple[workers.Generation | None, RouteMatcher | None] = (None, None)
+        self._matcher: tuple[process_pool.Generation | None, RouteMatcher | None] = (None, None)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self.handle)
@@ -43,7 +44,7 @@ class RestApi:
             headers={"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
         )
 
-    def _matches_route(self, generation: workers.Generation, raw_path: str) -> bool:
+    def _matches_route(self, generation: process_pool.Generation, raw_path: str) -> bool:
         cached, matcher = self._matcher
         if cached is not generation:
             matcher = RouteMatcher(generation.rest_routes) if generation.rest_routes else None
@@ -56,7 +57,9 @@ class RestApi:
             return False
         return True
 
-    async def _rest(self, generation: workers.Generation, request: web.Request) -> web.Response:
+    async def _rest(
+        self, generation: process_pool.Generation, request: web.Request
+    ) -> web.Response:
         body = await request.read()
         invocation = {
             "kind": "http",

@@ -23,7 +23,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from localgateway.environment import Credentials
+from localgateway.awslambda.environment import Credentials
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 # AWS refuses a signature made more than 15 minutes away from its own clock.

@@ -19,7 +19,8 @@ import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-from localgateway import environment, netguard, tables
+from localgateway.aws import tables
+from localgateway.awslambda import environment, netguard
 from localgateway.project import Table
 
 # The X-Amz-Target prefix of DynamoDB's API (its streams API has another).

@@ -22,7 +22,9 @@ from aiohttp import WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 from multidict import CIMultiDict
 
-from localgateway import accesslog, events, registry, routing, workers
+from localgateway import accesslog
+from localgateway.apigateway import events, registry, routing
+from localgateway.awslambda import process_pool
 
 # API Gateway gives up on an integration after 29 s (the function may run on).
 INTEGRATION_TIMEOUT_SECONDS = 29.0
@@ -47,7 +49,7 @@ class Live:
 class WebsocketApi:
     def __init__(
         self,
-        runtime: workers.Runtime,
+        runtime: process_pool.Runtime,
         api: events.Api,
         limits: registry.Limits,
         fallback: Callable[[web.Request], Awaitable[web.StreamResponse]],
@@ -180,11 +182,11 @@ class WebsocketApi:
 
     async def _invoke(
         self,
-        generation: workers.Generation,
+        generation: process_pool.Generation,
         route_key: str,
         event: dict[str, Any],
         connection_id: str,
-    ) -> workers.Result:
+    ) -> process_pool.Result:
         function = generation.project.function_for_route(route_key)
         request = {
             "kind": "websocket",
@@ -302,7 +304,7 @@ def _body(response: Any) -> str | None:
     return body if isinstance(body, str) else json.dumps(body)
 
 
-def _rejection(status: int, result: workers.Result) -> web.Response:
+def _rejection(status: int, result: process_pool.Result) -> web.Response:
     if not result.ok:
         return web.json_response({"message": routing.INTERNAL_SERVER_ERROR}, status=500)
     return web.Response(status=status, text=_body(result.response))

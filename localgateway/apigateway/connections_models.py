@@ -1,7 +1,7 @@
 """The @connections API's decisions: PostToConnection, GetConnection, DeleteConnection.
 
 What each call does to the registry and what it answers, with no HTTP in
-sight; `management_http` turns the outcomes into API Gateway's wire format.
+sight; `connections_responses` turns the outcomes into API Gateway's wire format.
 Every call is one dictionary lookup: a broadcast to a thousand members is a
 thousand of them.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-from localgateway.registry import Connection, Registry
+from localgateway.apigateway.registry import Connection, Registry
 
 Socket = TypeVar("Socket")
 

@@ -7,7 +7,7 @@ a Lambda runtime's domain name would reach; the app's own functions are never
 patched. The netguard is installed before the app is imported, so nothing the
 app does can leave the machine.
 
-The gateway starts it with `python -c` (see `workers.py`), passing two pipe
+The gateway starts it with `python -c` (see `process_pool.py`), passing two pipe
 file descriptors: requests in, answers out (`ipc`). stdout and stderr stay the
 app's, shared with the gateway's terminal, like a function's CloudWatch log;
 an invocation that asks for its log (Lambda's `LogType: Tail`) also gets what
@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from localgateway import ipc, netguard
+from localgateway.awslambda import ipc, netguard
 
 IMPORTLIB_DIR = os.path.dirname(importlib.__file__) + os.sep
 # Lambda's `LogType: Tail` returns the last 4 KB of an invocation's log; keep as many characters.

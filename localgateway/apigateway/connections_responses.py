@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from localgateway.management import Gone, PayloadTooLarge
-from localgateway.registry import Connection
+from localgateway.apigateway.connections_models import Gone, PayloadTooLarge
+from localgateway.apigateway.registry import Connection
 
 ERROR_TYPE_HEADER = "x-amzn-ErrorType"
 REQUEST_ID_HEADER = "x-amzn-RequestId"

@@ -1,6 +1,6 @@
 """Handler processes, managed like Lambda's execution environments.
 
-Each worker (`worker.py`) runs one invocation at a time. Every function has
+Each worker (`handler_process.py`) runs one invocation at a time. Every function has
 its own pool of workers, as every Lambda function has its own execution
 environments; `scheduler.py` decides, without I/O, which invocation runs next
 on which worker, when a worker starts or stops, and keeps the total under
@@ -38,14 +38,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from localgateway import environment, ipc, project, routing, scheduler
+from localgateway import project
+from localgateway.apigateway import routing
+from localgateway.awslambda import environment, ipc, scheduler
 
 log = logging.getLogger("localgateway")
 
-PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from localgateway import worker; "
-    "worker.main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[1])"
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from localgateway.awslambda import handler_process; "
+    "handler_process.main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[1])"
 )
 START_TIMEOUT_SECONDS = 60.0
 # How often idle workers beyond the warm ones are looked for (scheduler.IDLE_SECONDS).
