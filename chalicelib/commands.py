@@ -585,8 +585,11 @@ class Chat:
                     and room in other.rooms
                     and len(other.rooms | {other.room}) > 1
                 ):
-                    others.append(self._store.unsubscribe(other, room)[1])
-                    self._sender.send(other.id, {"type": "left", "room": room})
+                    other, other_departure = self._store.unsubscribe(other, room)
+                    others.append(other_departure)
+                    self._sender.send(
+                        other.id, {"type": "left", "room": room, "current": other.room}
+                    )
         if departure is not None:
             self._depart(departure)
         for other_departure in others:  # the person's leave is announced once, above

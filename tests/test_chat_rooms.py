@@ -321,7 +321,8 @@ def test_leaving_takes_the_room_from_every_connection_of_the_person(
     chat.drain()
 
     chat.send(phone, "/leave mine-only")
-    assert of_type(chat.take(laptop), "left") == [{"type": "left", "room": "mine-only"}]
+    told = [{"type": "left", "room": "mine-only", "current": "lobby"}]
+    assert of_type(chat.take(laptop), "left") == told
     assert of_type(chat.take(phone), "left")[0]["current"] == "lobby"
     assert "mine-only" not in mine(chat, laptop)
     say(chat, bob, "after the leave")
