@@ -15,6 +15,11 @@
   const SENT_LINES_KEPT = 50;
   const RESEND_TRIES = 5;
   const RESEND_FIRST_MS = 1000;
+  // A message not acknowledged this long after it went out says "Not sent" (Retry).
+  const ACK_TIMEOUT_MS = (Number(params.get("ack")) || 20) * 1000;
+  // The server takes ids within 60 s of its clock: an older outbox id is made anew.
+  const ID_REUSE_MS = 45000;
+  const ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
   const HISTORY_PAGE = 50;
   // Within this distance of the end the reader counts as "at the bottom" (sub-pixel layouts).
   const BOTTOM_SLACK_PX = 8;
@@ -100,7 +105,12 @@
     shownIds: new Set(),
     lineSeq: 0,
     unseen: 0,
+    // The reader follows the conversation: set by reaching the bottom, the new-messages
+    // button or sending; cleared only by the reader scrolling up. Never re-inferred from
+    // the scroll position, which a late layout can change under the reader.
     following: true,
+    // Where the page itself last scrolled to: its own scrolls do not change `following`.
+    ownScrollTop: -1,
     labelledToday: "",
     catchUpPages: 0,
     catchUpTarget: undefined,
@@ -111,10 +121,13 @@
     // the server runs frames concurrently, so sending them together could reorder them.
     changing: null,
     queued: [],
-    // Messages sent and not yet acknowledged, by the id this page gave them: sent again
-    // with that id after `unavailable` (the server stores one message per id).
+    // The outbox: messages sent and not yet acknowledged, by the id this page gave them,
+    // each shown as a pending row. Sent again with that id after `unavailable` and after
+    // a reconnect (the server stores one message per id); never dropped silently.
     pending: new Map(),
     clockOffset: 0,
+    // The time of the newest id this page made: ids only ever grow.
+    lastIdMs: 0,
     sentLines: [],
     recalled: -1,
     // Signed in, one's own messages are those verified under one's username: none kept.
@@ -462,8 +475,6 @@
     const socket = state.socket;
     state.socket = null;
     if (socket) socket.close(1000, "signed out");
-    for (const pending of state.pending.values()) clearTimeout(pending.timer);
-    state.pending.clear();
     Object.assign(state, { attempt: 0, ready: false, changing: null, queued: [] });
     Object.assign(state, { nick: "", pendingNick: null, ownIds: new Set() });
     forgetRoom();
@@ -472,6 +483,7 @@
 
   // What the last person saw stays out of sight of the next one.
   function forgetRoom() {
+    emptyOutbox();
     ui.log.replaceChildren();
     Object.assign(state, { shownRoom: null, shownIds: new Set(), lastSeenId: "", more: false });
     Object.assign(state, { olderBy: null, catchUpPages: 0, catchUpTarget: undefined, roomsListed: false });
@@ -587,8 +599,9 @@
     message(frame) {
       // One still on its way from the room just left.
       if (state.shownRoom && frame.room !== state.shownRoom) return;
+      noteMessageClock(frame.ts);
       const own = claimOwn(frame);
-      const reading = !atBottom();
+      const reading = !state.following;
       const newest = frame.id > state.lastSeenId;
       const added = changeLog(() => addMessages([frame]));
       if (own) scrollToEnd();
@@ -627,6 +640,8 @@
       });
       catchUp(seenBefore, frame.history, frame.more);
       if (!rejoin) scrollToEnd();
+      // What the history did not show as stored goes out again, under its own id.
+      for (const entry of [...state.pending.values()]) transmit(entry);
       // Counts stay current from joined and presence frames; the full list is asked
       // for once per connection, when the list is opened and on the refresh button.
       if (!state.roomsListed) {
@@ -723,9 +738,11 @@
     },
 
     error(frame) {
-      if (frame.code === "unavailable" && frame.id && resendLater(frame.id)) {
-        systemLine("The chat could not save your message just now; sending it again", "system");
-        return;
+      if (frame.code === "unavailable" && frame.id && state.pending.has(frame.id)) {
+        if (resendLater(frame.id)) {
+          systemLine("The chat could not save your message just now; sending it again", "system");
+          return;
+        }
       }
       const words = describeError(frame);
       if (["invalid_nick", "nick_taken", "forbidden"].includes(frame.code)) state.pendingNick = null;
@@ -809,56 +826,139 @@
     }
   }
 
-  function claimOwn(frame) {
-    const pending = state.pending.get(frame.id);
-    if (!pending) return false;
-    clearTimeout(pending.timer);
-    state.pending.delete(frame.id);
-    rememberOwn(frame.id);
+  // A message of ours came back (its echo, or a history that has it): out of the outbox.
+  function claimOwn(message) {
+    const entry = state.pending.get(message.id);
+    if (!entry) return false;
+    clearTimeout(entry.timer);
+    clearTimeout(entry.ackTimer);
+    entry.row.remove();
+    state.pending.delete(message.id);
+    rememberOwn(message.id);
     return true;
   }
 
-  // A ULID (docs/protocol.md): 48 bits of milliseconds, 80 random bits, Crockford base 32.
+  function emptyOutbox() {
+    for (const entry of state.pending.values()) {
+      clearTimeout(entry.timer);
+      clearTimeout(entry.ackTimer);
+    }
+    state.pending.clear();
+  }
+
   // Message ids carry a time the server checks against its own clock (docs/protocol.md):
   // a computer whose clock is off would have every message refused, so ids use the
-  // server's time, learnt from `joined`.
+  // server's time, learnt from `joined`. That answer is late by its trip (seconds on a
+  // busy server), so every message seen also says the server's clock is at least its ts.
   function noteServerClock(serverTime) {
     const server = Date.parse(serverTime);
     if (Number.isFinite(server)) state.clockOffset = server - Date.now();
   }
 
+  function noteMessageClock(ts) {
+    const stamped = Date.parse(ts);
+    if (Number.isFinite(stamped)) state.clockOffset = Math.max(state.clockOffset, stamped - Date.now());
+  }
+
+  // The millisecond a ULID was made in: its first 10 characters.
+  function idTime(id) {
+    let ms = 0;
+    for (const char of id.slice(0, 10)) ms = ms * 32 + ID_ALPHABET.indexOf(char);
+    return ms;
+  }
+
+  // A ULID (docs/protocol.md): 48 bits of milliseconds, 80 random bits, Crockford base 32.
+  // Ids order the log, so a new one sorts after every id seen and made: one's own message
+  // is the newest even when the clock estimate is behind (unless that would put it
+  // further from the estimate than the server takes).
   function newMessageId() {
-    const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    const estimate = Date.now() + state.clockOffset;
+    const newest = Math.max(state.lastIdMs, state.lastSeenId ? idTime(state.lastSeenId) : 0) + 1;
+    const ms = newest > estimate && newest - estimate < ID_REUSE_MS ? newest : estimate;
+    state.lastIdMs = Math.max(state.lastIdMs, ms);
     const random = crypto.getRandomValues(new Uint8Array(10));
-    let value = BigInt(Date.now() + state.clockOffset);
+    let value = BigInt(ms);
     for (const byte of random) value = (value << 8n) | BigInt(byte);
     let id = "";
     for (let i = 0; i < 26; i += 1) {
-      id = alphabet[Number(value & 31n)] + id;
+      id = ID_ALPHABET[Number(value & 31n)] + id;
       value >>= 5n;
     }
     return id;
   }
 
+  // Into the outbox, shown at once as pending, then out (now, or after a reconnect).
   function sendMessage(data) {
-    const frame = { action: "sendmessage", data, id: newMessageId() };
-    if (!send(frame)) return false;
-    state.pending.set(frame.id, { frame, tries: 1, timer: 0 });
+    const entry = { frame: { action: "sendmessage", data, id: newMessageId() }, tries: 0, timer: 0, ackTimer: 0 };
+    entry.row = pendingRow(entry.frame);
+    state.pending.set(entry.frame.id, entry);
+    changeLog(() => placeRow(entry.row));
+    scrollToEnd();
+    transmit(entry);
     return true;
   }
 
+  function transmit(entry) {
+    clearTimeout(entry.timer);
+    clearTimeout(entry.ackTimer);
+    if (Date.now() + state.clockOffset - idTime(entry.frame.id) > ID_REUSE_MS) renewId(entry);
+    showPending(entry, false);
+    if (!send(entry.frame)) return; // a reconnect's `joined` sends it
+    entry.tries += 1;
+    entry.ackTimer = setTimeout(() => showPending(entry, true), ACK_TIMEOUT_MS);
+  }
+
+  // An id too old for the server's clock check: a new one (this one was never stored,
+  // or the history would have shown it), and the row moves to its new place.
+  function renewId(entry) {
+    state.pending.delete(entry.frame.id);
+    entry.frame.id = newMessageId();
+    state.pending.set(entry.frame.id, entry);
+    entry.row.dataset.key = entry.frame.id;
+    entry.row.remove();
+    changeLog(() => placeRow(entry.row));
+  }
+
+  // A pending row: the message as it will look, marked "Sending…" or "Not sent" + Retry.
+  function pendingRow(frame) {
+    const ts = new Date(Date.now() + state.clockOffset).toISOString();
+    const row = renderMessage({ id: frame.id, from: state.nick, text: frame.data, ts });
+    delete row.dataset.id;
+    row.classList.add("own", "pending");
+    const note = document.createElement("p");
+    note.className = "delivery";
+    row.append(note);
+    return row;
+  }
+
+  function showPending(entry, failed) {
+    const note = entry.row.querySelector(".delivery");
+    entry.row.classList.toggle("failed", failed);
+    if (!failed) {
+      note.replaceChildren("Sending…");
+      return;
+    }
+    clearTimeout(entry.ackTimer);
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.textContent = "Retry";
+    retry.addEventListener("click", () => {
+      transmit(entry);
+      ui.input.focus();
+    });
+    note.replaceChildren("Not sent ", retry);
+  }
+
   // `unavailable` for one of ours: it may or may not be stored; sending it again with its
-  // id settles that without a duplicate. A few tries, further apart, then give up.
+  // id settles that without a duplicate. A few tries, further apart, then "Not sent".
   function resendLater(id) {
-    const pending = state.pending.get(id);
-    if (!pending || pending.tries >= RESEND_TRIES) {
-      state.pending.delete(id);
+    const entry = state.pending.get(id);
+    clearTimeout(entry.ackTimer);
+    if (entry.tries >= RESEND_TRIES) {
+      showPending(entry, true);
       return false;
     }
-    pending.timer = setTimeout(() => {
-      pending.tries += 1;
-      if (!send(pending.frame)) state.pending.delete(id);
-    }, RESEND_FIRST_MS * 2 ** (pending.tries - 1));
+    entry.timer = setTimeout(() => transmit(entry), RESEND_FIRST_MS * 2 ** (entry.tries - 1));
     return true;
   }
 
@@ -869,6 +969,7 @@
   // Day separators sit before the first row of each day and carry no key.
 
   function clearLog(frame) {
+    emptyOutbox();
     ui.log.replaceChildren();
     state.shownRoom = frame.room;
     state.shownIds = new Set();
@@ -881,6 +982,7 @@
     let added = 0;
     for (const message of messages) {
       if (state.shownIds.has(message.id)) continue;
+      claimOwn(message);
       state.shownIds.add(message.id);
       placeRow(renderMessage(message));
       if (message.id > state.lastSeenId) state.lastSeenId = message.id;
@@ -1064,13 +1166,19 @@
   // bottom; anyone else keeps the row they are looking at exactly where it was.
 
   function changeLog(mutate) {
-    const stick = atBottom();
+    const stick = state.following;
     const anchor = stick ? null : readAt(topVisibleRow());
     const anchorTop = anchor ? anchor.getBoundingClientRect().top : 0;
     const result = mutate();
     if (stick) scrollToEnd();
-    else if (anchor) ui.scroller.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
+    else if (anchor) scrollTo(ui.scroller.scrollTop + anchor.getBoundingClientRect().top - anchorTop);
     return result;
+  }
+
+  // The page's own scrolling, told apart from the reader's in the scroll listener.
+  function scrollTo(top) {
+    ui.scroller.scrollTop = top;
+    state.ownScrollTop = ui.scroller.scrollTop;
   }
 
   // A message's text, not its row: the row's name line folds away when the message
@@ -1100,7 +1208,7 @@
   }
 
   function scrollToEnd() {
-    ui.scroller.scrollTop = ui.scroller.scrollHeight;
+    scrollTo(ui.scroller.scrollHeight);
     state.following = true;
     clearUnseen();
   }
@@ -1369,14 +1477,22 @@
     ui.input.focus();
   });
 
+  // Reaching the bottom follows; only the reader's own scroll elsewhere stops following.
   ui.scroller.addEventListener("scroll", () => {
-    state.following = atBottom();
-    if (state.following) clearUnseen();
+    if (atBottom()) {
+      state.following = true;
+      clearUnseen();
+    } else if (Math.abs(ui.scroller.scrollTop - state.ownScrollTop) > 1) {
+      state.following = false;
+    }
   });
-  // A reader at the bottom stays there when the view shrinks (a phone's keyboard opens).
-  new ResizeObserver(() => {
+  // A reader following stays at the bottom when the view shrinks (a phone's keyboard
+  // opens) or the log grows after the fact (fonts, a late layout).
+  const stayAtEnd = new ResizeObserver(() => {
     if (state.following) scrollToEnd();
-  }).observe(ui.scroller);
+  });
+  stayAtEnd.observe(ui.scroller);
+  stayAtEnd.observe(ui.log);
 
   ui.drawerToggle.addEventListener("click", () => (drawerOpen() ? closeDrawer() : openDrawer()));
   ui.drawerClose.addEventListener("click", closeDrawer);

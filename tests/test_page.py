@@ -113,7 +113,9 @@ def join(page: Any, room: str) -> None:
 
 
 def messages(page: Any) -> Any:
-    return page.locator("#log li.message .text")
+    """Messages the server has stored and sent back: one's own still on its way (pending,
+    in the outbox) is not one of them yet."""
+    return page.locator("#log li.message:not(.pending) .text")
 
 
 @pytest.fixture(scope="module")
@@ -519,6 +521,141 @@ def test_reading_back_is_not_interrupted_by_new_messages(
     expect(messages(reader).last).to_be_in_viewport()
     assert at_bottom(reader)
     expect(new_messages).to_be_hidden()
+
+
+def test_ones_own_message_is_the_newest_even_when_the_servers_clock_was_learnt_late(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    """Message ids come from the server's clock as `joined` told it, which is late by that
+    frame's trip (seconds, under load: issue 23). Here it is 30 s late; the messages the
+    page has seen are newer than that, and its own must still sort after them."""
+    fill_room(gateway, "latejoin", conversation(10))
+
+    def late_clock(route: Any, frame: str) -> None:
+        document = json.loads(frame)
+        if document.get("type") == "joined":
+            told = datetime.fromisoformat(document["server_time"]) - timedelta(seconds=30)
+            document["server_time"] = told.isoformat().replace("+00:00", "Z")
+            frame = json.dumps(document)
+        route.send(frame)
+
+    page = open_page(
+        in_room(gateway, "latejoin"), before=lambda page: relay_frames(page, late_clock)
+    )
+    reader = open_page(in_room(gateway, "latejoin"))
+    wait_online(page)
+    wait_online(reader)
+    expect(messages(page)).to_have_count(10)
+    say(page, "mine comes last")
+    expect(page.locator("#log li.message.own:not(.pending) .text")).to_have_text(
+        ["mine comes last"]
+    )
+    expect(messages(page).last).to_have_text("mine comes last")
+    expect(messages(page).last).to_be_in_viewport()
+    expect(messages(reader)).to_have_count(11)
+    expect(messages(reader).last).to_have_text("mine comes last")
+    expect(page.locator("#log li.error")).to_have_count(0)
+
+
+def test_a_reader_following_the_bottom_keeps_following_when_the_layout_grows_late(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    """Following is the reader's choice, kept by the page: a row that grows after it was
+    laid out (a late font, an image) must not make a new message look unseen."""
+    fill_room(gateway, "relayout", conversation(30))
+    reader = open_page(in_room(gateway, "relayout"))
+    writer = open_page(in_room(gateway, "relayout"))
+    wait_online(reader)
+    wait_online(writer)
+    expect(messages(reader)).to_have_count(30)
+    assert at_bottom(reader)
+    reader.locator("#log li.message").first.evaluate("row => { row.style.paddingTop = '600px'; }")
+    say(writer, "still following")
+    expect(messages(reader).last).to_have_text("still following")
+    expect(messages(reader).last).to_be_in_viewport()
+    expect(reader.locator("#new-messages")).to_be_hidden()
+    assert at_bottom(reader)
+
+
+def relay_to_server(page: Any, forward: Callable[[Any, Any, str], None]) -> None:
+    """Route the page's websockets through the test the other way: `forward(route, server,
+    frame)` decides what the server receives of each frame the page sends."""
+
+    def relay(route: Any) -> None:
+        server = route.connect_to_server()
+        route.on_message(lambda frame: forward(route, server, frame))
+
+    page.route_web_socket(re.compile(r"^ws://"), relay)
+
+
+def test_a_message_sent_as_the_link_drops_is_delivered_once_after_reconnecting(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    dropped: list[str] = []
+
+    def drop_the_link_with_it(route: Any, server: Any, frame: str) -> None:
+        if not dropped and json.loads(frame).get("data") == "sent as the link drops":
+            dropped.append(frame)  # lost on the way, and the link with it
+            route.close()
+            server.close()
+            return
+        server.send(frame)
+
+    sender = open_page(
+        in_room(gateway, "outbox"),
+        before=lambda page: relay_to_server(page, drop_the_link_with_it),
+    )
+    reader = open_page(in_room(gateway, "outbox"))
+    wait_online(sender)
+    wait_online(reader)
+    say(sender, "sent as the link drops")
+    expect(messages(reader)).to_have_text(["sent as the link drops"])
+    expect(sender.locator("#log li.message.own:not(.pending) .text")).to_have_text(
+        ["sent as the link drops"]
+    )
+    assert len(dropped) == 1
+    expect(sender.locator("#log li.pending")).to_have_count(0)
+    say(sender, "and after it")
+    expect(messages(reader)).to_have_text(["sent as the link drops", "and after it"])
+    expect(messages(sender)).to_have_text(["sent as the link drops", "and after it"])
+
+
+def test_a_message_never_acknowledged_says_not_sent_and_retry_delivers_it_once(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    swallowed: list[str] = []
+    passing: list[bool] = []
+
+    def swallow_messages(route: Any, server: Any, frame: str) -> None:
+        if not passing and json.loads(frame).get("action") == "sendmessage":
+            swallowed.append(frame)  # the link stays up; the message goes nowhere
+            return
+        server.send(frame)
+
+    sender = open_page(
+        in_room(gateway, "retry") + "&ack=1",
+        before=lambda page: relay_to_server(page, swallow_messages),
+    )
+    reader = open_page(in_room(gateway, "retry"))
+    wait_online(sender)
+    wait_online(reader)
+    say(sender, "please arrive")
+    pending = sender.locator("#log li.message.pending")
+    expect(pending.locator(".text")).to_have_text(["please arrive"])
+    expect(pending.locator(".delivery")).to_have_text("Not sent Retry")
+    assert len(swallowed) == 1
+    expect(messages(reader)).to_have_count(0)
+
+    passing.append(True)
+    pending.get_by_role("button", name="Retry").click()
+    expect(messages(reader)).to_have_text(["please arrive"])
+    expect(sender.locator("#log li.message.own:not(.pending) .text")).to_have_text(
+        ["please arrive"]
+    )
+    expect(pending).to_have_count(0)
+    sender.wait_for_timeout(1500)  # past the acknowledgement timeout: nothing says Not sent
+    expect(sender.locator("#log")).not_to_contain_text("Not sent")
+    expect(messages(reader)).to_have_text(["please arrive"])
 
 
 def test_room_counts_match_the_members_list(gateway: RunningGateway, open_page: Any) -> None:
