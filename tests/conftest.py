@@ -208,6 +208,15 @@ def chat(dynamodb: Any, connections: FakeConnections) -> Iterator[ChatHarness]:
 
 APPS = ROOT / "tests" / "apps"
 
+# Lines for the end of the run's output (figures the suite measures, not asserts).
+SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
+
 # The requestContext keys of every event, as ../shared/reference/apigw-websocket.md lists them.
 CONTEXT_KEYS = {
     "routeKey",

@@ -20,7 +20,7 @@ import pytest
 from moto import mock_aws
 
 from localgateway.testing.inprocess import ConnectRefused, WebsocketTestClient
-from tests.conftest import APPS
+from tests.conftest import APPS, SUMMARY
 
 
 def load_app(name: str) -> ModuleType:
@@ -132,21 +132,19 @@ _timing: dict[str, Any] = {"count": 0, "seconds": 0.0}
 
 
 @pytest.fixture(scope="module")
-def hundred(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+def hundred() -> Iterator[dict[str, Any]]:
     yield _timing
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    line = (
-        f"in-process websocket client: {_timing['count']} connect/send/receive tests "
-        f"in {_timing['seconds']:.2f} s"
+    SUMMARY.append(
+        f"in-process websocket client: {_timing['count']} connect/send/receive tests, "
+        f"{_timing['seconds']:.2f} s in the tests, "
+        f"{_timing['last'] - _timing['first']:.2f} s from the first's start to the last's end"
     )
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(line)
 
 
 @pytest.mark.parametrize("n", range(100))
 def test_connect_send_receive(n: int, hundred: dict[str, Any]) -> None:
     started = time.perf_counter()
+    hundred.setdefault("first", started)
     with WebsocketTestClient(relay.app) as client:
         alice = client.connect(query={"nick": f"alice{n}"})
         bob = client.connect(query={"nick": f"bob{n}"})
@@ -156,3 +154,4 @@ def test_connect_send_receive(n: int, hundred: dict[str, Any]) -> None:
         bob.disconnect()
     hundred["seconds"] += time.perf_counter() - started
     hundred["count"] += 1
+    hundred["last"] = time.perf_counter()
