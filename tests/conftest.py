@@ -41,10 +41,15 @@ import pytest  # noqa: E402
 from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from localgateway import launcher  # noqa: E402
 from localgateway.apigateway import events  # noqa: E402
 from localgateway.aws import tables  # noqa: E402
+from localgateway.testing.gateway import RunningGateway, start_gateway  # noqa: E402
 from tests.fakes import FakeConnections  # noqa: E402
+
+# The plugin an installed package loads through its pytest11 entry point; this
+# checkout loads it here, so `make test` needs nothing installed.
+pytest_plugins = ["localgateway.testing.plugin", "pytester"]
+__all__ = ["RunningGateway", "start_gateway"]
 
 API = events.Api(
     api_id="abcdef1234",
@@ -208,6 +213,15 @@ def chat(dynamodb: Any, connections: FakeConnections) -> Iterator[ChatHarness]:
 
 APPS = ROOT / "tests" / "apps"
 
+# Lines for the end of the run's output (figures the suite measures, not asserts).
+SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
+
 # The requestContext keys of every event, as ../shared/reference/apigw-websocket.md lists them.
 CONTEXT_KEYS = {
     "routeKey",
@@ -224,55 +238,6 @@ CONTEXT_KEYS = {
     "messageDirection",
     "identity",
 }
-
-
-class RunningGateway(launcher.GatewayProcess):
-    """A gateway subprocess on free ports, with clients for its endpoints."""
-
-    def connect(self, query: str = "", tls: bool = False, **options: Any) -> Any:
-        """A real websockets client (sync API); use it in a `with` block."""
-        from websockets.sync.client import connect
-
-        url = self.endpoints["websocket_tls" if tls else "websocket"] + query
-        if tls:
-            import ssl
-
-            options["ssl"] = ssl.create_default_context(cafile=self.endpoints["ca_file"])
-        return connect(url, open_timeout=20, proxy=None, **options)
-
-    def management(self, tls: bool = False) -> Any:
-        """The real boto3 @connections client, pointed at the gateway."""
-        return boto3.session.Session().client(
-            "apigatewaymanagementapi",
-            endpoint_url=self.endpoints["connections_tls" if tls else "connections"],
-            verify=self.endpoints["ca_file"] if tls else None,
-        )
-
-    def get(self, path: str) -> tuple[int, Any]:
-        """GET a path of the main port; (status, decoded JSON or text)."""
-        import urllib.error
-        import urllib.request
-
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(self.endpoints["http"] + path.lstrip("/"), timeout=30) as response:
-                status, body = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, body = error.code, error.read()
-        try:
-            return status, json.loads(body)
-        except ValueError:
-            return status, body.decode()
-
-
-def start_gateway(
-    workdir: Path, project_dir: Path, *flags: str, expect_failure: bool = False
-) -> RunningGateway:
-    """Start `python -m localgateway` on free ports and wait until it says it is ready."""
-    started = launcher.start(workdir, project_dir, *flags, expect_failure=expect_failure)
-    gateway = RunningGateway(started.process, started.output)
-    gateway.endpoints = started.endpoints
-    return gateway
 
 
 @pytest.fixture(scope="module")

@@ -90,14 +90,6 @@ def paused_gateway(
     gateway.stop()
 
 
-@pytest.fixture(scope="module")
-def chat_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    """The chat with its own limits, as deployed."""
-    gateway = start_gateway(tmp_path_factory.mktemp("limits"), ROOT, "--no-autoreload")
-    yield gateway
-    gateway.stop()
-
-
 CONNECT_RETRIES = 3
 
 
@@ -271,10 +263,10 @@ def test_dynamodb_paused_every_frame_is_answered_and_nothing_is_stored_twice(
 
 
 def test_a_flood_from_one_client_is_cut_and_the_room_hears_only_what_was_accepted(
-    chat_gateway: RunningGateway,
+    chalice_gateway: RunningGateway,
 ) -> None:
     async def scenario() -> tuple[int, list[str], list[str], int, int]:
-        url = chat_gateway.endpoints["websocket"]
+        url = chalice_gateway.endpoints["websocket"]
         flooder = await member(url, "flooded", "flooder")
         reader = await member(url, "flooded", "reader")
         started = time.monotonic()
@@ -313,10 +305,10 @@ def test_a_flood_from_one_client_is_cut_and_the_room_hears_only_what_was_accepte
 
 
 def test_the_21st_connection_from_one_address_is_refused_and_the_next_after_a_close_is_not(
-    chat_gateway: RunningGateway,
+    chalice_gateway: RunningGateway,
 ) -> None:
     async def scenario() -> None:
-        url = chat_gateway.endpoints["websocket"]
+        url = chalice_gateway.endpoints["websocket"]
         clients = [await member(url, "crowded", f"c{n}") for n in range(20)]
         with pytest.raises(InvalidStatus) as refused:
             await connect(f"{url}?room=crowded", open_timeout=30, proxy=None)
@@ -336,9 +328,9 @@ def test_the_21st_connection_from_one_address_is_refused_and_the_next_after_a_cl
     asyncio.run(scenario())
 
 
-def test_room_changes_past_the_quota_are_refused(chat_gateway: RunningGateway) -> None:
+def test_room_changes_past_the_quota_are_refused(chalice_gateway: RunningGateway) -> None:
     async def scenario() -> tuple[int, int, float]:
-        client = await member(chat_gateway.endpoints["websocket"], "hopping", "hopper")
+        client = await member(chalice_gateway.endpoints["websocket"], "hopping", "hopper")
         joined = refused = 0
         started = time.monotonic()
         for n in range(60):

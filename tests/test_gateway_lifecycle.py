@@ -22,6 +22,7 @@ import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from localgateway.testing.frames import answers
 from tests.conftest import APPS, ROOT, RunningGateway, start_gateway
 
 
@@ -36,13 +37,6 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-
-
-def answers(ws: Any, *frames: str) -> set[str]:
-    """Send frames at once and return their answers, which may come in any order."""
-    for frame in frames:
-        ws.send(frame)
-    return {ws.recv(timeout=20) for _ in frames}
 
 
 def wait_for_answer(

@@ -17,6 +17,7 @@ import boto3
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from localgateway.testing.frames import ANY, wait_for_frame
 from tests.conftest import ROOT, RunningGateway, start_gateway
 
 USERS = {"demo": "Demo-password-1", "sam": "Sam-password-12"}
@@ -96,22 +97,16 @@ def test_signed_in_users_chat_under_their_usernames_marked_verified(
     ):
         demo.send(json.dumps({"action": "join", "room": "lobby"}))
         sam.send(json.dumps({"action": "join", "room": "lobby"}))
-        joined = next_of(sam, "joined")
+        joined = wait_for_frame(sam, "joined", skipping=ANY)
         assert joined["nick"] == "sam"
         assert joined["members"] == joined["verified"] == ["demo", "sam"]
         demo.send(json.dumps({"action": "sendmessage", "data": "it is really me"}))
-        heard = next_of(sam, "message")
+        heard = wait_for_frame(sam, "message", skipping=ANY)
         assert (heard["from"], heard["text"], heard["verified"]) == (
             "demo",
             "it is really me",
             True,
         )
-
-
-def next_of(ws: Any, kind: str) -> dict[str, Any]:
-    while (frame := json.loads(ws.recv(timeout=20)))["type"] != kind:
-        pass
-    return frame
 
 
 def test_the_banner_gives_the_pool_the_client_the_users_and_a_sign_in_page(

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from localgateway.testing.frames import wait_for_frame
 from tests.conftest import ROOT, RunningGateway, start_gateway
 from tests.page_support import conversation, fill_room, message_frame, week_of_history
 
@@ -160,15 +161,6 @@ def fits_the_viewport(page: Any) -> None:
 def screenshot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name))
-
-
-def speak(client: Any) -> None:
-    """A client's first frame: until then the chat lists and counts it nowhere. Presence
-    may come first: the room's earlier visitors leaving (their $disconnect runs late)."""
-    client.send(json.dumps({"action": "ping"}))
-    while (frame := json.loads(client.recv(timeout=30)))["type"] == "presence":
-        pass
-    assert frame == {"type": "pong"}
 
 
 def relay_frames(
@@ -320,7 +312,10 @@ def test_a_phone_shows_a_long_room_and_its_drawer(
     gateway: RunningGateway, open_page: Any, long_room: list[dict[str, Any]]
 ) -> None:
     with gateway.connect("?room=long&nick=lurker") as lurker:
-        speak(lurker)
+        # A first frame: until then the chat lists and counts it nowhere. Presence may come
+        # first: the room's earlier visitors leaving (their $disconnect runs late).
+        lurker.send(json.dumps({"action": "ping"}))
+        assert wait_for_frame(lurker, "pong", skipping={"presence"}, timeout=30) == {"type": "pong"}
         phone_in_a_long_room(gateway, open_page, long_room[-1]["text"])
 
 
@@ -343,7 +338,10 @@ def phone_in_a_long_room(gateway: RunningGateway, open_page: Any, newest: str) -
 
     # Someone opens a room after the page listed rooms: opening the drawer lists it.
     with gateway.connect("?room=pocket&nick=pal") as pal:
-        speak(pal)
+        # A first frame: until then the chat lists and counts it nowhere. Presence may come
+        # first: the room's earlier visitors leaving (their $disconnect runs late).
+        pal.send(json.dumps({"action": "ping"}))
+        assert wait_for_frame(pal, "pong", skipping={"presence"}, timeout=30) == {"type": "pong"}
         menu.click()
         expect(menu).to_have_attribute("aria-expanded", "true")
         expect(nickname).to_be_visible()
@@ -417,7 +415,10 @@ def test_a_late_message_lands_in_id_order_after_you_joined_only_if_newer(
     wait_online(page)
     expect(messages(page)).to_have_text(stored)
     with gateway.connect("?room=late&nick=writer") as writer:
-        speak(writer)
+        # A first frame: until then the chat lists and counts it nowhere. Presence may come
+        # first: the room's earlier visitors leaving (their $disconnect runs late).
+        writer.send(json.dumps({"action": "ping"}))
+        assert wait_for_frame(writer, "pong", skipping={"presence"}, timeout=30) == {"type": "pong"}
         expect(page.locator("#log")).to_contain_text("writer joined")
         for text in ("first", "second"):
             writer.send(json.dumps({"action": "sendmessage", "data": text}))
