@@ -12,8 +12,9 @@ later, before anybody has the URL) adds it scoped to the new API. Later deploys
 run once. Last, the stage gets the merge template's default route throttling,
 which `chalice deploy` knows nothing about.
 
-A stage with AUTH=cognito also gets the merge template's user pool and app
-client (made if missing, by name, with the code the local gateway uses), and
+A stage that signs users in (AUTH=cognito, or optional, the default) also
+gets the merge template's user pool and app client (made if missing, by name,
+with the code the local gateway uses), and
 their ids reach the functions as COGNITO_USER_POOL_ID and COGNITO_CLIENT_ID:
 written into the stage's environment in config.json while `chalice deploy`
 reads it, and the committed file put back afterwards. The printed page links
@@ -36,6 +37,7 @@ from deploytools import policy
 from deploytools.project import (
     HANDLERS,
     ROOT,
+    SIGNED_IN_MODES,
     WEBSOCKET_API,
     DeployError,
     Stage,
@@ -51,7 +53,7 @@ from deploytools.project import (
 from deploytools.runner import ChaliceRunner, run_chalice
 from localgateway.aws import cognito, tables
 
-# The merge template's user pool and app client, for AUTH=cognito stages.
+# The merge template's user pool and app client, for stages that sign users in.
 USER_POOL = "ChatUserPool"
 USER_POOL_CLIENT = "ChatUserPoolClient"
 
@@ -225,8 +227,9 @@ def deploy(
 def _ensure_identities(
     stage: Stage, session: boto3.session.Session, say: Say
 ) -> cognito.Made | None:
-    """For an AUTH=cognito stage, the merge template's user pool and app client."""
-    if stage.auth != "cognito":
+    """For a stage that signs users in (AUTH cognito or optional), the merge template's
+    user pool and app client."""
+    if stage.auth not in SIGNED_IN_MODES:
         return None
     made = cognito.ensure(
         session.client("cognito-idp"), merge_template(stage), f"{stage.app_name}-{stage.name}"

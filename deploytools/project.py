@@ -8,12 +8,13 @@ resource names of `chalice package`), so that the policy rendered for
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chalice.utils import to_cfn_resource_name
 
+from localgateway import project as chalice_project
 from localgateway.aws import tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,12 @@ WEBSOCKET_STAGE = "WebsocketAPIStage"
 THROTTLING = ("ThrottlingRateLimit", "ThrottlingBurstLimit")
 
 
+# The chat's sign-in mode when a stage sets no AUTH (chalicelib/settings.py): "cognito" and
+# "optional" stages get the merge template's user pool.
+AUTH_DEFAULT = "optional"
+SIGNED_IN_MODES = ("cognito", "optional")
+
+
 class DeployError(Exception):
     """Something the person deploying has to fix; the message says what."""
 
@@ -47,7 +54,8 @@ class Stage:
     api_gateway_stage: str
     table_name: str
     iam_policy_file: str
-    auth: str = "none"  # AUTH: "cognito" stages sign their users in
+    auth: str = "optional"  # AUTH, as chalicelib/settings.py reads it
+    template: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def chalice_dir(self) -> Path:
@@ -90,27 +98,30 @@ class WebsocketApi:
 
 
 def load_stage(name: str, project: Path = ROOT) -> Stage:
-    config = json.loads((project / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    stages = config.get("stages", {})
-    if name not in stages:
-        raise DeployError(f"no stage {name!r} in .chalice/config.json (stages: {sorted(stages)})")
-    settings = stages[name]
-    environment = {
-        **config.get("environment_variables", {}),
-        **settings.get("environment_variables", {}),
-    }
+    """The stage as `chalice deploy` sees it, read by the gateway's public project reader
+    (localgateway.project), so that deploying and running locally layer settings alike."""
+    try:
+        source = chalice_project.load(project, name)
+    except chalice_project.ProjectError as error:
+        raise DeployError(str(error)) from None
+    if name not in source.stages:
+        raise DeployError(
+            f"no stage {name!r} in .chalice/config.json (stages: {sorted(source.stages)})"
+        )
+    # As `chalice deploy` sets it: config.json's layers (the merge template is `package`'s).
+    scoped = source.settings.config.scope(name, chalice_project.WEBSOCKET_CONNECT)
+    environment = {key: str(value) for key, value in scoped.environment_variables.items()}
     if not environment.get("TABLE_NAME"):
         raise DeployError(f"stage {name!r} sets no TABLE_NAME in .chalice/config.json")
     stage = Stage(
-        project=project,
+        project=source.root,
         name=name,
-        app_name=config["app_name"],
-        api_gateway_stage=settings.get("api_gateway_stage", config.get("api_gateway_stage", "api")),
+        app_name=source.app_name,
+        api_gateway_stage=source.api_stage,
         table_name=environment["TABLE_NAME"],
-        iam_policy_file=settings.get(
-            "iam_policy_file", config.get("iam_policy_file", f"policy-{name}.json")
-        ),
-        auth=str(environment.get("AUTH", "none")).lower(),
+        iam_policy_file=source.settings.config.iam_policy_file or f"policy-{name}.json",
+        auth=environment.get("AUTH", AUTH_DEFAULT).strip().lower() or AUTH_DEFAULT,
+        template=source.settings.template,
     )
     # `chalice deploy` passes FANOUT_FUNCTION as written, and the policy lets the
     # functions invoke only this stage's fan-out function: any other name would be
@@ -125,7 +136,7 @@ def load_stage(name: str, project: Path = ROOT) -> Stage:
 
 
 def merge_template(stage: Stage) -> dict[str, Any]:
-    return tables.load_template(stage.merge_template_path)
+    return stage.template
 
 
 def chat_table(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -124,6 +124,8 @@ class Project:
     tables: tuple[Table, ...] = ()
     merge_template: Path | None = None
     warnings: tuple[str, ...] = ()
+    # Every stage config.json declares (a stage not among them runs on the global settings).
+    stages: tuple[str, ...] = ()
     # The app's `@app.lambda_function`s by name, once a worker has imported it.
     pure_functions: dict[str, Function] = field(default_factory=dict)
 
@@ -233,6 +235,7 @@ def load(root: str | Path, stage: str = "dev", merge_template: str | Path | None
         tables=table_list,
         merge_template=template_path,
         warnings=tuple(warnings),
+        stages=tuple(config_from_disk.get("stages") or ()),
     )
 
 

@@ -204,6 +204,7 @@ def test_each_stage_names_its_own_fanout_function(tmp_path: Path) -> None:
     config["stages"]["qa"] = copy.deepcopy(config["stages"]["dev"])
     (tmp_path / ".chalice").mkdir()
     (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
+    shutil.copy(ROOT / "app.py", tmp_path / "app.py")
     copied = r"FANOUT_FUNCTION to 'chalice-chat-dev-fanout'.*is 'chalice-chat-qa-fanout'"
     with pytest.raises(DeployError, match=copied):
         load_stage("qa", tmp_path)
@@ -294,7 +295,15 @@ def test_first_deploy_creates_the_table_and_scopes_the_policy_to_the_new_api(
     url = f"wss://{api_id}.execute-api.{REGION}.amazonaws.com/api"
     assert result.websocket_url == url
     page = (project / "static" / "index.html").resolve().as_uri()
-    assert result.page_links == (f"{page}?ws={url}", f"http://127.0.0.1:8000/?ws={url}")
+    # dev is AUTH=optional (the chat's default): guests chat, and the pool signs people in.
+    (pool,) = session.client("cognito-idp").list_user_pools(MaxResults=10)["UserPools"]
+    assert pool["Name"] == "chalice-chat-dev-ChatUserPool"
+    sign_in = f"&cognito=https://cognito-idp.{REGION}.amazonaws.com/&client="
+    assert [link.split(sign_in)[0] for link in result.page_links] == [
+        f"{page}?ws={url}",
+        f"http://127.0.0.1:8000/?ws={url}",
+    ]
+    assert all(sign_in in link for link in result.page_links)
     assert any(url in line for line in printed)
     assert any(f"?ws={url}" in line for line in printed)
 

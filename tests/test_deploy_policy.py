@@ -177,6 +177,7 @@ def test_a_change_to_the_policy_in_resources_json_makes_the_committed_files_stal
     (tmp_path / ".chalice").mkdir()
     for name in ("config.json", "resources.json", "policy-dev.json", "policy-prod.json"):
         shutil.copy2(ROOT / ".chalice" / name, tmp_path / ".chalice" / name)
+    shutil.copy2(ROOT / "app.py", tmp_path / "app.py")
     template = json.loads((tmp_path / ".chalice" / "resources.json").read_text())
     document = template["Resources"]["ChatFunctionsPolicy"]["Properties"]["PolicyDocument"]
     document["Statement"][0]["Action"].remove("dynamodb:DeleteItem")
