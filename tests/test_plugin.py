@@ -87,3 +87,33 @@ def test_silent(chalice_gateway):
             "*waited 1 s for a frame of type 'count'; got only*",
         ]
     )
+
+
+def test_the_tutorial_layout_runs_under_the_fixture(pytester: pytest.Pytester) -> None:
+    """The tutorial's table comes from a root-level resources.json `Ref`: the fixture's
+    gateway creates it and empties it between tests as for any project."""
+    shutil.copytree(APPS / "tutorial", pytester.path, dirs_exist_ok=True)
+    pytester.makepyfile(
+        test_tutorial="""
+def stored(ws, text):
+    ws.send(text)
+    return ws.recv(timeout=20)
+
+def test_counts_its_own_frames(chalice_gateway):
+    with chalice_gateway.connect() as ws:
+        assert [stored(ws, t) for t in "abc"] == ["stored 1", "stored 2", "stored 3"]
+
+def test_starts_from_an_empty_table(chalice_gateway):
+    client = chalice_gateway.dynamodb()
+    (table,) = client.list_tables()["TableNames"]
+    assert client.scan(TableName=table)["Count"] == 0
+    with chalice_gateway.connect() as ws:
+        assert stored(ws, "x") == "stored 1"
+"""
+    )
+    os.environ["PYTHONPATH"] = str(ROOT)
+    try:
+        result = pytester.runpytest_subprocess("-p", "localgateway.testing.plugin")
+    finally:
+        del os.environ["PYTHONPATH"]
+    result.assert_outcomes(passed=2)
