@@ -20,8 +20,9 @@ POLICY_ID = "ChatFunctionsPolicy"
 # A name that cannot be known before the first deploy: a region, an account, an API id.
 UNKNOWN = "*"
 
-# Resources that end in an open set, by service: connection ids, log streams.
-_OPEN_ENDS = {"execute-api": "/*", "logs": ":*"}
+# Resources that end in an open set, by service: connection ids, log streams, the objects
+# under a bucket's prefix.
+_OPEN_ENDS = {"execute-api": "/*", "logs": ":*", "s3": "/*"}
 
 # `${Name}` and `${Resource.Attribute}` in Fn::Sub; `${!Name}` is a literal `${Name}`.
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
@@ -108,8 +109,9 @@ def problems(document: Mapping[str, Any]) -> list[str]:
     No wildcard in any action, and every resource is an ARN of its actions'
     service that names one thing. A wildcard may stand only for a whole
     region, a whole account or a whole API id (unknown before the first
-    deploy), or end an @connections or log-group ARN (connection ids, log
-    streams): a table, a function, a stage or a log group is always named.
+    deploy), or end an @connections, log-group or S3 ARN (connection ids, log
+    streams, the objects under a key prefix): a table, a function, a stage, a
+    log group and a bucket's key prefix are always named.
     """
     found = []
     for statement in document["Statement"]:
@@ -147,6 +149,8 @@ def _resource_problems(resource: Any, services: set[str]) -> list[str]:
         name = name[: -len(open_end)]
     if _wild(name):
         found.append(f"wildcard resource {resource} (it must name one resource)")
+    elif service == "s3" and not name.partition("/")[2]:
+        found.append(f"{resource} is a whole bucket (it must name a key prefix)")
     return found
 
 

@@ -11,6 +11,8 @@ preflights by them; what it does not enforce for anonymous and presigned
 requests, `s3guard` does.
 
 Idempotent: a reload finds the bucket it made at start and sets its settings again.
+`make deploy` makes the stage's bucket on AWS with the same code, and `make
+destroy` empties and deletes it.
 """
 
 from __future__ import annotations
@@ -41,12 +43,43 @@ def ensure(client: Any, template: dict[str, Any], prefix: str) -> dict[str, str]
     names = {}
     for logical_id, properties in declared(template).items():
         name = bucket_name(logical_id, properties, prefix)
-        existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
-        if name not in existing:
-            client.create_bucket(Bucket=name)
-        _configure(client, name, properties)
+        ensure_named(client, name, properties)
         names[logical_id] = name
     return names
+
+
+def ensure_named(
+    client: Any, name: str, properties: dict[str, Any], region: str = "us-east-1"
+) -> bool:
+    """Make bucket `name` if this account lacks it, then give it the template's settings;
+    whether it was made."""
+    existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+    if name not in existing:
+        where = {} if region == "us-east-1" else {"LocationConstraint": region}
+        client.create_bucket(Bucket=name, **({"CreateBucketConfiguration": where} if where else {}))
+    _configure(client, name, properties)
+    return name not in existing
+
+
+def delete(client: Any, name: str) -> int | None:
+    """Empty the bucket (every version), then delete it; the objects removed, None when
+    there was no bucket. Safe to run again after a failure half-way."""
+    removed = 0
+    try:
+        pages = client.get_paginator("list_object_versions").paginate(Bucket=name)
+        for page in pages:
+            batch = [
+                {"Key": item["Key"], "VersionId": item["VersionId"]}
+                for kind in ("Versions", "DeleteMarkers")
+                for item in page.get(kind, [])
+            ]
+            if batch:
+                client.delete_objects(Bucket=name, Delete={"Objects": batch, "Quiet": True})
+                removed += len(batch)
+        client.delete_bucket(Bucket=name)
+    except client.exceptions.NoSuchBucket:
+        return None
+    return removed
 
 
 def _configure(client: Any, name: str, properties: dict[str, Any]) -> None:
