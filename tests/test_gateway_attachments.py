@@ -117,12 +117,13 @@ def refused(ws: Any, frame: dict[str, Any], others: list[Any]) -> dict[str, Any]
 
 
 def test_a_png_and_a_pdf_go_up_reach_bob_and_come_down_byte_identical(
-    people: dict[str, Any],
+    gateway: RunningGateway, people: dict[str, Any]
 ) -> None:
     alice, bob = people["alice"], people["bob"]
     image = ask_upload(alice, "screen shot.png", "image/png", len(PNG))
     assert image["key"].startswith(room_prefix("design")) and "screen" not in image["key"]
-    assert urlsplit(image["url"]).hostname == "127.0.0.1"  # the embedded S3, not AWS
+    embedded = urlsplit(gateway.endpoints["aws"]).netloc
+    assert urlsplit(image["url"]).netloc == embedded  # the gateway's S3, not AWS
     assert post(image, PNG) == 204
     send(alice, {"action": "sendmessage", "room": "design", "data": "the new header",
                  "attachment": image["key"], "width": 3, "height": 2})  # fmt: skip
