@@ -243,3 +243,60 @@ def test_the_bucket_passes_the_pages_cors_preflight_and_fails_another_origins(
         answer["url"], headers={**headers, "Origin": "https://evil.example"}, timeout=30
     )
     assert other.status_code == 403  # a failed preflight: the browser sends nothing
+
+
+UPLOAD_FROM_PAGE = """async ({url, fields, bytes}) => {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
+    const file = new Blob([new Uint8Array(bytes)], {type: fields["Content-Type"]});
+    form.append("file", file, "shot.png");
+    return await new Promise((resolve) => {
+        const xhr = new XMLHttpRequest();
+        let progress = 0;
+        xhr.upload.onprogress = (event) => { progress = event.loaded; };  // forces a preflight
+        xhr.onload = () => resolve({status: xhr.status, progress});
+        xhr.onerror = () => resolve({status: 0, progress});
+        xhr.open("POST", url);
+        xhr.send(form);
+    });
+}"""
+PREVIEW_IN_PAGE = """async (url) => {
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    return {width: image.naturalWidth, height: image.naturalHeight, bytes: Array.from(bytes)};
+}"""
+
+
+@pytest.mark.browser
+def test_chromium_on_the_chat_pages_origin_uploads_and_previews_through_the_urls(
+    gateway: RunningGateway, people: dict[str, Any]
+) -> None:
+    """The page's origin (CORS) posts the form with upload progress and shows the image."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_page import CHROMIUM, CHROMIUM_FLAGS
+
+    alice, bob = people["alice"], people["bob"]
+    image = ask_upload(alice, "shot.png", "image/png", len(PNG))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            # A document served from the chat's origin (the gateway's 403 for an unknown
+            # path will do): Chromium lets loopback documents, not fulfilled ones, reach the
+            # loopback address space where the embedded S3 listens.
+            page.goto(gateway.endpoints["http"] + "blank")
+            sent = page.evaluate(UPLOAD_FROM_PAGE, {**image, "bytes": list(PNG)})
+            assert sent["status"] == 204 and sent["progress"] > len(PNG), sent  # form and file
+            send(alice, {"action": "sendmessage", "room": "design", "attachment": image["key"]})
+            (message,) = of_type(wait(bob, "message"), "message")
+            send(bob, {"action": "download", "room": "design", "id": message["id"]})
+            (answer,) = of_type(wait(bob, "download"), "download")
+            shown = page.evaluate(PREVIEW_IN_PAGE, answer["url"])
+        finally:
+            browser.close()
+    assert (shown["width"], shown["height"]) == (3, 2)
+    assert bytes(shown["bytes"]) == PNG
+    everything(alice)
