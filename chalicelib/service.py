@@ -96,8 +96,12 @@ def cognito_client() -> Any:
 @lru_cache(maxsize=1)
 def s3_client() -> Any:
     """For presigning and checking attachments (AWS_ENDPOINT_URL_S3 works: presigned URLs
-    then point there). SigV4, as every region wants for presigned POSTs."""
-    config = Config(signature_version="s3v4", **budget.CLIENT_TIMEOUTS)
+    then point there). SigV4, as every region wants for presigned POSTs; virtual-hosted
+    style names the bucket's region in its URLs (the global name answers a new bucket of
+    another region with a redirect, which a browser's CORS upload does not follow)."""
+    config = Config(
+        signature_version="s3v4", s3={"addressing_style": "virtual"}, **budget.CLIENT_TIMEOUTS
+    )
     return _within_budgets(boto3.session.Session().client("s3", config=config))
 
 
