@@ -18,6 +18,7 @@ from chalicelib.attachments import clean_name, room_prefix
 from chalicelib.settings import Settings
 from localgateway.aws import s3guard
 from localgateway.awslambda.environment import FAKE_CREDENTIALS, Credentials
+from tests.conftest import ChatHarness
 
 SETTINGS = Settings(table_name="t")
 MB = 1024 * 1024
@@ -122,3 +123,24 @@ def test_a_browser_upload_must_keep_to_its_policy(s3: Any) -> None:
     assert "Extra input fields: x-amz-meta-evil" in form(**{"x-amz-meta-evil": "1"}).message
     assert "expired" in form(at=now + timedelta(minutes=6)).message
     assert form(policy=post["fields"]["policy"][:-4] + "AAA=").code == "SignatureDoesNotMatch"
+
+
+def test_a_chat_without_a_bucket_says_so_and_posts_nothing(chat: ChatHarness) -> None:
+    """A bare `chalice deploy` sets no BUCKET_NAME: files are refused in words."""
+    ann, bob = chat.connect({"nick": "ann"}), chat.connect({"nick": "bob"})
+    chat.drain()
+    frames = [
+        {"action": "upload", "name": "a.png", "type": "image/png", "size": 5},
+        {
+            "action": "sendmessage",
+            "attachment": KEY.replace(room_prefix("design"), room_prefix("lobby")),
+        },
+    ]
+    for frame in frames:
+        chat.send(ann, frame)
+        (error,) = chat.take(ann)
+        assert (error["code"], error["message"]) == (
+            protocol.BAD_REQUEST,
+            "this chat has no file storage (BUCKET_NAME)",
+        )
+    assert chat.take(bob) == []
