@@ -3,9 +3,8 @@
 They make a bare `chalice deploy` and `chalice package` work in a fresh clone.
 Names Chalice gives before anything exists (the table, the functions, the log
 groups) are exact; the region, the account and the API id are wildcards,
-because they are unknown until the first deploy. The bucket's statement is
-left out: its name holds the account and region, and only `make deploy`
-makes it. `make deploy` narrows those
+because they are unknown until the first deploy (also where the bucket's
+name holds them: `chalice-chat-STAGE-files-*-*`). `make deploy` narrows those
 too for its own deploys. `python -m deploytools policy-files` writes them; a
 test fails when a committed file differs from what this module renders, so
 they cannot drift from resources.json.
@@ -19,7 +18,6 @@ from typing import Any
 
 from deploytools import policy
 from deploytools.project import (
-    FILES_BUCKET,
     ROOT,
     WEBSOCKET_API,
     Stage,
@@ -48,7 +46,7 @@ def committed_policy(stage: Stage) -> dict[str, Any]:
         api_id=policy.UNKNOWN,
     )
     document = policy.policy_document(merge_template(stage))
-    return policy.render(document, values, defer=frozenset({WEBSOCKET_API, FILES_BUCKET}))
+    return policy.render(document, values, defer=frozenset({WEBSOCKET_API}))
 
 
 def policy_text(document: dict[str, Any]) -> str:

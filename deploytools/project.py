@@ -183,8 +183,8 @@ def policy_values(
     """What each name in the policy stands for once `chalice deploy` has made it.
 
     Region, account and API id may be `policy.UNKNOWN` (the committed policy
-    files); without an API id the @connections statement is left out, and without
-    a region and an account the bucket's (a bare `chalice deploy` makes no bucket).
+    files, where the bucket's name then holds them as wildcards); without an API
+    id the @connections statement is left out.
     """
     table_id, _ = chat_table(merge_template(stage))
     values = {
@@ -200,6 +200,5 @@ def policy_values(
         values[to_cfn_resource_name(f"{handler}-log-group")] = stage.log_group(handler)
     if api_id is not None:
         values[WEBSOCKET_API] = api_id
-    if "*" not in (region, account):
-        values[FILES_BUCKET] = stage.bucket_name(account=account, region=region)
+    values[FILES_BUCKET] = stage.bucket_name(account=account, region=region)
     return values

@@ -117,11 +117,8 @@ def git_status(checkout: Path) -> str:
     ).stdout
 
 
-def expected_statements(
-    api_id: str | None, stage: str = "dev", files: bool = True
-) -> list[dict[str, Any]]:
-    """The exact policy `make deploy` must attach, for moto's account and region (`files`:
-    with the bucket's statement, which the committed files leave out)."""
+def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str, Any]]:
+    """The exact policy `make deploy` must attach, for moto's account and region."""
     logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/chalice-chat-{stage}"
     fanout = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:chalice-chat-{stage}-fanout"
     statements: list[dict[str, Any]] = [
@@ -165,16 +162,13 @@ def expected_statements(
                 f"{logs}-fanout:*",
             ],
         },
+        {
+            "Sid": "ChatFiles",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": f"arn:aws:s3:::chalice-chat-{stage}-files-{ACCOUNT}-{REGION}/files/*",
+        },
     ]
-    if files:
-        statements.append(
-            {
-                "Sid": "ChatFiles",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": f"arn:aws:s3:::chalice-chat-{stage}-files-{ACCOUNT}-{REGION}/files/*",
-            }
-        )
     if api_id:
         return statements
     return [s for s in statements if s["Sid"] != "PostToChatConnections"]

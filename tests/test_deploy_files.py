@@ -87,12 +87,16 @@ def test_the_policy_grants_get_and_put_on_the_buckets_prefix_and_nothing_more(
     bucket = f"chalice-chat-{stage}-files-{ACCOUNT}-{REGION}"
     assert resolved["Resource"] == f"arn:aws:s3:::{bucket}/files/*"
     assert policy.problems({"Statement": [resolved]}) == []
+    committed = {**resolved, "Resource": f"arn:aws:s3:::chalice-chat-{stage}-files-*-*/files/*"}
+    assert policy.problems({"Statement": [committed]}) == []  # account and region unknown
     broader = [
         ("s3:GetObject", f"arn:aws:s3:::{bucket}/*"),  # the whole bucket's objects
         ("s3:GetObject", f"arn:aws:s3:::{bucket}"),
         ("s3:GetObject", "arn:aws:s3:::*/files/*"),
         ("s3:*", f"arn:aws:s3:::{bucket}/files/*"),
         ("s3:GetObject", f"arn:aws:s3:::{bucket}/files*/*"),
+        ("s3:GetObject", "arn:aws:s3:::chalice-chat-dev-files-12*-us-east-1/files/*"),
+        ("s3:GetObject", "arn:aws:s3:::*-files-*-*/files/*"),
     ]
     for action, resource in broader:
         statement = {"Sid": "S", "Action": [action], "Resource": resource}

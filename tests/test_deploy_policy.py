@@ -135,6 +135,7 @@ def test_each_committed_statement_grants_what_the_code_calls_on_this_stages_reso
         "PostToChatConnections",
         "InvokeFanout",
         "OwnLogGroups",
+        "ChatFiles",
     ]
     assert all(statement["Effect"] == "Allow" for statement in statements.values())
 
@@ -160,6 +161,9 @@ def test_each_committed_statement_grants_what_the_code_calls_on_this_stages_reso
         f"arn:aws:logs:*:*:log-group:/aws/lambda/chalice-chat-{stage}-{handler}:*"
         for handler in HANDLERS
     ]
+    files = statements["ChatFiles"]  # what attachments.py calls: see test_deploy_files
+    assert files["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert files["Resource"] == f"arn:aws:s3:::chalice-chat-{stage}-files-*-*/files/*"
     assert policy.problems(document) == []
 
 
@@ -167,7 +171,8 @@ def test_the_committed_files_differ_from_make_deploys_only_in_region_account_and
     """The wildcards stand for nothing but what is unknown before the first deploy."""
     text = json.dumps(committed("dev")).replace(":*:*:", f":{REGION}:{ACCOUNT}:")
     text = text.replace(f":{ACCOUNT}:*/api/", f":{ACCOUNT}:a1b2c3d4e5/api/")
-    assert json.loads(text)["Statement"] == expected_statements("a1b2c3d4e5", files=False)
+    text = text.replace("-files-*-*/", f"-files-{ACCOUNT}-{REGION}/")  # the bucket's name
+    assert json.loads(text)["Statement"] == expected_statements("a1b2c3d4e5")
 
 
 def test_the_committed_files_are_what_resources_json_renders(
