@@ -28,6 +28,7 @@ from botocore.exceptions import ConnectionError as LostConnection
 from chalice.app import WebsocketEvent
 
 from chalicelib import budget, origins, protocol
+from chalicelib.attachments import Files, Refused
 from chalicelib.auth import Unauthorized, Verifier
 from chalicelib.fanout import Batch, FanOut
 from chalicelib.ids import id_time_ms
@@ -121,6 +122,7 @@ class Chat:
         settings: Settings,
         fanout: FanOut | None = None,
         verifier: Verifier | None = None,
+        files: Files | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -128,6 +130,8 @@ class Chat:
         self._fanout = fanout
         # Set with AUTH=cognito: every connection signs in, and its nickname is its username.
         self._verifier = verifier
+        # The stage's bucket for attachments (BUCKET_NAME); None: `upload` is refused.
+        self._files = files
 
     # Events: the three websocket routes and the fan-out function ---------------------
 
@@ -437,6 +441,8 @@ class Chat:
                 self._sender.send(conn.id, {"type": "pong"})
             case protocol.Help():
                 self._sender.send(conn.id, {"type": "help", "commands": protocol.HELP})
+            case protocol.Upload() | protocol.Download():
+                self._file(conn, command)
 
     def _in_room(self, conn: Connection, room: str | None) -> bool:
         """Whether a frame's `room` is one of the connection's (None: the current one);
@@ -466,9 +472,45 @@ class Chat:
         if not self._in_room(conn, command.room):
             return
         room = command.room or conn.room
-        message, _ = self._store.add_message(room, conn, command.text, command.id)
+        attachment = None
+        if command.attachment is not None:
+            ref = command.attachment
+            try:
+                attachment = self._uploads().check(room, ref.key, ref.width, ref.height)
+            except Refused as refused:
+                self._reply_error(conn.id, ProtocolError(refused.code, refused.message))
+                return
+        message, _ = self._store.add_message(room, conn, command.text, command.id, attachment)
         frame = protocol.message_frame(message)
         self._tell_room(room, lambda count: frame, always=conn.id, origin=origin)
+
+    def _uploads(self) -> Files:
+        if self._files is None:
+            raise Refused(protocol.BAD_REQUEST, "this chat has no file storage (BUCKET_NAME)")
+        return self._files
+
+    def _file(self, conn: Connection, command: protocol.Upload | protocol.Download) -> None:
+        """`upload`: a presigned POST; `download`: a presigned GET of a message's file;
+        for members of the room only."""
+        if not self._in_room(conn, command.room):
+            return
+        room = command.room or conn.room
+        try:
+            files = self._uploads()
+            if isinstance(command, protocol.Upload):
+                post = files.presign_upload(room, command.name, command.type, command.size)
+                answer = {"type": "upload", "room": room, "name": command.name, **post}
+            else:
+                attachment = self._store.attachment(room, command.id)
+                if attachment is None:
+                    raise Refused(protocol.BAD_REQUEST, f"no message {command.id} with a file")
+                url = files.presign_download(attachment)
+                answer = {"type": "download", "room": room, "id": command.id, "url": url}
+                answer["attachment"] = attachment.shown()
+        except Refused as refused:
+            self._reply_error(conn.id, ProtocolError(refused.code, refused.message))
+            return
+        self._sender.send(conn.id, answer)
 
     def _join(self, conn: Connection, room: str) -> None:
         """Add `room` to the connection's rooms (and its person's) and make it current;

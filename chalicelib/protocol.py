@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chalicelib import attachments
 from chalicelib.settings import Settings
 from chalicelib.text import clean_message, nick_problem, normalize_nick
 
@@ -33,6 +34,8 @@ FORBIDDEN = "forbidden"
 # A `room` the connection is not in (join it first), and a connection in MAX_ROOMS rooms.
 NOT_IN_ROOM = "not_in_room"
 TOO_MANY_ROOMS = "too_many_rooms"
+# An `attachment` that is not an upload of this room as announced (chalicelib/attachments.py).
+INVALID_ATTACHMENT = attachments.INVALID_ATTACHMENT
 # In the body of a refused $connect (HTTP 401) with AUTH=cognito.
 UNAUTHORIZED = "unauthorized"
 # Only in the body of a refused $connect (HTTP 429 and 403), never as a frame.
@@ -62,6 +65,33 @@ class SendMessage:
     # the same id never stores it twice.
     id: str | None = None
     # One of the connection's rooms; None: its current room.
+    room: str | None = None
+    # An uploaded file's key, and an image's size in pixels as the client measured it.
+    attachment: AttachmentRef | None = None
+
+
+@dataclass(frozen=True)
+class AttachmentRef:
+    key: str
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Ask for a presigned POST: a file of `size` bytes and MIME `type` for `room`."""
+
+    name: str
+    type: str
+    size: int
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Download:
+    """Ask for a presigned GET of message `id`'s attachment."""
+
+    id: str
     room: str | None = None
 
 
@@ -162,6 +192,8 @@ Command = (
     | Rooms
     | Ping
     | Help
+    | Upload
+    | Download
 )
 
 # Cognito usernames as the chat accepts them in `invite` and `dm`.
@@ -200,19 +232,24 @@ def _parse_action(document: dict[str, Any], settings: Settings) -> Command | Pro
     team = _parse_team(action, document, target, settings)
     if team is not None:
         return team
+    files = _parse_files(action, document, target, settings)
+    if files is not None:
+        return files
     if action == "sendmessage":
         data = document.get("data")
-        if not isinstance(data, str):
+        if "attachment" in document and data in (None, ""):
+            data = None
+        elif not isinstance(data, str):
             return ProtocolError(BAD_REQUEST, 'sendmessage needs "data", a string')
         message_id = document.get("id")
         if message_id is not None and (
             not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id)
         ):
             return ProtocolError(BAD_REQUEST, '"id" must be a ULID (26 characters)')
-        message = _message(data, settings)
+        message = SendMessage("") if data is None else _message(data, settings)
         if isinstance(message, ProtocolError):
             return message
-        return replace(message, id=message_id, room=target)
+        return replace(message, id=message_id, room=target, attachment=_attachment(document))
     if action == "join":
         return validate_room(document.get("room"), settings)
     if action == "nick":
@@ -266,6 +303,36 @@ def _parse_team(
             return ProtocolError(BAD_REQUEST, '"id" must be the id of a message')
         return Read(target, message_id)
     return None
+
+
+def _parse_files(
+    action: str, document: dict[str, Any], target: str | None, settings: Settings
+) -> Command | ProtocolError | None:
+    """`upload`, `download` and a message's `attachment`; None for other actions."""
+    if action == "upload":
+        name, kind, size = document.get("name"), document.get("type"), document.get("size")
+        problem = attachments.upload_problem(name, kind, size, settings)
+        if problem is not None:
+            return ProtocolError(problem.code, problem.message)
+        return Upload(attachments.clean_name(name), kind.lower(), size, target)
+    if action == "download":
+        message_id = document.get("id")
+        if not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id):
+            return ProtocolError(BAD_REQUEST, 'download needs "id", the id of a message')
+        return Download(message_id, target)
+    if action == "sendmessage" and "attachment" in document:
+        width, height = document.get("width"), document.get("height")
+        problem = attachments.reference_problem(document["attachment"], width, height)
+        if problem is not None:
+            return ProtocolError(problem.code, problem.message)
+    return None
+
+
+def _attachment(document: dict[str, Any]) -> AttachmentRef | None:
+    """A checked `attachment` (see _parse_files), None without one."""
+    if "attachment" not in document:
+        return None
+    return AttachmentRef(document["attachment"], document.get("width"), document.get("height"))
 
 
 def validate_user(raw: Any) -> str | ProtocolError:

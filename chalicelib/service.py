@@ -22,6 +22,7 @@ import botocore.session
 from botocore.config import Config
 
 from chalicelib import budget
+from chalicelib.attachments import Files
 from chalicelib.auth import Verifier
 from chalicelib.commands import Chat
 from chalicelib.fanout import FanOut
@@ -92,6 +93,18 @@ def cognito_client() -> Any:
     return _within_budgets(boto3.session.Session().client("cognito-idp", config=config))
 
 
+@lru_cache(maxsize=1)
+def s3_client() -> Any:
+    """For presigning and checking attachments (AWS_ENDPOINT_URL_S3 works: presigned URLs
+    then point there). SigV4, as every region wants for presigned POSTs; virtual-hosted
+    style names the bucket's region in its URLs (the global name answers a new bucket of
+    another region with a redirect, which a browser's CORS upload does not follow)."""
+    config = Config(
+        signature_version="s3v4", s3={"addressing_style": "virtual"}, **budget.CLIENT_TIMEOUTS
+    )
+    return _within_budgets(boto3.session.Session().client("s3", config=config))
+
+
 @lru_cache(maxsize=4)
 def verifier(user_pool_id: str, client_id: str) -> Verifier:
     """One per container and pool, so that a token checked once is not checked again."""
@@ -107,4 +120,5 @@ def chat(websocket_api: Any) -> Chat:
     checks = None
     if settings.auth != "none" and settings.user_pool_id and settings.client_id:
         checks = verifier(settings.user_pool_id, settings.client_id)
-    return Chat(store, Sender(websocket_api, send_pool()), settings, fanout, checks)
+    files = Files(s3_client, settings) if settings.bucket_name else None
+    return Chat(store, Sender(websocket_api, send_pool()), settings, fanout, checks, files)

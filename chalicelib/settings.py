@@ -56,6 +56,13 @@ class Settings:
     auth: str = "optional"
     user_pool_id: str = ""
     client_id: str = ""
+    # Attachments (chalicelib/attachments.py): the stage's bucket ("" = none), the largest
+    # image (PNG, JPEG, GIF, WebP) and other file, how long presigned URLs live.
+    bucket_name: str = ""
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_file_bytes: int = 25 * 1024 * 1024
+    upload_seconds: int = 300
+    download_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +92,11 @@ class Settings:
             connections_per_ip=positive_int(env, "CONNECTIONS_PER_IP", cls.connections_per_ip),
             allowed_origins=_origins(env.get("ALLOWED_ORIGINS")),
             **_auth(env),
+            bucket_name=env.get("BUCKET_NAME", "").strip(),
+            max_image_bytes=positive_int(env, "MAX_IMAGE_BYTES", cls.max_image_bytes),
+            max_file_bytes=positive_int(env, "MAX_FILE_BYTES", cls.max_file_bytes),
+            upload_seconds=positive_int(env, "UPLOAD_URL_SECONDS", cls.upload_seconds),
+            download_seconds=positive_int(env, "DOWNLOAD_URL_SECONDS", cls.download_seconds),
         )
 
     @property

@@ -9,7 +9,8 @@ One table (defined once, in .chalice/resources.json), keys `pk` and `sk`:
 | membership  | ROOM#{room} | MEMBER#{id}  | nick, connected_at, expires_at, confirmed, user       |
 | nickname    | ROOM#{room} | NICK#{key}   | connection, connected_at, nick, claimed_at,           |
 |             |             |              | confirmed, user, expires_at                           |
-| message     | HIST#{room} | {ulid}       | from, text, ts, conn, user, verified, expires_at      |
+| message     | HIST#{room} | {ulid}       | from, text, ts, conn, user, verified, expires_at,     |
+|             |             |              | attachment (key, name, size, type, width, height)     |
 | room        | ROOMS       | {room}       | members (confirmed members), expires_at               |
 | address     | IP#{ip}     | SLOT#{n}     | connection, expires_at                                |
 
@@ -54,6 +55,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import limits
+from chalicelib.attachments import Attachment
 from chalicelib.ids import new_message_id
 from chalicelib.memberships import Memberships, Unread
 from chalicelib.settings import Settings
@@ -580,7 +582,12 @@ class ChatStore:
     # Messages ----------------------------------------------------------------------
 
     def add_message(
-        self, room: str, conn: Connection, text: str, message_id: str | None = None
+        self,
+        room: str,
+        conn: Connection,
+        text: str,
+        message_id: str | None = None,
+        attachment: Attachment | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store a message once: (the message, whether this call stored it).
 
@@ -596,22 +603,26 @@ class ChatStore:
             "text": text,
             "ts": iso_timestamp(now_ms),
             **({"verified": True} if conn.user else {}),
+            **({"attachment": attachment.shown()} if attachment else {}),
         }
         expires_at = now_ms // 1000 + self._settings.history_retention_seconds
+        item = {
+            "pk": {"S": HISTORY_PREFIX + room},
+            "sk": {"S": message["id"]},
+            "from": {"S": conn.nick},
+            "text": {"S": text},
+            "ts": {"S": message["ts"]},
+            "conn": {"S": conn.id},
+            "user": {"S": conn.user},
+            "verified": {"BOOL": bool(conn.user)},
+            "expires_at": {"N": str(expires_at)},
+        }
+        if attachment is not None:
+            item["attachment"] = {"M": _attachment_item(attachment)}
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item={
-                    "pk": {"S": HISTORY_PREFIX + room},
-                    "sk": {"S": message["id"]},
-                    "from": {"S": conn.nick},
-                    "text": {"S": text},
-                    "ts": {"S": message["ts"]},
-                    "conn": {"S": conn.id},
-                    "user": {"S": conn.user},
-                    "verified": {"BOOL": bool(conn.user)},
-                    "expires_at": {"N": str(expires_at)},
-                },
+                Item=item,
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -647,6 +658,17 @@ class ChatStore:
                 return newest_first[::-1], True
             newest_first.append(self._message(room, item))
         return newest_first[::-1], False
+
+    def attachment(self, room: str, message_id: str) -> Attachment | None:
+        """The attachment of a message of `room` still in its history, or None."""
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": HISTORY_PREFIX + room}, "sk": {"S": message_id}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None or self._expired(int(item["expires_at"]["N"])) or "attachment" not in item:
+            return None
+        return _attachment_of(item["attachment"]["M"])
 
     # Helpers -----------------------------------------------------------------------
 
@@ -809,6 +831,8 @@ class ChatStore:
         }
         if item.get("verified", {}).get("BOOL"):
             message["verified"] = True
+        if "attachment" in item:
+            message["attachment"] = _attachment_of(item["attachment"]["M"]).shown()
         return message
 
     def _connection_item(self, conn: Connection) -> dict[str, Any]:
@@ -871,3 +895,27 @@ class ChatStore:
             if _is_condition_failure(error):
                 raise ConnectionChanged from error
             raise
+
+
+def _attachment_item(attachment: Attachment) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "key": {"S": attachment.key},
+        "name": {"S": attachment.name},
+        "size": {"N": str(attachment.size)},
+        "type": {"S": attachment.type},
+    }
+    if attachment.width is not None and attachment.height is not None:
+        item.update(width={"N": str(attachment.width)}, height={"N": str(attachment.height)})
+    return item
+
+
+def _attachment_of(item: dict[str, Any]) -> Attachment:
+    width, height = item.get("width"), item.get("height")
+    return Attachment(
+        key=item["key"]["S"],
+        name=item["name"]["S"],
+        size=int(item["size"]["N"]),
+        type=item["type"]["S"],
+        width=int(width["N"]) if width else None,
+        height=int(height["N"]) if height else None,
+    )

@@ -12,6 +12,11 @@ later, before anybody has the URL) adds it scoped to the new API. Later deploys
 run once. Last, the stage gets the merge template's default route throttling,
 which `chalice deploy` knows nothing about.
 
+The stage's bucket for attachments is made as the merge template describes it
+(`ChatFiles`), named for the stage, account and region (bucket names are
+global), and its name reaches the functions as BUCKET_NAME the same way as
+the Cognito ids below.
+
 A stage that signs users in (AUTH=cognito, or optional, the default) also
 gets the merge template's user pool and app client (made if missing, by name,
 with the code the local gateway uses), and
@@ -35,6 +40,7 @@ from botocore.exceptions import NoCredentialsError
 
 from deploytools import policy
 from deploytools.project import (
+    FILES_BUCKET,
     HANDLERS,
     ROOT,
     SIGNED_IN_MODES,
@@ -51,7 +57,7 @@ from deploytools.project import (
     route_throttling,
 )
 from deploytools.runner import ChaliceRunner, run_chalice
-from localgateway.aws import cognito, tables
+from localgateway.aws import buckets, cognito, tables
 
 # The merge template's user pool and app client, for stages that sign users in.
 USER_POOL = "ChatUserPool"
@@ -185,15 +191,12 @@ def deploy(
     account = aws_account(session)
     say(f"Deploying stage {stage.name} to account {account.account_id} in {account.region}")
     _ensure_table(stage, session, say)
+    bucket = _ensure_bucket(stage, session, account, say)
     identities = _ensure_identities(stage, session, say)
-    variables = (
-        {
-            "COGNITO_USER_POOL_ID": identities.pools[USER_POOL],
-            "COGNITO_CLIENT_ID": identities.clients[USER_POOL_CLIENT],
-        }
-        if identities
-        else {}
-    )
+    variables = {"BUCKET_NAME": bucket}
+    if identities:
+        variables["COGNITO_USER_POOL_ID"] = identities.pools[USER_POOL]
+        variables["COGNITO_CLIENT_ID"] = identities.clients[USER_POOL_CLIENT]
 
     api = deployed_websocket_api(stage)
     for _ in range(3):
@@ -247,6 +250,16 @@ def _ensure_table(stage: Stage, session: boto3.session.Session, say: Say) -> Non
     say(f"Table {stage.table_name}: {'created' if created else 'already there'}, active, TTL on")
 
 
+def _ensure_bucket(stage: Stage, session: boto3.session.Session, account: Account, say: Say) -> str:
+    """The stage's bucket for attachments, set up as the merge template says (private,
+    encrypted, CORS for the page, expiring with the history); idempotent."""
+    name = stage.bucket_name(account=account.account_id, region=account.region)
+    properties = buckets.declared(merge_template(stage))[FILES_BUCKET]
+    created = buckets.ensure_named(session.client("s3"), name, properties, account.region)
+    say(f"Bucket {name}: {'created' if created else 'already there'}, private, CORS, lifecycle")
+    return name
+
+
 def _set_throttling(
     stage: Stage, session: boto3.session.Session, api: WebsocketApi, say: Say
 ) -> None:
@@ -284,7 +297,8 @@ def destroy(
     chalice: ChaliceRunner = run_chalice,
     say: Say = print,
 ) -> None:
-    """Remove what deploy made. The table goes only when asked: it holds the history.
+    """Remove what deploy made. The table and the bucket go only when asked: they hold
+    the history and its files (the bucket is emptied first: S3 deletes only empty ones).
 
     `chalice delete` keeps the functions' log groups (it only drops their
     retention, so they would be kept forever): they are deleted here.
@@ -308,12 +322,19 @@ def destroy(
             pass
 
     dynamodb = session.client("dynamodb")
+    bucket = stage.bucket_name(account=account.account_id, region=account.region)
     if not delete_table:
         say(
-            f"Kept table {stage.table_name} (chat history). "
-            f"`make destroy STAGE={stage.name} DELETE_TABLE=yes` deletes it too."
+            f"Kept table {stage.table_name} and bucket {bucket} (chat history and its files). "
+            f"`make destroy STAGE={stage.name} DELETE_TABLE=yes` deletes them too."
         )
-    elif tables.delete_table(dynamodb, stage.table_name):
+        return
+    if tables.delete_table(dynamodb, stage.table_name):
         say(f"Deleted table {stage.table_name}")
     else:
         say(f"No table {stage.table_name} to delete")
+    removed = buckets.delete(session.client("s3"), bucket)
+    if removed is None:
+        say(f"No bucket {bucket} to delete")
+    else:
+        say(f"Emptied ({removed} objects) and deleted bucket {bucket}")

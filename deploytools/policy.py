@@ -20,8 +20,9 @@ POLICY_ID = "ChatFunctionsPolicy"
 # A name that cannot be known before the first deploy: a region, an account, an API id.
 UNKNOWN = "*"
 
-# Resources that end in an open set, by service: connection ids, log streams.
-_OPEN_ENDS = {"execute-api": "/*", "logs": ":*"}
+# Resources that end in an open set, by service: connection ids, log streams, the objects
+# under a bucket's prefix.
+_OPEN_ENDS = {"execute-api": "/*", "logs": ":*", "s3": "/*"}
 
 # `${Name}` and `${Resource.Attribute}` in Fn::Sub; `${!Name}` is a literal `${Name}`.
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
@@ -108,8 +109,10 @@ def problems(document: Mapping[str, Any]) -> list[str]:
     No wildcard in any action, and every resource is an ARN of its actions'
     service that names one thing. A wildcard may stand only for a whole
     region, a whole account or a whole API id (unknown before the first
-    deploy), or end an @connections or log-group ARN (connection ids, log
-    streams): a table, a function, a stage or a log group is always named.
+    deploy, also as parts of a bucket's name), or end an @connections,
+    log-group or S3 ARN (connection ids, log streams, the objects under a key
+    prefix): a table, a function, a stage, a log group and a bucket's key prefix
+    are always named.
     """
     found = []
     for statement in document["Statement"]:
@@ -145,8 +148,25 @@ def _resource_problems(resource: Any, services: set[str]) -> list[str]:
     open_end = _OPEN_ENDS.get(service)
     if open_end and name.endswith(open_end):
         name = name[: -len(open_end)]
-    if _wild(name):
+    if service == "s3":
+        found.extend(_s3_problems(resource, name))
+    elif _wild(name):
         found.append(f"wildcard resource {resource} (it must name one resource)")
+    return found
+
+
+def _s3_problems(resource: str, name: str) -> list[str]:
+    """An S3 object ARN names a bucket and a key prefix; the bucket's name may hold a
+    wildcard only as a whole `-`-separated part (the account, the region: bucket names
+    are global, so they are in it), and the prefix none."""
+    bucket, _, prefix = name.partition("/")
+    found = []
+    if not prefix:
+        found.append(f"{resource} is a whole bucket (it must name a key prefix)")
+    if _wild(prefix) or any(_wild(part) and part != UNKNOWN for part in bucket.split("-")):
+        found.append(f"wildcard resource {resource} (it must name one bucket and prefix)")
+    if bucket.split("-")[0] == UNKNOWN:
+        found.append(f"wildcard resource {resource} (the bucket's name must start named)")
     return found
 
 

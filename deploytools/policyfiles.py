@@ -3,7 +3,8 @@
 They make a bare `chalice deploy` and `chalice package` work in a fresh clone.
 Names Chalice gives before anything exists (the table, the functions, the log
 groups) are exact; the region, the account and the API id are wildcards,
-because they are unknown until the first deploy. `make deploy` narrows those
+because they are unknown until the first deploy (also where the bucket's
+name holds them: `chalice-chat-STAGE-files-*-*`). `make deploy` narrows those
 too for its own deploys. `python -m deploytools policy-files` writes them; a
 test fails when a committed file differs from what this module renders, so
 they cannot drift from resources.json.

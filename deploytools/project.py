@@ -32,6 +32,9 @@ HANDLERS = ("websocket_connect", "websocket_message", "websocket_disconnect", FA
 WEBSOCKET_API = "WebsocketAPI"
 WEBSOCKET_STAGE = "WebsocketAPIStage"
 
+# The merge template's bucket for attachments (chalicelib/attachments.py).
+FILES_BUCKET = "ChatFiles"
+
 # The stage's default route throttling, as the merge template sets it on WEBSOCKET_STAGE.
 THROTTLING = ("ThrottlingRateLimit", "ThrottlingBurstLimit")
 
@@ -86,6 +89,10 @@ class Stage:
 
     def table_arn(self, *, partition: str, region: str, account: str) -> str:
         return f"arn:{partition}:dynamodb:{region}:{account}:table/{self.table_name}"
+
+    def bucket_name(self, *, account: str, region: str) -> str:
+        """`make deploy`'s bucket: bucket names are global, so the account and region are in it."""
+        return f"{self.app_name}-{self.name}-files-{account}-{region}"
 
     def log_group(self, handler: str) -> str:
         return f"/aws/lambda/{self.function_name(handler)}"
@@ -187,7 +194,8 @@ def policy_values(
     """What each name in the policy stands for once `chalice deploy` has made it.
 
     Region, account and API id may be `policy.UNKNOWN` (the committed policy
-    files); without an API id the @connections statement is left out.
+    files, where the bucket's name then holds them as wildcards); without an API
+    id the @connections statement is left out.
     """
     table_id, _ = chat_table(merge_template(stage))
     values = {
@@ -203,4 +211,5 @@ def policy_values(
         values[to_cfn_resource_name(f"{handler}-log-group")] = stage.log_group(handler)
     if api_id is not None:
         values[WEBSOCKET_API] = api_id
+    values[FILES_BUCKET] = stage.bucket_name(account=account, region=region)
     return values

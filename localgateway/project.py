@@ -299,7 +299,7 @@ def _template_variables(
         else:
             warnings.append(
                 f"{logical_id(function)}: {key} = {json.dumps(value)} is neither a value nor a "
-                "Ref to a table, a Cognito pool or client, or a function of the app; "
+                "Ref to a table, a Cognito pool or client, a bucket, or a function of the app; "
                 "config.json's value stays"
             )
     return result

@@ -35,7 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from localgateway import project, tls
 from localgateway.apigateway import events, registry
-from localgateway.aws import cognito, dynamodb, moto_query
+from localgateway.aws import buckets, cognito, dynamodb, moto_query
 from localgateway.awslambda import environment, netguard, process_pool
 from localgateway.reload import Reloader
 from localgateway.server import Gateway
@@ -94,15 +94,16 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         aws = await asyncio.to_thread(dynamodb.EmbeddedAws)
         aws_endpoint = aws.start()
         stack.callback(aws.stop)
-        identities = _Identities(aws_endpoint, environment.region(os.environ), args.cognito_user)
+        region = environment.region(os.environ)
+        credentials = _developer_credentials() if off_machine else environment.FAKE_CREDENTIALS
+        accepted = {key.access_key: key for key in {environment.FAKE_CREDENTIALS, credentials}}
+        identities = _Identities(aws, region, args.cognito_user, accepted)
         source = await asyncio.to_thread(identities.resolve, source)
 
         dynamodb_endpoint = args.dynamodb_endpoint or aws_endpoint
         domain_name = f"127.0.0.1:{tls_socket.getsockname()[1]}"
         main_host = _reachable_host(args.host)
         main_address = f"{main_host}:{main_socket.getsockname()[1]}"
-        region = environment.region(os.environ)
-        credentials = _developer_credentials() if off_machine else environment.FAKE_CREDENTIALS
         runtime = process_pool.Runtime(
             process_pool.Launch(
                 region=region,
@@ -136,7 +137,6 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         for warning in warnings:
             log.warning("warning: %s", warning)
 
-        accepted = {key.access_key: key for key in {environment.FAKE_CREDENTIALS, credentials}}
         gateway = Gateway(
             runtime,
             events.Api(events.api_id(source.app_name, source.stage), source.api_stage, domain_name),
@@ -157,7 +157,12 @@ async def serve(args: argparse.Namespace, started: float) -> None:
 
         stop = _stop_on_signals(runtime, stack)
         endpoints = _endpoints(main_address, source, domain_name, local_tls)
-        endpoints.update(dynamodb=dynamodb_endpoint, aws=aws_endpoint, cognito=identities.about())
+        endpoints.update(
+            dynamodb=dynamodb_endpoint,
+            aws=aws_endpoint,
+            cognito=identities.about(),
+            buckets=identities.buckets,
+        )
         banner = _banner(loaded, endpoints, tables, warnings, args, time.monotonic() - started)
         print(banner, flush=True)
         if args.endpoints_file:
@@ -173,21 +178,36 @@ async def serve(args: argparse.Namespace, started: float) -> None:
 
 
 class _Identities:
-    """The template's Cognito pools and clients, made in the embedded moto, and the
-    `--cognito-user` users in them."""
+    """The template's resources made in the embedded moto: Cognito pools and clients with
+    the `--cognito-user` users in them, and S3 buckets (served as private ones)."""
 
-    def __init__(self, endpoint: str, region: str, users: list[tuple[str, str]]) -> None:
-        self.endpoint = endpoint
+    def __init__(
+        self,
+        aws: dynamodb.EmbeddedAws,
+        region: str,
+        users: list[tuple[str, str]],
+        accepted: dict[str, environment.Credentials],
+    ) -> None:
+        self.endpoint = aws.endpoint
         self.users = users
         self.made = cognito.Made({}, {})
-        self._client = dynamodb.aws_client("cognito-idp", endpoint, region)
+        self.buckets: dict[str, str] = {}
+        self._aws = aws
+        self._region = region
+        self._accepted = accepted
+        self._client = dynamodb.aws_client("cognito-idp", aws.endpoint, region)
+        self._s3 = dynamodb.aws_client("s3", aws.endpoint, region)
 
     def resolve(self, source: project.Project) -> project.Project:
-        """`source` with its `Ref`s to the pools and clients resolved (made if missing)."""
+        """`source` with its `Ref`s to the pools, clients and buckets resolved (made if
+        missing)."""
         prefix = f"{source.app_name}-{source.stage}"
         self.made = cognito.ensure(self._client, source.settings.template, prefix)
         cognito.add_users(self._client, self.made.pools.values(), self.users)
-        return source.with_resources(self.made.ids) if self.made.ids else source
+        self.buckets = buckets.ensure(self._s3, source.settings.template, prefix)
+        self._aws.protect(self.buckets.values(), self._region, self._accepted)
+        ids = {**self.made.ids, **self.buckets}
+        return source.with_resources(ids) if ids else source
 
     def about(self) -> dict[str, Any]:
         return {
@@ -406,7 +426,8 @@ def _banner(
         + (" (embedded)" if embedded else "")
         + (f"; tables: {names}{saving}" if names else "; no tables in a merge template"),
         f"  Lambda        {endpoints['lambda']}  (Invoke: {functions})",
-        f"  other AWS     {endpoints['aws']} (embedded moto, for every other client)",
+        f"  other AWS     {endpoints['aws']} (embedded moto, for every other client)"
+        + "".join(f"; bucket {name}" for name in endpoints["buckets"].values()),
         f"  workers       at most {args.max_workers} handler processes ({args.warm_workers} kept "
         f"for messages); an invocation waits at most {args.queue_timeout:g} s for one",
         "  autoreload    "

@@ -162,6 +162,12 @@ def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str
                 f"{logs}-fanout:*",
             ],
         },
+        {
+            "Sid": "ChatFiles",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": f"arn:aws:s3:::chalice-chat-{stage}-files-{ACCOUNT}-{REGION}/files/*",
+        },
     ]
     if api_id:
         return statements

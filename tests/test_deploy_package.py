@@ -43,15 +43,12 @@ SIGN_IN = {
     "COGNITO_USER_POOL_ID": {"Ref": "ChatUserPool"},
     "COGNITO_CLIENT_ID": {"Ref": "ChatUserPoolClient"},
 }
+STORES = {"TABLE_NAME": {"Ref": "ChatTable"}, "BUCKET_NAME": {"Ref": "ChatFiles"}}
 ENVIRONMENT_WIRING = {
-    "WebsocketConnect": {"TABLE_NAME": {"Ref": "ChatTable"}, **SIGN_IN},
-    "WebsocketMessage": {
-        "TABLE_NAME": {"Ref": "ChatTable"},
-        "FANOUT_FUNCTION": {"Ref": "Fanout"},
-        **SIGN_IN,
-    },
-    "WebsocketDisconnect": {"TABLE_NAME": {"Ref": "ChatTable"}, **SIGN_IN},
-    "Fanout": {"TABLE_NAME": {"Ref": "ChatTable"}, **SIGN_IN},
+    "WebsocketConnect": {**STORES, **SIGN_IN},
+    "WebsocketMessage": {**STORES, "FANOUT_FUNCTION": {"Ref": "Fanout"}, **SIGN_IN},
+    "WebsocketDisconnect": {**STORES, **SIGN_IN},
+    "Fanout": {**STORES, **SIGN_IN},
 }
 STAGE_SETTINGS = {"dev": (256, 7), "prod": (512, 30)}  # memory MB, log retention days
 # Functions that send big broadcasts get a whole vCPU in prod (docs/benchmarks.md).
@@ -106,6 +103,12 @@ EXPECTED_POLICY = {
                     }
                     for function in FUNCTIONS.values()
                 ],
+            },
+            {
+                "Sid": "ChatFiles",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ChatFiles}/files/*"},
             },
         ],
     },

@@ -105,7 +105,17 @@ def test_the_code_makes_clients_only_for_the_services_the_policy_covers() -> Non
     # @connections goes through Chalice's own client (app.websocket_api), checked below.
     # Cognito's GetUser is authorised by the access token it checks, not by IAM: it needs
     # no statement, and it is the only Cognito call the code makes.
-    assert services == {"dynamodb", "lambda", "cognito-idp"}
+    assert services == {"dynamodb", "lambda", "cognito-idp", "s3"}
+    # S3: HeadObject and a ranged GetObject (both s3:GetObject), and the presigned POST
+    # and GET that clients send with the functions' signature (s3:PutObject, s3:GetObject):
+    # the ChatFiles statement, checked in test_deploy_files.
+    s3_calls = {name for name, _ in calls_on(CHALICELIB / "attachments.py", "self._client()")}
+    assert s3_calls == {
+        "generate_presigned_post",
+        "generate_presigned_url",
+        "head_object",
+        "get_object",
+    }
     cognito_calls = {name for name, _ in calls_on(CHALICELIB / "auth.py", "self._client()")}
     assert cognito_calls == {"get_user"}
     assert connections_methods() == {"POST", "GET"}
@@ -125,6 +135,7 @@ def test_each_committed_statement_grants_what_the_code_calls_on_this_stages_reso
         "PostToChatConnections",
         "InvokeFanout",
         "OwnLogGroups",
+        "ChatFiles",
     ]
     assert all(statement["Effect"] == "Allow" for statement in statements.values())
 
@@ -150,6 +161,9 @@ def test_each_committed_statement_grants_what_the_code_calls_on_this_stages_reso
         f"arn:aws:logs:*:*:log-group:/aws/lambda/chalice-chat-{stage}-{handler}:*"
         for handler in HANDLERS
     ]
+    files = statements["ChatFiles"]  # what attachments.py calls: see test_deploy_files
+    assert files["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert files["Resource"] == f"arn:aws:s3:::chalice-chat-{stage}-files-*-*/files/*"
     assert policy.problems(document) == []
 
 
@@ -157,6 +171,7 @@ def test_the_committed_files_differ_from_make_deploys_only_in_region_account_and
     """The wildcards stand for nothing but what is unknown before the first deploy."""
     text = json.dumps(committed("dev")).replace(":*:*:", f":{REGION}:{ACCOUNT}:")
     text = text.replace(f":{ACCOUNT}:*/api/", f":{ACCOUNT}:a1b2c3d4e5/api/")
+    text = text.replace("-files-*-*/", f"-files-{ACCOUNT}-{REGION}/")  # the bucket's name
     assert json.loads(text)["Statement"] == expected_statements("a1b2c3d4e5")
 
 

@@ -9,17 +9,20 @@ deployment use.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.formparser import parse_form_data
 from werkzeug.serving import make_server
 
-from localgateway.aws import tables
+from localgateway.aws import s3guard, tables
 from localgateway.awslambda import environment, netguard
 from localgateway.project import Table
 
@@ -38,7 +41,9 @@ class EmbeddedAws:
     requests, recognised by their X-Amz-Target, go straight to moto's DynamoDB
     app: moto's dispatcher lists its own package directory on every request to
     find the service, a millisecond each. Connections are still served by
-    threads, so keep-alive clients do not wait on each other's sockets.
+    threads, so keep-alive clients do not wait on each other's sockets. And
+    requests to the buckets `protect` names are refused as a private S3 bucket
+    refuses them (`s3guard`), before moto sees them.
     """
 
     def __init__(self) -> None:
@@ -50,13 +55,70 @@ class EmbeddedAws:
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
             target = environ.get("HTTP_X_AMZ_TARGET", "")
-            app = dynamodb if target.startswith(DYNAMODB_TARGET) else application
+            if target.startswith(DYNAMODB_TARGET):
+                app = dynamodb
+            else:
+                app = application
+                refused = self._guard(environ)
+                if refused is not None:
+                    return refused(environ, start_response)
             with lock:
                 return app(environ, start_response)
 
         self._server = make_server("127.0.0.1", 0, one_at_a_time, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+        self._buckets: frozenset[str] = frozenset()
+        self._accepted: Mapping[str, environment.Credentials] = {}
+        self._region = environment.DEFAULT_REGION
+
+    def protect(
+        self, buckets: Iterable[str], region: str, accepted: Mapping[str, environment.Credentials]
+    ) -> None:
+        """Serve these buckets as private: anonymous and badly signed requests get 403."""
+        self._buckets = frozenset(buckets)
+        self._region = region
+        self._accepted = dict(accepted)
+
+    def _guard(self, environ: dict[str, Any]) -> Any:
+        """A WSGI app answering S3's 403, or None to let moto serve the request."""
+        raw_path, _, query = environ.get("RAW_URI", environ.get("PATH_INFO", "")).partition("?")
+        if s3guard.bucket_of(raw_path) not in self._buckets:
+            return None
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        upload = None
+        if environ["REQUEST_METHOD"] == "POST" and environ.get("CONTENT_TYPE", "").startswith(
+            "multipart/form-data"
+        ):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            _, form, files = parse_form_data({**environ, "wsgi.input": io.BytesIO(body)})
+            size = len(files["file"].read()) if "file" in files else 0
+            upload = s3guard.Upload(dict(form.items()), size)
+        refusal = s3guard.check(
+            environ["REQUEST_METHOD"],
+            environ.get("HTTP_HOST", ""),
+            raw_path,
+            query,
+            headers,
+            upload,
+            self._accepted,
+            self._region,
+            datetime.now(UTC),
+        )
+        if refusal is None:
+            return None
+        body = s3guard.error_body(refusal, raw_path)
+
+        def forbidden(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            start_response("403 Forbidden", [("Content-Type", "application/xml")])
+            return [body]
+
+        return forbidden
 
     def start(self) -> str:
         self._thread.start()

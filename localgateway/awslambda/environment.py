@@ -8,8 +8,9 @@ only the developer's shell has fails here as it would on Lambda, with a
 KeyError, instead of passing locally and failing deployed.
 
 The gateway's own settings win over the function's: fake credentials, a
-region, every AWS client's endpoint on the embedded moto server, DynamoDB's
-on the chosen DynamoDB, @connections and Lambda's Invoke on the gateway, and
+region, every AWS client's endpoint on the embedded moto server (S3's named
+too: the URLs it presigns must point there), DynamoDB's on the chosen
+DynamoDB, @connections and Lambda's Invoke on the gateway, and
 a CA bundle that trusts the gateway's local certificate. With those, boto3's
 standard configuration keeps an unchanged app on the machine. Only a
 `--dynamodb-endpoint` that leaves the machine gets the developer's real
@@ -103,6 +104,8 @@ def handler_environment(
         AWS_SECRET_ACCESS_KEY=credentials.secret_key,
         AWS_ENDPOINT_URL=endpoints.aws,
         AWS_ENDPOINT_URL_DYNAMODB=endpoints.dynamodb,
+        # Presigned URLs a handler makes point here, where browsers and scripts reach them.
+        AWS_ENDPOINT_URL_S3=endpoints.aws,
         AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI=endpoints.connections,
         AWS_ENDPOINT_URL_LAMBDA=endpoints.lambda_api,
         AWS_CA_BUNDLE=endpoints.ca_bundle,
