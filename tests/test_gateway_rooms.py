@@ -10,6 +10,7 @@ ping and half a second of quiet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -53,12 +54,13 @@ def token(gateway: RunningGateway, username: str) -> str:
     return answer["AuthenticationResult"]["AccessToken"]
 
 
-def open_as(gateway: RunningGateway, username: str, room: str = "lobby") -> Any:
+@contextlib.contextmanager
+def open_as(gateway: RunningGateway, username: str, room: str = "lobby") -> Iterator[Any]:
     """A signed-in connection, opened: its first frame answered, with `mine`."""
-    ws = gateway.connect(f"?token={token(gateway, username)}&room={room}")
-    send(ws, {"action": "ping"})
-    wait(ws, "mine", "pong")
-    return ws
+    with gateway.connect(f"?token={token(gateway, username)}&room={room}") as ws:
+        send(ws, {"action": "ping"})
+        wait(ws, "mine", "pong")
+        yield ws
 
 
 def send(ws: Any, frame: dict[str, Any] | str) -> None:
@@ -201,9 +203,11 @@ def in_tabs(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_two_tabs_are_listed_once_and_leave_once(gateway: RunningGateway) -> None:
-    with open_as(gateway, "bob", room="tabs") as bob:
-        first = open_as(gateway, "carol", room="tabs")
-        second = open_as(gateway, "carol", room="tabs")
+    with (
+        open_as(gateway, "bob", room="tabs") as bob,
+        open_as(gateway, "carol", room="tabs") as first,
+        open_as(gateway, "carol", room="tabs") as second,
+    ):
         presence = in_tabs(of_type(everything(bob), "presence"))
         assert [(p["event"], p["nick"]) for p in presence] == [("join", "carol")]
         send(bob, "/who")
