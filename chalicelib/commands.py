@@ -29,10 +29,12 @@ from chalice.app import WebsocketEvent
 
 from chalicelib import budget, origins, protocol
 from chalicelib.auth import Unauthorized, Verifier
+from chalicelib.conversation import Conversation
 from chalicelib.fanout import Batch, FanOut
 from chalicelib.ids import id_time_ms
 from chalicelib.memberships import DM_PREFIX, PersonRoom, dm_room
-from chalicelib.protocol import Command, ProtocolError
+from chalicelib.mentions import Mentions
+from chalicelib.protocol import Command, ProtocolError, Refusal
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
 from chalicelib.storage import (
@@ -128,6 +130,10 @@ class Chat:
         self._fanout = fanout
         # Set with AUTH=cognito: every connection signs in, and its nickname is its username.
         self._verifier = verifier
+        self._mentions = Mentions(store.people)
+        self._conversation = Conversation(
+            store, sender, settings, moderates=lambda conn, room: False, mentions=self._mentions
+        )
 
     # Events: the three websocket routes and the fan-out function ---------------------
 
@@ -395,6 +401,9 @@ class Chat:
             error = ProtocolError(protocol.BAD_REQUEST, '"id" is another message\'s id')
             self._reply_error(conn.id, error)
             return
+        except Refusal as refusal:
+            self._reply_error(conn.id, refusal.error)
+            return
         except STORAGE_ERRORS as error:
             _log_storage_error(error, "%s from %s", type(command).__name__, conn.id)
         self._reply_error(conn.id, _unavailable(command))
@@ -433,6 +442,17 @@ class Chat:
                     self._sender.send(conn.id, frame)
             case protocol.Rooms():
                 self._send_rooms(conn)
+            case protocol.Edit() | protocol.Delete() | protocol.React() | protocol.Typing():
+                if self._in_room(conn, command.room):
+                    room = command.room or conn.room
+                    self._conversation.run(
+                        conn,
+                        room,
+                        command,
+                        lambda frame: self._tell_room(
+                            room, lambda count: frame, always=conn.id, origin=origin
+                        ),
+                    )
             case protocol.Ping():
                 self._sender.send(conn.id, {"type": "pong"})
             case protocol.Help():
@@ -466,7 +486,8 @@ class Chat:
         if not self._in_room(conn, command.room):
             return
         room = command.room or conn.room
-        message, _ = self._store.add_message(room, conn, command.text, command.id)
+        mentions = self._mentions(room, command.text)
+        message, _ = self._store.add_message(room, conn, command.text, command.id, mentions)
         frame = protocol.message_frame(message)
         self._tell_room(room, lambda count: frame, always=conn.id, origin=origin)
 
@@ -660,7 +681,7 @@ class Chat:
             if entry.peer:
                 described["with"] = entry.peer
             if conn.user:
-                unread = self._store.unread(room, entry.read, conn.user)
+                unread = self._store.unread(room, entry.read, conn.user, entry.dm)
                 described.update(
                     unread=protocol.unread_label(unread.count),
                     mentions=unread.mentions,
@@ -682,7 +703,9 @@ class Chat:
             self._reply_error(conn.id, ProtocolError(protocol.NOT_IN_ROOM, message))
             return
         entry = self._store.people.room_of(conn.user, room)
-        unread = self._store.unread(room, entry.read if entry else message_id, conn.user)
+        unread = self._store.unread(
+            room, entry.read if entry else message_id, conn.user, bool(entry and entry.dm)
+        )
         frame = {"type": "read", "room": room, "id": message_id}
         frame["unread"] = protocol.unread_label(unread.count)
         _, connections = self._store.people.rooms_of(conn.user)

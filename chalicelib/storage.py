@@ -9,7 +9,8 @@ One table (defined once, in .chalice/resources.json), keys `pk` and `sk`:
 | membership  | ROOM#{room} | MEMBER#{id}  | nick, connected_at, expires_at, confirmed, user       |
 | nickname    | ROOM#{room} | NICK#{key}   | connection, connected_at, nick, claimed_at,           |
 |             |             |              | confirmed, user, expires_at                           |
-| message     | HIST#{room} | {ulid}       | from, text, ts, conn, user, verified, expires_at      |
+| message     | HIST#{room} | {ulid}       | from, text, ts, conn, user, verified, expires_at,     |
+|             |             |              | mentions; edits and reactions: chalicelib/messages.py |
 | room        | ROOMS       | {room}       | members (confirmed members), expires_at               |
 | address     | IP#{ip}     | SLOT#{n}     | connection, expires_at                                |
 
@@ -56,6 +57,7 @@ from botocore.exceptions import ClientError
 from chalicelib import limits
 from chalicelib.ids import new_message_id
 from chalicelib.memberships import Memberships, Unread
+from chalicelib.messages import HISTORY_PREFIX, MessageChanges, view
 from chalicelib.settings import Settings
 from chalicelib.text import nick_key
 
@@ -63,7 +65,6 @@ CONNECTION_SK = "CONNECTION"
 ROOMS_PK = "ROOMS"
 MEMBER_PREFIX = "MEMBER#"
 NICK_PREFIX = "NICK#"
-HISTORY_PREFIX = "HIST#"
 ADDRESS_PREFIX = "IP#"
 SLOT_PREFIX = "SLOT#"
 
@@ -186,9 +187,10 @@ class ChatStore:
         self._settings = settings
         self._clock = clock
         self.people = Memberships(client, settings.table_name, clock)
+        self.messages = MessageChanges(client, settings.table_name, clock)
 
-    def unread(self, room: str, read: str, user: str) -> Unread:
-        return self.people.unread(room, read, user, HISTORY_PREFIX + room)
+    def unread(self, room: str, read: str, user: str, dm: bool = False) -> Unread:
+        return self.people.unread(room, read, user, HISTORY_PREFIX + room, dm)
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -342,6 +344,10 @@ class ChatStore:
     def admit_join(self, conn: Connection, rate: limits.Rate) -> None:
         """Take a room-change token; RateLimited when over the quota."""
         self._take(_conn_key(conn.id), "jtat", rate, "", {}, lambda item: None)
+
+    def admit_typing(self, conn: Connection, rate: limits.Rate) -> None:
+        """Take a typing token (chalicelib/conversation.py); RateLimited when it has none."""
+        self._take(_conn_key(conn.id), "ytat", rate, "", {}, lambda item: None)
 
     def confirm(self, conn: Connection) -> int:
         """Make a pending connection's membership and slot confirmed (its nickname is
@@ -580,7 +586,12 @@ class ChatStore:
     # Messages ----------------------------------------------------------------------
 
     def add_message(
-        self, room: str, conn: Connection, text: str, message_id: str | None = None
+        self,
+        room: str,
+        conn: Connection,
+        text: str,
+        message_id: str | None = None,
+        mentions: list[str] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store a message once: (the message, whether this call stored it).
 
@@ -595,23 +606,27 @@ class ChatStore:
             "from": conn.nick,
             "text": text,
             "ts": iso_timestamp(now_ms),
+            **({"mentions": mentions} if mentions else {}),
             **({"verified": True} if conn.user else {}),
         }
         expires_at = now_ms // 1000 + self._settings.history_retention_seconds
+        item = {
+            "pk": {"S": HISTORY_PREFIX + room},
+            "sk": {"S": message["id"]},
+            "from": {"S": conn.nick},
+            "text": {"S": text},
+            "ts": {"S": message["ts"]},
+            "conn": {"S": conn.id},
+            "user": {"S": conn.user},
+            "verified": {"BOOL": bool(conn.user)},
+            "expires_at": {"N": str(expires_at)},
+        }
+        if mentions:
+            item["mentions"] = {"SS": mentions}
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item={
-                    "pk": {"S": HISTORY_PREFIX + room},
-                    "sk": {"S": message["id"]},
-                    "from": {"S": conn.nick},
-                    "text": {"S": text},
-                    "ts": {"S": message["ts"]},
-                    "conn": {"S": conn.id},
-                    "user": {"S": conn.user},
-                    "verified": {"BOOL": bool(conn.user)},
-                    "expires_at": {"N": str(expires_at)},
-                },
+                Item=item,
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -621,7 +636,7 @@ class ChatStore:
             stored = error.response.get("Item") or {}
             if stored.get("conn", {}).get("S") != conn.id:
                 raise IdInUse(message["id"]) from error
-            return self._message(room, stored), False
+            return view(room, stored), False
         return message, True
 
     def history(
@@ -645,7 +660,7 @@ class ChatStore:
                 break  # everything older expired too: retention is the same for all
             if len(newest_first) == limit:
                 return newest_first[::-1], True
-            newest_first.append(self._message(room, item))
+            newest_first.append(view(room, item))
         return newest_first[::-1], False
 
     # Helpers -----------------------------------------------------------------------
@@ -797,19 +812,6 @@ class ChatStore:
             confirmed=item.get("confirmed", {}).get("BOOL", True),
             user=item.get("user", {}).get("S", ""),
         )
-
-    def _message(self, room: str, item: dict[str, Any]) -> dict[str, Any]:
-        """A stored message as frames carry it (`verified` only when its sender was)."""
-        message = {
-            "id": item["sk"]["S"],
-            "room": room,
-            "from": item["from"]["S"],
-            "text": item["text"]["S"],
-            "ts": item["ts"]["S"],
-        }
-        if item.get("verified", {}).get("BOOL"):
-            message["verified"] = True
-        return message
 
     def _connection_item(self, conn: Connection) -> dict[str, Any]:
         item = {
