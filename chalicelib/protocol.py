@@ -57,6 +57,14 @@ HELP = [
         "help": "delete a message (yours, or as moderator)",
     },
     {"command": "/react ID EMOJI", "action": "react", "help": "add or take back a reaction"},
+    {
+        "command": "/role USER ROLE",
+        "action": "role",
+        "help": "owner: make USER moderator or member",
+    },
+    {"command": "/kick USER", "action": "kick", "help": "moderator: remove USER from this room"},
+    {"command": "/ban USER", "action": "ban", "help": "moderator: keep USER out of this room"},
+    {"command": "/unban USER", "action": "unban", "help": "moderator: let USER back in"},
     {"command": "/who", "action": "who", "help": "list the members of this room"},
     {"command": "/rooms", "action": "rooms", "help": "list rooms with members"},
     {"command": "/history [N]", "action": "history", "help": "show older messages"},
@@ -173,6 +181,30 @@ class Typing:
 
 
 @dataclass(frozen=True)
+class Role:
+    user: str
+    role: str
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Kick:
+    """Remove a signed-in `user`, or a guest by its `nick`, from the room."""
+
+    user: str = ""
+    nick: str = ""
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Ban:
+    user: str
+    room: str | None = None
+    # False: unban.
+    banned: bool = True
+
+
+@dataclass(frozen=True)
 class ProtocolError:
     """A frame the server refuses; becomes an `error` frame for the sender only.
 
@@ -203,7 +235,13 @@ Command = (
     | Delete
     | React
     | Typing
+    | Role
+    | Kick
+    | Ban
 )
+
+# Roles an owner may give (the owner is the room's creator; admins come from Cognito).
+ROLES = ("moderator", "member")
 
 # Cognito usernames as the chat accepts them in `invite` and `dm`.
 USER_PATTERN = re.compile(r"[\w.@+=,-]{1,128}")
@@ -314,7 +352,7 @@ def _parse_team(
 def _parse_conversation(
     action: str, document: dict[str, Any], target: str | None, settings: Settings
 ) -> Command | ProtocolError | None:
-    """Edits, deletions, reactions and typing (issue 18); None for others."""
+    """Edits, deletions, reactions, typing and moderation (issue 18); None for others."""
     if action == "typing":
         return Typing(target)
     if action in ("edit", "delete", "react"):
@@ -340,7 +378,22 @@ def _parse_conversation(
         if on is not None and not isinstance(on, bool):
             return ProtocolError(BAD_REQUEST, '"on" must be true or false')
         return React(message_id, emoji, on, target)
-    return None
+    if action not in ("role", "kick", "ban", "unban"):
+        return None
+    if action == "kick" and document.get("nick") is not None and document.get("user") is None:
+        nick = validate_nick(document["nick"], settings)
+        return nick if isinstance(nick, ProtocolError) else Kick(nick=nick.name, room=target)
+    user = validate_user(document.get("user"))
+    if isinstance(user, ProtocolError):
+        return user
+    if action == "kick":
+        return Kick(user=user, room=target)
+    if action != "role":
+        return Ban(user, target, banned=action == "ban")
+    role = document.get("role")
+    if role not in ROLES:
+        return ProtocolError(BAD_REQUEST, '"role" must be "moderator" or "member"')
+    return Role(user, role, target)
 
 
 def validate_user(raw: Any) -> str | ProtocolError:
@@ -394,12 +447,16 @@ def _parse_team_slash(name: str, words: list[str], settings: Settings) -> Comman
     return _parse_action(document, settings)
 
 
-# The fields of `/edit ID TEXT`, `/delete ID` and `/react ID EMOJI`, in order; the last
-# takes the rest of the line.
+# The fields of `/edit ID TEXT`, `/delete ID`, `/react ID EMOJI`, `/role USER ROLE`,
+# `/kick USER`, `/ban USER` and `/unban USER`, in order; the last takes the rest of the line.
 SLASH_CONVERSATION = {
     "edit": ("id", "text"),
     "delete": ("id",),
     "react": ("id", "emoji"),
+    "role": ("user", "role"),
+    "kick": ("user",),
+    "ban": ("user",),
+    "unban": ("user",),
 }
 
 

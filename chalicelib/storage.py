@@ -5,7 +5,8 @@ One table (defined once, in .chalice/resources.json), keys `pk` and `sk`:
 | item        | pk          | sk           | attributes                                            |
 | ----------- | ----------- | ------------ | ----------------------------------------------------- |
 | connection  | CONN#{id}   | CONNECTION   | nick, room (current), rooms (all), connected_at, ip,  |
-|             |             |              | expires_at, slot, user, confirmed, tat, jtat (limits) |
+|             |             |              | expires_at, slot, user, confirmed, tat, jtat, ytat    |
+|             |             |              | (limits), admin, kicked (rooms it may not rejoin)     |
 | membership  | ROOM#{room} | MEMBER#{id}  | nick, connected_at, expires_at, confirmed, user       |
 | nickname    | ROOM#{room} | NICK#{key}   | connection, connected_at, nick, claimed_at,           |
 |             |             |              | confirmed, user, expires_at                           |
@@ -58,6 +59,7 @@ from chalicelib import limits
 from chalicelib.ids import new_message_id
 from chalicelib.memberships import Memberships, Unread
 from chalicelib.messages import HISTORY_PREFIX, MessageChanges, view
+from chalicelib.roles import Roles
 from chalicelib.settings import Settings
 from chalicelib.text import nick_key
 
@@ -88,6 +90,8 @@ class Connection:
     user: str = ""  # the Cognito username, when signed in
     # Every room it receives (`room`, the current one, among them).
     rooms: frozenset[str] = frozenset()
+    admin: bool = False  # in the Cognito group that moderates every room
+    kicked: frozenset[str] = frozenset()  # rooms a guest was kicked from (moderation.py)
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ class ChatStore:
         self._clock = clock
         self.people = Memberships(client, settings.table_name, clock)
         self.messages = MessageChanges(client, settings.table_name, clock)
+        self.roles = Roles(client, settings.table_name, clock)
 
     def unread(self, room: str, read: str, user: str, dm: bool = False) -> Unread:
         return self.people.unread(room, read, user, HISTORY_PREFIX + room, dm)
@@ -305,6 +310,7 @@ class ChatStore:
         connected_at: int | None = None,
         confirmed: bool = False,
         user: str = "",
+        admin: bool = False,
     ) -> Connection:
         """The connection and its membership (its nickname and slot are claimed first)."""
         conn = Connection(
@@ -318,6 +324,7 @@ class ChatStore:
             confirmed=confirmed,
             user=user,
             rooms=frozenset({room}),
+            admin=admin,
         )
         # Membership first: a connection item never points at a room it is not in.
         self._put(self._member_item(conn))
@@ -348,6 +355,20 @@ class ChatStore:
     def admit_typing(self, conn: Connection, rate: limits.Rate) -> None:
         """Take a typing token (chalicelib/conversation.py); RateLimited when it has none."""
         self._take(_conn_key(conn.id), "ytat", rate, "", {}, lambda item: None)
+
+    def keep_out(self, connection_id: str, room: str) -> None:
+        """A kicked guest's connection may not join `room` again (chalicelib/moderation.py)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_conn_key(connection_id),
+                UpdateExpression="ADD kicked :room",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":room": {"SS": [room]}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
 
     def confirm(self, conn: Connection) -> int:
         """Make a pending connection's membership and slot confirmed (its nickname is
@@ -800,6 +821,8 @@ class ChatStore:
             confirmed=item.get("confirmed", {}).get("BOOL", True),
             user=item.get("user", {}).get("S", ""),
             rooms=frozenset(item.get("rooms", {}).get("SS", [])) | {item["room"]["S"]},
+            admin=item.get("admin", {}).get("BOOL", False),
+            kicked=frozenset(item.get("kicked", {}).get("SS", [])),
         )
 
     def _member(self, room: str, item: dict[str, Any]) -> Member:
@@ -823,6 +846,7 @@ class ChatStore:
             "ip": {"S": conn.ip},
             "confirmed": {"BOOL": conn.confirmed},
             "user": {"S": conn.user},
+            "admin": {"BOOL": conn.admin},
         }
         if conn.slot is not None:
             item["slot"] = {"N": str(conn.slot)}

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from chalicelib import service
 from tests.conftest import ChatHarness, dev_table_name
 from tests.test_chat import fill_room
 from tests.test_chat_rooms import mine, of_type, person, say, team
@@ -244,8 +245,15 @@ HOSTILE = [
     {"action": "react", "id": "01J00000000000000000000000", "emoji": "\ud800"},
     {"action": "react", "id": "01J00000000000000000000000", "emoji": "👍", "on": 1},
     {"action": "typing", "room": 5},
+    {"action": "role", "user": "bob", "role": ["moderator"]},
+    {"action": "role", "user": "bob", "role": "owner"},
+    {"action": "kick", "user": "", "nick": ""},
+    {"action": "ban", "user": "x" * 200},
+    {"action": "unban"},
     "/edit",
     "/react 01J00000000000000000000000",
+    "/role bob",
+    "/kick a b",
 ]
 
 
@@ -294,3 +302,41 @@ def test_mentions_name_members_and_count_unread_and_a_dm_counts_every_message(
     chat.send(alice, {"action": "delete", "room": "dev", "id": message["id"]})
     rooms = mine(chat, bob)
     assert (rooms["dev"]["unread"], rooms["dev"]["mentions"]) == (2, 0)  # tombstones don't count
+
+
+def test_each_change_reads_the_room_once_and_the_message_once(
+    chat: ChatHarness, team: Pool
+) -> None:
+    """The DynamoDB requests of edit, react, delete and typing, by operation."""
+    alice = person(chat, team, "alice")
+    bob = person(chat, team, "bob")
+    message = posted(chat, alice, "count me")
+    client = service.dynamodb_client()
+    calls: list[str] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        target = params.get("Key", {}).get("pk") or params.get("ExpressionAttributeValues", {}).get(
+            ":pk"
+        )
+        calls.append(f"{model.name} {target['S'] if target else ''}".strip())
+
+    frames: list[dict[str, Any]] = [
+        {"action": "edit", "id": message, "text": "counted"},
+        {"action": "react", "id": message, "emoji": "👍"},
+        {"action": "delete", "id": message},
+        {"action": "typing"},
+    ]
+    seen = {}
+    client.meta.events.register("provide-client-params.dynamodb", record)
+    try:
+        for frame in frames:
+            calls.clear()
+            chat.send(alice, frame)
+            seen[frame["action"]] = [c for c in calls if not c.endswith("CONNECTION")]
+            seen[frame["action"]] = [c for c in seen[frame["action"]] if "CONN#" not in c]
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb", record)
+    for action in ("edit", "react", "delete"):
+        assert seen[action] == ["GetItem HIST#lobby", "UpdateItem HIST#lobby", "Query ROOM#lobby"]
+    assert seen["typing"] == ["Query ROOM#lobby"]
+    assert len(of_type(chat.take(bob), "typing")) == 1

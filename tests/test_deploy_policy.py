@@ -24,7 +24,7 @@ from tests.test_deploy import ACCOUNT, REGION, expected_statements
 STAGES = ("dev", "prod")
 CHALICELIB = ROOT / "chalicelib"
 # The modules that call DynamoDB (each through its own `self._client`).
-STORE_MODULES = ("storage.py", "memberships.py", "messages.py")
+STORE_MODULES = ("storage.py", "memberships.py", "messages.py", "roles.py")
 
 # What the Lambda runtime itself needs to write the functions' logs (not a call of the code).
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -47,7 +47,7 @@ def calls_on(path: Path, receiver: str) -> list[tuple[str, ast.Call]]:
 
 def dynamodb_actions() -> list[str]:
     """The IAM actions for the DynamoDB calls of the store (chalicelib/storage.py; since
-    issue 17 chalicelib/memberships.py; since issue 18 messages.py and moderation.py)."""
+    issue 17 chalicelib/memberships.py; since issue 18 messages.py and roles.py)."""
     path = CHALICELIB / "storage.py"
     operations: set[str] = set()
     for module in STORE_MODULES:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.conftest import ROOT, RunningGateway, start_gateway
@@ -156,3 +157,87 @@ def test_ten_typing_frames_in_a_second_reach_bob_at_most_once_and_none_is_stored
     items = gateway.dynamodb().scan(TableName=table)["Items"]
     assert not [i for i in items if i["pk"]["S"] == f"HIST#{room}"]
 
+
+def make_admin(gateway: RunningGateway, username: str, password: str) -> None:
+    """A user in the Cognito group `admins` of the gateway's user pool."""
+    about = gateway.endpoints["cognito"]
+    client = boto3.client("cognito-idp", endpoint_url=about["endpoint"])
+    (pool,) = about["user_pools"].values()
+    client.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
+    client.admin_set_user_password(
+        UserPoolId=pool, Username=username, Password=password, Permanent=True
+    )
+    client.create_group(GroupName="admins", UserPoolId=pool)
+    client.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName="admins")
+
+
+def test_a_moderator_deletes_and_bans_and_an_admin_moderates_a_room_not_theirs(
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room = "guild"
+    with (
+        open_as(gateway, "alice", "lobby") as alice,
+        open_as(gateway, "bob", "lobby") as laptop,
+        open_as(gateway, "bob", "lobby") as phone,
+        open_as(gateway, "carol", "lobby") as carol,
+    ):
+        send(alice, {"action": "create", "room": room, "private": True})
+        wait(alice, "joined")
+        for user, ws in (("bob", laptop), ("carol", carol)):
+            send(alice, {"action": "invite", "room": room, "user": user})
+            wait(alice, "invited")
+            wait(ws, "added")
+        wait(phone, "added")
+        abuse = post(laptop, "buy cheap watches", room)
+        for ws in (alice, phone, carol):
+            wait(ws, "message")
+
+        send(carol, {"action": "ban", "room": room, "user": "bob"})  # not a moderator yet
+        (refused,) = of_type(wait(carol, "error"), "error")
+        assert refused["code"] == "forbidden"
+        send(alice, {"action": "role", "room": room, "user": "carol", "role": "moderator"})
+        for ws in (alice, laptop, phone, carol):
+            wait(ws, "role")
+
+        send(carol, {"action": "delete", "room": room, "id": abuse})
+        for ws in (alice, laptop, phone, carol):
+            (deleted,) = of_type(wait(ws, "deleted"), "deleted")
+            assert (deleted["id"], deleted["by"]) == (abuse, "carol")
+        send(carol, {"action": "ban", "room": room, "user": "bob"})
+        for ws in (laptop, phone):
+            frames = wait(ws, "error", "left")
+            assert "banned from guild" in of_type(frames, "error")[0]["message"]
+            assert of_type(frames, "left")[0]["room"] == room
+        for ws in (alice, carol):
+            (banned,) = of_type(wait(ws, "banned"), "banned")
+            assert (banned["user"], banned["by"]) == ("bob", "carol")
+
+        send(laptop, {"action": "join", "room": room})
+        send(alice, {"action": "invite", "room": room, "user": "bob"})
+        for ws in (laptop, alice):
+            (refused,) = of_type(wait(ws, "error"), "error")
+            assert refused["code"] == "forbidden" and "banned" in refused["message"]
+        send(alice, {"action": "sendmessage", "data": "bob cannot read this", "room": room})
+        wait(alice, "message")
+        assert of_type(everything(laptop) + everything(phone), "message") == []
+
+        send(carol, {"action": "unban", "room": room, "user": "bob"})
+        wait(carol, "unbanned")
+        send(alice, {"action": "invite", "room": room, "user": "bob"})
+        wait(alice, "invited")
+        send(laptop, {"action": "join", "room": room})
+        (joined,) = of_type(wait(laptop, "joined"), "joined")
+        assert joined["room"] == room
+
+        make_admin(gateway, "dave", "Dave-password-1")
+        monkeypatch.setitem(USERS, "dave", "Dave-password-1")
+        with open_as(gateway, "dave", room="lobby") as dave:
+            send(dave, {"action": "join", "room": room})  # refused: private, not dave's
+            wait(dave, "error")
+            message = post(carol, "in the lobby", "lobby")
+            send(dave, {"action": "delete", "room": "lobby", "id": message})
+            (deleted,) = of_type(wait(alice, "deleted"), "deleted")
+            assert (deleted["id"], deleted["by"]) == (message, "dave")
+            send(dave, {"action": "ban", "room": "lobby", "user": "carol"})
+            wait(dave, "banned")
+            assert "banned from lobby" in of_type(wait(carol, "error"), "error")[0]["message"]

@@ -15,15 +15,18 @@ from chalicelib.emoji import is_emoji
 from chalicelib.ids import new_message_id
 from chalicelib.mentions import mentioned_names
 from chalicelib.protocol import (
+    Ban,
     Delete,
     Edit,
     Help,
     History,
     Join,
+    Kick,
     Nick,
     Ping,
     ProtocolError,
     React,
+    Role,
     Rooms,
     SendMessage,
     Typing,
@@ -83,6 +86,13 @@ def code(result: object) -> str:
         ),
         (f"/react {ID} 👩‍💻", React(ID, "👩‍💻")),
         ('{"action": "typing", "room": "dev"}', Typing("dev")),
+        ('{"action": "role", "user": "bob", "role": "moderator"}', Role("bob", "moderator")),
+        ("/role bob member", Role("bob", "member")),
+        ('{"action": "kick", "user": "bob", "room": "r"}', Kick(user="bob", room="r")),
+        ('{"action": "kick", "nick": " guest-1a2b "}', Kick(nick="guest-1a2b")),
+        ("/kick bob", Kick(user="bob")),
+        ("/ban bob", Ban("bob")),
+        ('{"action": "unban", "user": "bob"}', Ban("bob", banned=False)),
     ],
 )
 def test_frames_parse_to_commands(body: str, expected: object) -> None:
@@ -162,6 +172,11 @@ def test_history_before_takes_a_message_id() -> None:
         (f'{{"action": "react", "id": "{ID}", "emoji": "👍", "on": "yes"}}', "bad_request"),
         (f"/react {ID}", "bad_request"),
         (f"/delete {ID} extra", "bad_request"),
+        ('{"action": "role", "user": "bob", "role": "owner"}', "bad_request"),
+        ('{"action": "ban", "user": "no spaces allowed"}', "bad_request"),
+        ('{"action": "kick"}', "bad_request"),
+        ('{"action": "kick", "nick": "tab\\there"}', "invalid_nick"),
+        ("/ban", "bad_request"),
     ],
 )
 def test_bad_frames_get_error_codes(body: str | None, expected_code: str) -> None:
@@ -198,7 +213,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 ACTIONS = ["sendmessage", "join", "nick", "history", "who", "rooms", "ping", "help", "x"]
-CONVERSATION = ["edit", "delete", "react", "typing"]
+CONVERSATION = ["edit", "delete", "react", "typing", "role", "kick", "ban", "unban"]
 actions = st.sampled_from(ACTIONS + CONVERSATION)
 command_documents = st.fixed_dictionaries(
     {"action": actions | json_values},
@@ -245,7 +260,10 @@ def test_no_frame_makes_the_parser_raise(body: str) -> None:
         | Edit
         | Delete
         | React
-        | Typing,
+        | Typing
+        | Role
+        | Kick
+        | Ban,
     )
     if isinstance(result, Edit):
         assert 1 <= len(result.text) <= SETTINGS.max_text_chars and has_visible(result.text)
