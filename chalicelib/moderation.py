@@ -87,7 +87,7 @@ class Moderation:
             raise Refusal(FORBIDDEN, f"{user} moderates {room}: only the owner may remove them")
 
     def _ban(self, conn: Connection, room: str, user: str, tell: Tell) -> None:
-        """Ban, then remove: a join racing the ban finds the ban, or is removed by it."""
+        """Ban first, then remove: any join checked after the ban's write is refused."""
         if not self._roles.ban(room, user, conn.user or conn.nick):
             self._sender.send(
                 conn.id, {"type": "banned", "room": room, "user": user, "by": conn.nick}
