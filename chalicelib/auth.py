@@ -39,6 +39,8 @@ REFUSED_BY_COGNITO = (
 class Identity:
     username: str
     expires_at: int  # seconds since the epoch
+    # The token's `cognito:groups` (chalicelib/moderation.py: `admins` moderate every room).
+    groups: tuple[str, ...] = ()
 
 
 class Unauthorized(Exception):
@@ -83,7 +85,9 @@ class Verifier:
             if error.response.get("Error", {}).get("Code") in REFUSED_BY_COGNITO:
                 raise Unauthorized("Cognito does not accept the token: sign in again") from error
             raise
-        identity = Identity(username, claims["exp"])
+        groups = claims.get("cognito:groups")
+        listed = tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else ()
+        identity = Identity(username, claims["exp"], listed)
         self._forget_expired(now)
         self._known[token] = identity
         return identity

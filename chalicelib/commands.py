@@ -30,10 +30,14 @@ from chalice.app import WebsocketEvent
 from chalicelib import budget, origins, protocol
 from chalicelib.attachments import Files, Refused
 from chalicelib.auth import Unauthorized, Verifier
+from chalicelib.conversation import Conversation
 from chalicelib.fanout import Batch, FanOut
 from chalicelib.ids import id_time_ms
 from chalicelib.memberships import DM_PREFIX, PersonRoom, dm_room
-from chalicelib.protocol import Command, ProtocolError
+from chalicelib.mentions import Mentions
+from chalicelib.moderation import Moderation
+from chalicelib.protocol import Command, ProtocolError, Refusal
+from chalicelib.roles import ADMIN_GROUP
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
 from chalicelib.storage import (
@@ -132,6 +136,11 @@ class Chat:
         self._verifier = verifier
         # The stage's bucket for attachments (BUCKET_NAME); None: `upload` is refused.
         self._files = files
+        self._mentions = Mentions(store.people)
+        self._moderation = Moderation(store, store.roles, sender, self._expel)
+        self._conversation = Conversation(
+            store, sender, settings, self._moderation.moderates, self._mentions
+        )
 
     # Events: the three websocket routes and the fan-out function ---------------------
 
@@ -170,7 +179,13 @@ class Chat:
                 _log_storage_error(error, "connect %s: Cognito", event.connection_id)
                 return _refusal(503, protocol.UNAVAILABLE, "sign-in could not be checked")
             return self._register(
-                event.connection_id, identity.username, join.room, ip, True, identity.username
+                event.connection_id,
+                identity.username,
+                join.room,
+                ip,
+                True,
+                identity.username,
+                ADMIN_GROUP in identity.groups,
             )
 
     def disconnect(self, event: WebsocketEvent) -> None:
@@ -217,20 +232,29 @@ class Chat:
     # Connecting and the first frame ----------------------------------------------------
 
     def _register(
-        self, connection_id: str, nick: str, room: str, ip: str, chosen: bool, user: str = ""
+        self,
+        connection_id: str,
+        nick: str,
+        room: str,
+        ip: str,
+        chosen: bool,
+        user: str = "",
+        admin: bool = False,
     ) -> dict[str, Any] | None:
         """Claim a slot of the address and the nickname in the room, then write the
         connection; on failure, take back what was written (pending items expire anyway)."""
         slot = None
         now = self._store.now_ms()
         try:
+            if user and self._store.roles.banned(room, user):
+                return _refusal(403, protocol.FORBIDDEN, f"you are banned from {room}")
             if not self._may_enter(room, user):
                 message = f"{room} is private: only its members may join it"
                 return _refusal(403, protocol.FORBIDDEN, message)
             slot = self._store.claim_slot(ip, connection_id)
             nick = self._claim(room, nick, connection_id, now, chosen, False, user)
             conn = self._store.add_connection(
-                connection_id, nick, room, ip, slot, connected_at=now, user=user
+                connection_id, nick, room, ip, slot, connected_at=now, user=user, admin=admin
             )
             if user:
                 self._subscribe_person(conn)
@@ -399,6 +423,9 @@ class Chat:
             error = ProtocolError(protocol.BAD_REQUEST, '"id" is another message\'s id')
             self._reply_error(conn.id, error)
             return
+        except Refusal as refusal:
+            self._reply_error(conn.id, refusal.error)
+            return
         except STORAGE_ERRORS as error:
             _log_storage_error(error, "%s from %s", type(command).__name__, conn.id)
         self._reply_error(conn.id, _unavailable(command))
@@ -437,6 +464,26 @@ class Chat:
                     self._sender.send(conn.id, frame)
             case protocol.Rooms():
                 self._send_rooms(conn)
+            case protocol.Edit() | protocol.Delete() | protocol.React() | protocol.Typing():
+                if self._in_room(conn, command.room):
+                    room = command.room or conn.room
+                    self._conversation.run(
+                        conn,
+                        room,
+                        command,
+                        lambda frame: self._tell_room(
+                            room, lambda count: frame, always=conn.id, origin=origin
+                        ),
+                    )
+            case protocol.Role() | protocol.Kick() | protocol.Ban():
+                if self._in_room(conn, command.room):
+                    room = command.room or conn.room
+                    self._moderation.run(
+                        conn,
+                        room,
+                        command,
+                        lambda frame: self._tell_room(room, lambda count: frame, always=conn.id),
+                    )
             case protocol.Ping():
                 self._sender.send(conn.id, {"type": "pong"})
             case protocol.Help():
@@ -480,7 +527,10 @@ class Chat:
             except Refused as refused:
                 self._reply_error(conn.id, ProtocolError(refused.code, refused.message))
                 return
-        message, _ = self._store.add_message(room, conn, command.text, command.id, attachment)
+        mentions = self._mentions(room, command.text) if command.text else []
+        message, _ = self._store.add_message(
+            room, conn, command.text, command.id, mentions, attachment
+        )
         frame = protocol.message_frame(message)
         self._tell_room(room, lambda count: frame, always=conn.id, origin=origin)
 
@@ -564,6 +614,14 @@ class Chat:
         refused = ProtocolError(
             protocol.FORBIDDEN, f"{room} is private: only its members may join it"
         )
+        if room in conn.kicked:
+            message = f"you were removed from {room}: you cannot rejoin it on this connection"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return None
+        if conn.user and self._store.roles.banned(room, conn.user):
+            message = f"you are banned from {room}: a moderator may unban you"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return None
         terms = self._store.people.terms(room)
         if terms is None:
             if room.startswith(DM_PREFIX):  # reserved for DMs, made only by `dm`
@@ -640,7 +698,17 @@ class Chat:
         self._sender.send(conn.id, {"type": "left", "room": room, "current": conn.room})
 
     def _create(self, conn: Connection, command: protocol.Create) -> None:
+        """A room and its owner: a public room's creator owns it if it had no members and
+        no owner (chalicelib/roles.py); the default room and DMs have none."""
         if not command.private:
+            if (
+                conn.user
+                and command.room != self._settings.default_room
+                and not command.room.startswith(DM_PREFIX)
+                and self._store.people.terms(command.room) is None
+                and self._store.room_count(command.room) == 0
+            ):
+                self._store.roles.claim_owner(command.room, conn.user)
             self._join(conn, command.room)
             return
         if not conn.user:
@@ -666,6 +734,10 @@ class Chat:
             message = f"only the owner of private room {room} may invite to it"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return
+        if self._store.roles.banned(room, user):
+            message = f"{user} is banned from {room}: unban them first"
+            self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
+            return
         entry = PersonRoom(room, private=True)
         self._store.people.add(user, entry)
         self._spread(user, room, entry)
@@ -689,6 +761,23 @@ class Chat:
         self._spread(to, room, theirs)
         self._join(conn, room)
 
+    def _expel(self, room: str, connection_ids: list[str], words: str) -> None:
+        """Take `room` from these connections at once (a kick or a ban); each hears why
+        (`forbidden`) and `left`. One left with no room leaves the chat: its next frame
+        starts it over in the default room, as after an expiry."""
+        for connection_id in connection_ids:
+            conn = self._store.get_connection(connection_id)
+            if conn is None or room not in conn.rooms | {conn.room}:
+                continue
+            self._reply_error(connection_id, ProtocolError(protocol.FORBIDDEN, words))
+            if len(conn.rooms | {conn.room}) == 1:
+                self._gone(connection_id, self._store.remove_connection(connection_id))
+                continue
+            conn, departure = self._store.unsubscribe(conn, room)
+            if departure is not None:
+                self._depart(departure)
+            self._sender.send(connection_id, {"type": "left", "room": room, "current": conn.room})
+
     def _send_mine(self, conn: Connection) -> None:
         """`mine`: the connection's rooms; a person's with unread counts (one Query each)."""
         entries: dict[str, PersonRoom] = {}
@@ -702,7 +791,7 @@ class Chat:
             if entry.peer:
                 described["with"] = entry.peer
             if conn.user:
-                unread = self._store.unread(room, entry.read, conn.user)
+                unread = self._store.unread(room, entry.read, conn.user, entry.dm)
                 described.update(
                     unread=protocol.unread_label(unread.count),
                     mentions=unread.mentions,
@@ -724,7 +813,9 @@ class Chat:
             self._reply_error(conn.id, ProtocolError(protocol.NOT_IN_ROOM, message))
             return
         entry = self._store.people.room_of(conn.user, room)
-        unread = self._store.unread(room, entry.read if entry else message_id, conn.user)
+        unread = self._store.unread(
+            room, entry.read if entry else message_id, conn.user, bool(entry and entry.dm)
+        )
         frame = {"type": "read", "room": room, "id": message_id}
         frame["unread"] = protocol.unread_label(unread.count)
         _, connections = self._store.people.rooms_of(conn.user)

@@ -112,6 +112,18 @@ class Memberships:
                 request = response.get("UnprocessedKeys") or {}
         return private
 
+    def having(self, room: str, users: list[str]) -> set[str]:
+        """Which of `users` (at most 100) have `room` among theirs: one BatchGetItem."""
+        keys = [_person_room_key(user, room) for user in dict.fromkeys(users)][:100]
+        found: set[str] = set()
+        request = {self._table: {"Keys": keys, "ProjectionExpression": "pk"}} if keys else {}
+        while request:
+            response = self._client.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(self._table, []):
+                found.add(item["pk"]["S"][len(USER_PREFIX) :])
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
     def create(self, room: str, owner: str, dm: bool = False) -> bool:
         """Make `room` private with this owner; False when it already has terms."""
         try:
@@ -218,9 +230,10 @@ class Memberships:
 
     # Unread counts -------------------------------------------------------------------
 
-    def unread(self, room: str, read: str, user: str, history_pk: str) -> Unread:
-        """Messages after the marker, not the person's own: one Query, newest first,
-        at most UNREAD_CAP items; `mentions` counts those naming @user."""
+    def unread(self, room: str, read: str, user: str, history_pk: str, dm: bool = False) -> Unread:
+        """Messages after the marker, not the person's own nor deleted: one Query, newest
+        first, at most UNREAD_CAP items; `mentions` counts those whose `mentions` name the
+        user (in a DM, every one of them)."""
         condition = "pk = :pk"
         values: dict[str, Any] = {":pk": {"S": history_pk}}
         if read:
@@ -230,8 +243,8 @@ class Memberships:
             TableName=self._table,
             KeyConditionExpression=condition,
             ExpressionAttributeValues=values,
-            ExpressionAttributeNames={"#t": "text", "#u": "user"},
-            ProjectionExpression="sk, #t, #u, expires_at",
+            ExpressionAttributeNames={"#u": "user"},
+            ProjectionExpression="sk, #u, mentions, deleted, expires_at",
             ScanIndexForward=False,
             ConsistentRead=True,
             Limit=UNREAD_CAP,
@@ -239,9 +252,15 @@ class Memberships:
         now = self._clock()
         items = [i for i in response["Items"] if int(i["expires_at"]["N"]) > now]
         last = items[0]["sk"]["S"] if items else (read or None)
-        theirs = [i for i in items if i.get("user", {}).get("S") != user or not user]
-        mention = f"@{user}".casefold()
-        mentions = sum(1 for i in theirs if user and mention in i["text"]["S"].casefold())
+        theirs = [
+            i
+            for i in items
+            if (i.get("user", {}).get("S") != user or not user)
+            and not i.get("deleted", {}).get("BOOL")
+        ]
+        mentions = sum(
+            1 for i in theirs if user and (dm or user in i.get("mentions", {}).get("SS", []))
+        )
         return Unread(len(theirs), mentions, last)
 
     def _partition(self, user: str) -> Iterator[dict[str, Any]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib import attachments
+from chalicelib.emoji import is_emoji
 from chalicelib.settings import Settings
 from chalicelib.text import clean_message, nick_problem, normalize_nick
 
@@ -31,6 +32,8 @@ UNAVAILABLE = "unavailable"
 RATE_LIMITED = "rate_limited"
 NICK_TAKEN = "nick_taken"
 FORBIDDEN = "forbidden"
+# A message id that is not one of the room's messages (or has expired).
+NOT_FOUND = "not_found"
 # A `room` the connection is not in (join it first), and a connection in MAX_ROOMS rooms.
 NOT_IN_ROOM = "not_in_room"
 TOO_MANY_ROOMS = "too_many_rooms"
@@ -50,6 +53,21 @@ HELP = [
     {"command": "/invite USER [ROOM]", "action": "invite", "help": "invite USER to a private room"},
     {"command": "/dm USER", "action": "dm", "help": "open your direct conversation with USER"},
     {"command": "/mine", "action": "mine", "help": "your rooms, with unread counts"},
+    {"command": "/edit ID TEXT", "action": "edit", "help": "change your message ID's text"},
+    {
+        "command": "/delete ID",
+        "action": "delete",
+        "help": "delete a message (yours, or as moderator)",
+    },
+    {"command": "/react ID EMOJI", "action": "react", "help": "add or take back a reaction"},
+    {
+        "command": "/role USER ROLE",
+        "action": "role",
+        "help": "owner: make USER moderator or member",
+    },
+    {"command": "/kick USER", "action": "kick", "help": "moderator: remove USER from this room"},
+    {"command": "/ban USER", "action": "ban", "help": "moderator: keep USER out of this room"},
+    {"command": "/unban USER", "action": "unban", "help": "moderator: let USER back in"},
     {"command": "/who", "action": "who", "help": "list the members of this room"},
     {"command": "/rooms", "action": "rooms", "help": "list rooms with members"},
     {"command": "/history [N]", "action": "history", "help": "show older messages"},
@@ -166,6 +184,57 @@ class Help:
 
 
 @dataclass(frozen=True)
+class Edit:
+    id: str
+    text: str
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    id: str
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class React:
+    id: str
+    emoji: str
+    # None toggles; true or false sets the reaction (so repeating it changes nothing).
+    on: bool | None = None
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Typing:
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Role:
+    user: str
+    role: str
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Kick:
+    """Remove a signed-in `user`, or a guest by its `nick`, from the room."""
+
+    user: str = ""
+    nick: str = ""
+    room: str | None = None
+
+
+@dataclass(frozen=True)
+class Ban:
+    user: str
+    room: str | None = None
+    # False: unban.
+    banned: bool = True
+
+
+@dataclass(frozen=True)
 class ProtocolError:
     """A frame the server refuses; becomes an `error` frame for the sender only.
 
@@ -194,7 +263,17 @@ Command = (
     | Help
     | Upload
     | Download
+    | Edit
+    | Delete
+    | React
+    | Typing
+    | Role
+    | Kick
+    | Ban
 )
+
+# Roles an owner may give (the owner is the room's creator; admins come from Cognito).
+ROLES = ("moderator", "member")
 
 # Cognito usernames as the chat accepts them in `invite` and `dm`.
 USER_PATTERN = re.compile(r"[\w.@+=,-]{1,128}")
@@ -230,6 +309,8 @@ def _parse_action(document: dict[str, Any], settings: Settings) -> Command | Pro
     if isinstance(target, ProtocolError):
         return target
     team = _parse_team(action, document, target, settings)
+    if team is None:
+        team = _parse_conversation(action, document, target, settings)
     if team is not None:
         return team
     files = _parse_files(action, document, target, settings)
@@ -335,6 +416,53 @@ def _attachment(document: dict[str, Any]) -> AttachmentRef | None:
     return AttachmentRef(document["attachment"], document.get("width"), document.get("height"))
 
 
+def _parse_conversation(
+    action: str, document: dict[str, Any], target: str | None, settings: Settings
+) -> Command | ProtocolError | None:
+    """Edits, deletions, reactions, typing and moderation (issue 18); None for others."""
+    if action == "typing":
+        return Typing(target)
+    if action in ("edit", "delete", "react"):
+        message_id = document.get("id")
+        if not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id):
+            return ProtocolError(BAD_REQUEST, f'{action} needs "id", the id of a message')
+        if action == "delete":
+            return Delete(message_id, target)
+        if action == "edit":
+            text = document.get("text")
+            if not isinstance(text, str):
+                return ProtocolError(BAD_REQUEST, 'edit needs "text", a string')
+            edited = _message(text, settings)
+            return (
+                edited
+                if isinstance(edited, ProtocolError)
+                else Edit(message_id, edited.text, target)
+            )
+        emoji = document.get("emoji")
+        if not is_emoji(emoji):
+            return ProtocolError(BAD_REQUEST, '"emoji" must be one emoji, not text')
+        on = document.get("on")
+        if on is not None and not isinstance(on, bool):
+            return ProtocolError(BAD_REQUEST, '"on" must be true or false')
+        return React(message_id, emoji, on, target)
+    if action not in ("role", "kick", "ban", "unban"):
+        return None
+    if action == "kick" and document.get("nick") is not None and document.get("user") is None:
+        nick = validate_nick(document["nick"], settings)
+        return nick if isinstance(nick, ProtocolError) else Kick(nick=nick.name, room=target)
+    user = validate_user(document.get("user"))
+    if isinstance(user, ProtocolError):
+        return user
+    if action == "kick":
+        return Kick(user=user, room=target)
+    if action != "role":
+        return Ban(user, target, banned=action == "ban")
+    role = document.get("role")
+    if role not in ROLES:
+        return ProtocolError(BAD_REQUEST, '"role" must be "moderator" or "member"')
+    return Role(user, role, target)
+
+
 def validate_user(raw: Any) -> str | ProtocolError:
     if not isinstance(raw, str) or not USER_PATTERN.fullmatch(raw):
         return ProtocolError(BAD_REQUEST, "a user is a username (letters, digits, . @ + = , - _)")
@@ -352,6 +480,8 @@ def _parse_slash(body: str, settings: Settings) -> Command | ProtocolError:
         return validate_room(argument, settings)
     if name in ("leave", "create", "invite", "dm"):
         return _parse_team_slash(name, argument.split(), settings)
+    if name in SLASH_CONVERSATION:
+        return _parse_conversation_slash(name, argument, settings)
     if name == "history":
         return _history(_slash_limit(argument), None, settings)
     simple = {"who": Who, "rooms": Rooms, "ping": Ping, "help": Help, "mine": Mine}.get(name)
@@ -382,6 +512,30 @@ def _parse_team_slash(name: str, words: list[str], settings: Settings) -> Comman
     else:
         return ProtocolError(BAD_REQUEST, f"usage: {usage}")
     return _parse_action(document, settings)
+
+
+# The fields of `/edit ID TEXT`, `/delete ID`, `/react ID EMOJI`, `/role USER ROLE`,
+# `/kick USER`, `/ban USER` and `/unban USER`, in order; the last takes the rest of the line.
+SLASH_CONVERSATION = {
+    "edit": ("id", "text"),
+    "delete": ("id",),
+    "react": ("id", "emoji"),
+    "role": ("user", "role"),
+    "kick": ("user",),
+    "ban": ("user",),
+    "unban": ("user",),
+}
+
+
+def _parse_conversation_slash(
+    name: str, argument: str, settings: Settings
+) -> Command | ProtocolError:
+    fields = SLASH_CONVERSATION[name]
+    values = argument.split(None, len(fields) - 1) if argument else []
+    if len(values) != len(fields) or (name != "edit" and len(argument.split()) != len(fields)):
+        usage = " ".join(f.upper() for f in fields)
+        return ProtocolError(BAD_REQUEST, f"usage: /{name} {usage}")
+    return _parse_action({"action": name, **dict(zip(fields, values, strict=True))}, settings)
 
 
 def _slash_limit(argument: str) -> int | str | None:
@@ -470,6 +624,35 @@ def frame_size(frame: dict[str, Any]) -> int:
 
 def message_frame(message: dict[str, Any]) -> dict[str, Any]:
     return {"type": "message", **message}
+
+
+def edited_frame(message: dict[str, Any]) -> dict[str, Any]:
+    """A message's new text: `id`, `room`, `text`, `edited` (when), `mentions`."""
+    fields = ("id", "room", "text", "edited", "mentions")
+    return {"type": "edited", **{key: message[key] for key in fields if key in message}}
+
+
+def deleted_frame(room: str, message_id: str, by: str | None = None) -> dict[str, Any]:
+    """A message became a tombstone; `by` names the moderator who deleted it."""
+    frame = {"type": "deleted", "room": room, "id": message_id}
+    return frame if by is None else {**frame, "by": by}
+
+
+def reactions_frame(room: str, message_id: str, reactions: list[Any]) -> dict[str, Any]:
+    return {"type": "reactions", "room": room, "id": message_id, "reactions": reactions}
+
+
+def typing_frame(room: str, nick: str, verified: bool) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "typing", "room": room, "nick": nick}
+    return {**frame, "verified": True} if verified else frame
+
+
+class Refusal(Exception):
+    """A command refused: its error goes to the sender alone, and nothing changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.error = ProtocolError(code, message)
 
 
 def error_frame(error: ProtocolError) -> dict[str, Any]:

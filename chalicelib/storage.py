@@ -5,12 +5,14 @@ One table (defined once, in .chalice/resources.json), keys `pk` and `sk`:
 | item        | pk          | sk           | attributes                                            |
 | ----------- | ----------- | ------------ | ----------------------------------------------------- |
 | connection  | CONN#{id}   | CONNECTION   | nick, room (current), rooms (all), connected_at, ip,  |
-|             |             |              | expires_at, slot, user, confirmed, tat, jtat (limits) |
+|             |             |              | expires_at, slot, user, confirmed, tat, jtat, ytat    |
+|             |             |              | (limits), admin, kicked (rooms it may not rejoin)     |
 | membership  | ROOM#{room} | MEMBER#{id}  | nick, connected_at, expires_at, confirmed, user       |
 | nickname    | ROOM#{room} | NICK#{key}   | connection, connected_at, nick, claimed_at,           |
 |             |             |              | confirmed, user, expires_at                           |
 | message     | HIST#{room} | {ulid}       | from, text, ts, conn, user, verified, expires_at,     |
-|             |             |              | attachment (key, name, size, type, width, height)     |
+|             |             |              | mentions, attachment (key, name, size, type, width,   |
+|             |             |              | height); edits, reactions: chalicelib/messages.py     |
 | room        | ROOMS       | {room}       | members (confirmed members), expires_at               |
 | address     | IP#{ip}     | SLOT#{n}     | connection, expires_at                                |
 
@@ -58,6 +60,14 @@ from chalicelib import limits
 from chalicelib.attachments import Attachment
 from chalicelib.ids import new_message_id
 from chalicelib.memberships import Memberships, Unread
+from chalicelib.messages import (
+    HISTORY_PREFIX,
+    MessageChanges,
+    attachment_item,
+    attachment_of,
+    view,
+)
+from chalicelib.roles import Roles
 from chalicelib.settings import Settings
 from chalicelib.text import nick_key
 
@@ -65,7 +75,6 @@ CONNECTION_SK = "CONNECTION"
 ROOMS_PK = "ROOMS"
 MEMBER_PREFIX = "MEMBER#"
 NICK_PREFIX = "NICK#"
-HISTORY_PREFIX = "HIST#"
 ADDRESS_PREFIX = "IP#"
 SLOT_PREFIX = "SLOT#"
 
@@ -89,6 +98,8 @@ class Connection:
     user: str = ""  # the Cognito username, when signed in
     # Every room it receives (`room`, the current one, among them).
     rooms: frozenset[str] = frozenset()
+    admin: bool = False  # in the Cognito group that moderates every room
+    kicked: frozenset[str] = frozenset()  # rooms a guest was kicked from (moderation.py)
 
 
 @dataclass(frozen=True)
@@ -188,9 +199,11 @@ class ChatStore:
         self._settings = settings
         self._clock = clock
         self.people = Memberships(client, settings.table_name, clock)
+        self.messages = MessageChanges(client, settings.table_name, clock)
+        self.roles = Roles(client, settings.table_name, clock)
 
-    def unread(self, room: str, read: str, user: str) -> Unread:
-        return self.people.unread(room, read, user, HISTORY_PREFIX + room)
+    def unread(self, room: str, read: str, user: str, dm: bool = False) -> Unread:
+        return self.people.unread(room, read, user, HISTORY_PREFIX + room, dm)
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -305,6 +318,7 @@ class ChatStore:
         connected_at: int | None = None,
         confirmed: bool = False,
         user: str = "",
+        admin: bool = False,
     ) -> Connection:
         """The connection and its membership (its nickname and slot are claimed first)."""
         conn = Connection(
@@ -318,6 +332,7 @@ class ChatStore:
             confirmed=confirmed,
             user=user,
             rooms=frozenset({room}),
+            admin=admin,
         )
         # Membership first: a connection item never points at a room it is not in.
         self._put(self._member_item(conn))
@@ -344,6 +359,24 @@ class ChatStore:
     def admit_join(self, conn: Connection, rate: limits.Rate) -> None:
         """Take a room-change token; RateLimited when over the quota."""
         self._take(_conn_key(conn.id), "jtat", rate, "", {}, lambda item: None)
+
+    def admit_typing(self, conn: Connection, rate: limits.Rate) -> None:
+        """Take a typing token (chalicelib/conversation.py); RateLimited when it has none."""
+        self._take(_conn_key(conn.id), "ytat", rate, "", {}, lambda item: None)
+
+    def keep_out(self, connection_id: str, room: str) -> None:
+        """A kicked guest's connection may not join `room` again (chalicelib/moderation.py)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_conn_key(connection_id),
+                UpdateExpression="ADD kicked :room",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":room": {"SS": [room]}},
+            )
+        except ClientError as error:
+            if not _is_condition_failure(error):
+                raise
 
     def confirm(self, conn: Connection) -> int:
         """Make a pending connection's membership and slot confirmed (its nickname is
@@ -587,6 +620,7 @@ class ChatStore:
         conn: Connection,
         text: str,
         message_id: str | None = None,
+        mentions: list[str] | None = None,
         attachment: Attachment | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store a message once: (the message, whether this call stored it).
@@ -602,6 +636,7 @@ class ChatStore:
             "from": conn.nick,
             "text": text,
             "ts": iso_timestamp(now_ms),
+            **({"mentions": mentions} if mentions else {}),
             **({"verified": True} if conn.user else {}),
             **({"attachment": attachment.shown()} if attachment else {}),
         }
@@ -618,7 +653,9 @@ class ChatStore:
             "expires_at": {"N": str(expires_at)},
         }
         if attachment is not None:
-            item["attachment"] = {"M": _attachment_item(attachment)}
+            item["attachment"] = {"M": attachment_item(attachment)}
+        if mentions:
+            item["mentions"] = {"SS": mentions}
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -632,7 +669,7 @@ class ChatStore:
             stored = error.response.get("Item") or {}
             if stored.get("conn", {}).get("S") != conn.id:
                 raise IdInUse(message["id"]) from error
-            return self._message(room, stored), False
+            return view(room, stored), False
         return message, True
 
     def history(
@@ -656,7 +693,7 @@ class ChatStore:
                 break  # everything older expired too: retention is the same for all
             if len(newest_first) == limit:
                 return newest_first[::-1], True
-            newest_first.append(self._message(room, item))
+            newest_first.append(view(room, item))
         return newest_first[::-1], False
 
     def attachment(self, room: str, message_id: str) -> Attachment | None:
@@ -666,9 +703,14 @@ class ChatStore:
             Key={"pk": {"S": HISTORY_PREFIX + room}, "sk": {"S": message_id}},
             ConsistentRead=True,
         ).get("Item")
-        if item is None or self._expired(int(item["expires_at"]["N"])) or "attachment" not in item:
+        if (
+            item is None
+            or self._expired(int(item["expires_at"]["N"]))
+            or "attachment" not in item
+            or item.get("deleted", {}).get("BOOL")  # a deleted message's file is gone with it
+        ):
             return None
-        return _attachment_of(item["attachment"]["M"])
+        return attachment_of(item["attachment"]["M"])
 
     # Helpers -----------------------------------------------------------------------
 
@@ -807,6 +849,8 @@ class ChatStore:
             confirmed=item.get("confirmed", {}).get("BOOL", True),
             user=item.get("user", {}).get("S", ""),
             rooms=frozenset(item.get("rooms", {}).get("SS", [])) | {item["room"]["S"]},
+            admin=item.get("admin", {}).get("BOOL", False),
+            kicked=frozenset(item.get("kicked", {}).get("SS", [])),
         )
 
     def _member(self, room: str, item: dict[str, Any]) -> Member:
@@ -820,21 +864,6 @@ class ChatStore:
             user=item.get("user", {}).get("S", ""),
         )
 
-    def _message(self, room: str, item: dict[str, Any]) -> dict[str, Any]:
-        """A stored message as frames carry it (`verified` only when its sender was)."""
-        message = {
-            "id": item["sk"]["S"],
-            "room": room,
-            "from": item["from"]["S"],
-            "text": item["text"]["S"],
-            "ts": item["ts"]["S"],
-        }
-        if item.get("verified", {}).get("BOOL"):
-            message["verified"] = True
-        if "attachment" in item:
-            message["attachment"] = _attachment_of(item["attachment"]["M"]).shown()
-        return message
-
     def _connection_item(self, conn: Connection) -> dict[str, Any]:
         item = {
             **_conn_key(conn.id),
@@ -845,6 +874,7 @@ class ChatStore:
             "ip": {"S": conn.ip},
             "confirmed": {"BOOL": conn.confirmed},
             "user": {"S": conn.user},
+            "admin": {"BOOL": conn.admin},
         }
         if conn.slot is not None:
             item["slot"] = {"N": str(conn.slot)}
@@ -895,27 +925,3 @@ class ChatStore:
             if _is_condition_failure(error):
                 raise ConnectionChanged from error
             raise
-
-
-def _attachment_item(attachment: Attachment) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "key": {"S": attachment.key},
-        "name": {"S": attachment.name},
-        "size": {"N": str(attachment.size)},
-        "type": {"S": attachment.type},
-    }
-    if attachment.width is not None and attachment.height is not None:
-        item.update(width={"N": str(attachment.width)}, height={"N": str(attachment.height)})
-    return item
-
-
-def _attachment_of(item: dict[str, Any]) -> Attachment:
-    width, height = item.get("width"), item.get("height")
-    return Attachment(
-        key=item["key"]["S"],
-        name=item["name"]["S"],
-        size=int(item["size"]["N"]),
-        type=item["type"]["S"],
-        width=int(width["N"]) if width else None,
-        height=int(height["N"]) if height else None,
-    )

@@ -23,6 +23,8 @@ from tests.test_deploy import ACCOUNT, REGION, expected_statements
 
 STAGES = ("dev", "prod")
 CHALICELIB = ROOT / "chalicelib"
+# The modules that call DynamoDB (each through its own `self._client`).
+STORE_MODULES = ("storage.py", "memberships.py", "messages.py", "roles.py")
 
 # What the Lambda runtime itself needs to write the functions' logs (not a call of the code).
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -44,11 +46,11 @@ def calls_on(path: Path, receiver: str) -> list[tuple[str, ast.Call]]:
 
 
 def dynamodb_actions() -> list[str]:
-    """The IAM actions for the DynamoDB calls of the store (chalicelib/storage.py and,
-    since issue 17, chalicelib/memberships.py)."""
+    """The IAM actions for the DynamoDB calls of the store (chalicelib/storage.py; since
+    issue 17 chalicelib/memberships.py; since issue 18 messages.py and roles.py)."""
     path = CHALICELIB / "storage.py"
     operations: set[str] = set()
-    for module in ("storage.py", "memberships.py"):
+    for module in STORE_MODULES:
         for name, call in calls_on(CHALICELIB / module, "self._client"):
             if name == "get_paginator":
                 name = ast.literal_eval(call.args[0])
@@ -64,6 +66,13 @@ def dynamodb_actions() -> list[str]:
                     if isinstance(key, ast.Constant) and key.value in kinds:
                         operations.add(kinds[key.value])
     return sorted(f"dynamodb:{operation}" for operation in operations)
+
+
+def test_only_the_store_modules_call_dynamodb() -> None:
+    """A module that calls DynamoDB and is not in STORE_MODULES would escape the check below."""
+    for path in sorted(CHALICELIB.glob("*.py")):
+        if path.name not in STORE_MODULES:
+            assert not calls_on(path, "self._client"), path.name
 
 
 def lambda_actions() -> list[str]:

@@ -6,26 +6,37 @@ import json
 import string
 
 import pytest
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib import protocol
+from chalicelib.emoji import is_emoji
 from chalicelib.ids import new_message_id
+from chalicelib.mentions import mentioned_names
 from chalicelib.protocol import (
+    Ban,
+    Delete,
+    Edit,
     Help,
     History,
     Join,
+    Kick,
     Nick,
     Ping,
     ProtocolError,
+    React,
+    Role,
     Rooms,
     SendMessage,
+    Typing,
     Who,
 )
 from chalicelib.settings import Settings, SettingsError
 from chalicelib.text import clean_message, has_visible, nick_problem, normalize_nick
 
 SETTINGS = Settings(table_name="t")
+ID = "01J00000000000000000000000"
 HIDDEN = "nickname may not contain control, bidi, invisible or special space characters"
 NO_VISIBLE = "nickname needs a visible letter, number or symbol"
 
@@ -64,6 +75,24 @@ def code(result: object) -> str:
         ("/history 5", History(limit=5)),
         ("/help", Help()),
         ("//shrug", SendMessage("/shrug")),
+        (f'{{"action": "edit", "id": "{ID}", "text": " fixed\\u0000 "}}', Edit(ID, "fixed")),
+        (f"/edit {ID} the  whole line", Edit(ID, "the  whole line")),
+        (f'{{"action": "delete", "id": "{ID}", "room": "dev"}}', Delete(ID, "dev")),
+        (f"/delete {ID}", Delete(ID)),
+        (f'{{"action": "react", "id": "{ID}", "emoji": "👍🏽"}}', React(ID, "👍🏽")),
+        (
+            f'{{"action": "react", "id": "{ID}", "emoji": "🇫🇷", "on": false}}',
+            React(ID, "🇫🇷", False),
+        ),
+        (f"/react {ID} 👩‍💻", React(ID, "👩‍💻")),
+        ('{"action": "typing", "room": "dev"}', Typing("dev")),
+        ('{"action": "role", "user": "bob", "role": "moderator"}', Role("bob", "moderator")),
+        ("/role bob member", Role("bob", "member")),
+        ('{"action": "kick", "user": "bob", "room": "r"}', Kick(user="bob", room="r")),
+        ('{"action": "kick", "nick": " guest-1a2b "}', Kick(nick="guest-1a2b")),
+        ("/kick bob", Kick(user="bob")),
+        ("/ban bob", Ban("bob")),
+        ('{"action": "unban", "user": "bob"}', Ban("bob", banned=False)),
     ],
 )
 def test_frames_parse_to_commands(body: str, expected: object) -> None:
@@ -132,6 +161,22 @@ def test_history_before_takes_a_message_id() -> None:
         ('{"action": "history", "limit": "5"}', "bad_request"),
         ("/history lots", "bad_request"),
         ('{"action": "sendmessage", "data": "\\ud800"}', "bad_request"),
+        ('{"action": "edit", "text": "no id"}', "bad_request"),
+        (f'{{"action": "edit", "id": "{ID}"}}', "bad_request"),
+        (f'{{"action": "edit", "id": "{ID}", "text": "\\u200b"}}', "bad_request"),
+        (f'{{"action": "edit", "id": "{ID}", "text": "{"x" * 4001}"}}', "too_large"),
+        ('{"action": "delete", "id": 7}', "bad_request"),
+        (f'{{"action": "delete", "id": "{ID}", "room": "no room"}}', "invalid_room"),
+        (f'{{"action": "react", "id": "{ID}", "emoji": "lol"}}', "bad_request"),
+        (f'{{"action": "react", "id": "{ID}", "emoji": "👍👍"}}', "bad_request"),
+        (f'{{"action": "react", "id": "{ID}", "emoji": "👍", "on": "yes"}}', "bad_request"),
+        (f"/react {ID}", "bad_request"),
+        (f"/delete {ID} extra", "bad_request"),
+        ('{"action": "role", "user": "bob", "role": "owner"}', "bad_request"),
+        ('{"action": "ban", "user": "no spaces allowed"}', "bad_request"),
+        ('{"action": "kick"}', "bad_request"),
+        ('{"action": "kick", "nick": "tab\\there"}', "invalid_nick"),
+        ("/ban", "bad_request"),
     ],
 )
 def test_bad_frames_get_error_codes(body: str | None, expected_code: str) -> None:
@@ -167,9 +212,9 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-actions = st.sampled_from(
-    ["sendmessage", "join", "nick", "history", "who", "rooms", "ping", "help", "x"]
-)
+ACTIONS = ["sendmessage", "join", "nick", "history", "who", "rooms", "ping", "help", "x"]
+CONVERSATION = ["edit", "delete", "react", "typing", "role", "kick", "ban", "unban"]
+actions = st.sampled_from(ACTIONS + CONVERSATION)
 command_documents = st.fixed_dictionaries(
     {"action": actions | json_values},
     optional={
@@ -178,11 +223,18 @@ command_documents = st.fixed_dictionaries(
         "name": json_values,
         "limit": json_values,
         "before": json_values,
+        "id": st.just(ID) | json_values,
+        "text": json_values,
+        "emoji": st.sampled_from(["👍", "🇫🇷", "1️⃣"]) | json_values,
+        "on": json_values,
+        "user": st.sampled_from(["bob", "a b"]) | json_values,
+        "role": st.sampled_from(["moderator", "member"]) | json_values,
     },
 )
 frames = st.one_of(
     st.text(),
     st.text(alphabet=string.printable).map(lambda s: "/" + s),
+    st.tuples(st.sampled_from(CONVERSATION), st.text()).map(lambda p: f"/{p[0]} {ID} {p[1]}"),
     json_values.map(json.dumps),
     command_documents.map(json.dumps),
     st.just("[" * 5000 + "]" * 5000),
@@ -195,8 +247,28 @@ frames = st.one_of(
 def test_no_frame_makes_the_parser_raise(body: str) -> None:
     result = parse(body)
     assert isinstance(
-        result, ProtocolError | SendMessage | Join | Nick | History | Who | Rooms | Ping | Help
+        result,
+        ProtocolError
+        | SendMessage
+        | Join
+        | Nick
+        | History
+        | Who
+        | Rooms
+        | Ping
+        | Help
+        | Edit
+        | Delete
+        | React
+        | Typing
+        | Role
+        | Kick
+        | Ban,
     )
+    if isinstance(result, Edit):
+        assert 1 <= len(result.text) <= SETTINGS.max_text_chars and has_visible(result.text)
+    if isinstance(result, React):
+        assert is_emoji(result.emoji)
     if isinstance(result, SendMessage):
         assert 1 <= len(result.text) <= SETTINGS.max_text_chars
         assert result.text == clean_message(result.text) == result.text.strip()
@@ -230,3 +302,50 @@ def test_message_ids_sort_by_time_and_are_unique() -> None:
     assert len(set(ids)) == 1000
     assert [i[:10] for i in ids] == sorted(i[:10] for i in ids)
     assert all(protocol.MESSAGE_ID_PATTERN.fullmatch(i) for i in ids)
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=12) | st.text(alphabet=st.characters(min_codepoint=0x1F000), max_size=4))
+def test_a_reaction_is_one_grapheme_and_never_a_letter_or_digit(text: str) -> None:
+    """Checked against the `regex` module's Unicode data, which the chat does not ship."""
+    if is_emoji(text):
+        assert regex.fullmatch(r"\X", text), text  # one user-perceived character
+        keycap = text.endswith("\u20e3")
+        assert keycap or not regex.search(r"[\p{L}\p{N}\p{P}\p{Z}]", text), text
+
+
+@pytest.mark.parametrize(
+    "emoji",
+    [
+        "👍",
+        "❤️",
+        "👍🏽",
+        "👩‍💻",
+        "👨‍👩‍👧‍👦",
+        "🇫🇷",
+        "1️⃣",
+        "#⃣",
+        "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",
+    ],
+)
+def test_emoji_of_every_kind_are_reactions(emoji: str) -> None:
+    assert is_emoji(emoji)
+
+
+@pytest.mark.parametrize("text", ["a", "ok", "1", "👍👍", "👍 ", "🇫", "\u200d👍", "🏽", "<3", ""])
+def test_text_is_no_reaction(text: str) -> None:
+    assert not is_emoji(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("hi @bob, and @carol.", ["bob", "carol"]),
+        ("@bob @bob @alice", ["bob", "alice"]),
+        ("mail me at ann@example.com", []),
+        ("(@dev-team)", ["dev-team"]),
+        ("@ alone", []),
+    ],
+)
+def test_mentions_are_the_names_after_at(text: str, names: list[str]) -> None:
+    assert mentioned_names(text) == names

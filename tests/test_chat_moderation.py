@@ -1,0 +1,205 @@
+"""Moderation (issue 18): owners, moderators, Cognito admins, kicks and bans, through the
+chat's handlers against moto's Cognito and DynamoDB. alice, bob and carol sign in; dave
+is in the Cognito group `admins`; others are guests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chalicelib import service
+from tests.conftest import ChatHarness
+from tests.test_chat_conversation import error, posted
+from tests.test_chat_rooms import mine, of_type, person
+from tests.test_chat_signin import Pool, make_pool
+
+
+@pytest.fixture
+def crew(chat: ChatHarness, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pool]:
+    pool = make_pool("crew", ["alice", "bob", "carol", "dave"])
+    pool.client.create_group(GroupName="admins", UserPoolId=pool.id)
+    pool.client.admin_add_user_to_group(UserPoolId=pool.id, Username="dave", GroupName="admins")
+    monkeypatch.setenv("AUTH", "optional")
+    monkeypatch.setenv("COGNITO_USER_POOL_ID", pool.id)
+    monkeypatch.setenv("COGNITO_CLIENT_ID", pool.client_id)
+    monkeypatch.setenv("RATE_PER_SECOND", "10000")
+    monkeypatch.setenv("RATE_BURST", "10000")
+    service.verifier.cache_clear()
+    yield pool
+    service.verifier.cache_clear()
+
+
+def private_room(chat: ChatHarness, owner: str, room: str, *invited: str) -> None:
+    chat.send(owner, {"action": "create", "room": room, "private": True})
+    chat.take_one(owner, "joined")
+    for user in invited:
+        chat.send(owner, {"action": "invite", "room": room, "user": user})
+        chat.take_one(owner, "invited")
+
+
+def test_a_moderator_deletes_and_bans_and_unban_lets_back(chat: ChatHarness, crew: Pool) -> None:
+    alice = person(chat, crew, "alice")
+    laptop = person(chat, crew, "bob")
+    phone = person(chat, crew, "bob")
+    carol = person(chat, crew, "carol")
+    private_room(chat, alice, "team", "bob", "carol")
+    abuse = posted(chat, laptop, "spam spam spam", "team")
+    chat.drain()
+
+    # Members who are not moderators: refused with words, nothing changes.
+    refused = error(chat, carol, {"action": "ban", "room": "team", "user": "bob"})
+    assert refused["code"] == "forbidden" and "moderators" in refused["message"]
+    assert error(chat, carol, {"action": "delete", "room": "team", "id": abuse})["code"] == (
+        "forbidden"
+    )
+    assert error(chat, carol, "/role bob moderator")["code"] in {"forbidden", "not_in_room"}
+    chat.send(carol, {"action": "role", "room": "team", "user": "carol", "role": "moderator"})
+    assert "owner" in chat.take_one(carol, "error")["message"]
+    assert all(chat.take(who) == [] for who in (alice, laptop, phone))
+
+    chat.send(alice, {"action": "role", "room": "team", "user": "carol", "role": "moderator"})
+    told = {"type": "role", "room": "team", "user": "carol", "role": "moderator"}
+    for who in (alice, laptop, phone, carol):
+        assert of_type(chat.take(who), "role") == [told]
+
+    chat.send(carol, {"action": "delete", "room": "team", "id": abuse})
+    for who in (alice, laptop, phone, carol):
+        deleted = of_type(chat.take(who), "deleted")
+        assert deleted == [{"type": "deleted", "room": "team", "id": abuse, "by": "carol"}]
+    chat.send(carol, {"action": "ban", "room": "team", "user": "bob"})
+    for tab in (laptop, phone):
+        frames = chat.take(tab)
+        (why,) = of_type(frames, "error")
+        assert why["code"] == "forbidden" and "banned from team" in why["message"]
+        assert of_type(frames, "left") == [{"type": "left", "room": "team", "current": "lobby"}]
+    for who in (alice, carol):
+        frames = chat.take(who)
+        assert of_type(frames, "banned") == [
+            {"type": "banned", "room": "team", "user": "bob", "by": "carol"}
+        ]
+        leaves = [p for p in of_type(frames, "presence") if p["room"] == "team"]
+        assert [(p["event"], p["nick"]) for p in leaves] == [("leave", "bob")]
+    assert "team" not in mine(chat, laptop)
+
+    chat.send(alice, {"action": "sendmessage", "data": "after the ban", "room": "team"})
+    assert of_type(chat.take(laptop), "message") == []
+    refused = error(chat, laptop, {"action": "join", "room": "team"})
+    assert refused["code"] == "forbidden" and "banned" in refused["message"]
+    refused = error(chat, alice, {"action": "invite", "room": "team", "user": "bob"})
+    assert refused["code"] == "forbidden" and "banned" in refused["message"]
+    assert chat.refusal({"token": crew.token("bob"), "room": "team"})["status"] == 403
+    chat.send(carol, {"action": "ban", "room": "team", "user": "bob"})  # again: nothing new
+    assert len(of_type(chat.take(carol), "banned")) == 1
+    assert chat.take(alice) == []
+
+    chat.send(carol, {"action": "unban", "room": "team", "user": "bob"})
+    assert chat.take_one(carol, "unbanned") == {"type": "unbanned", "room": "team", "user": "bob"}
+    chat.send(alice, {"action": "invite", "room": "team", "user": "bob"})
+    assert chat.take_one(alice, "invited")["user"] == "bob"
+    chat.send(laptop, {"action": "join", "room": "team"})
+    assert [m.get("deleted") for m in chat.take_one(laptop, "joined")["history"]] == [True, None]
+
+
+def test_an_admin_moderates_a_room_they_do_not_own(chat: ChatHarness, crew: Pool) -> None:
+    alice = person(chat, crew, "alice")
+    bob = person(chat, crew, "bob")
+    dave = person(chat, crew, "dave")
+    chat.send(alice, {"action": "create", "room": "cafe"})  # public, alice its owner
+    chat.take_one(alice, "joined")
+    for who in (bob, dave):
+        chat.send(who, {"action": "join", "room": "cafe"})
+    message = posted(chat, bob, "rude words", "cafe")
+    chat.drain()
+
+    chat.send(dave, {"action": "delete", "room": "cafe", "id": message})
+    assert of_type(chat.take(alice), "deleted")[0]["by"] == "dave"
+    chat.send(dave, {"action": "role", "room": "cafe", "user": "bob", "role": "moderator"})
+    assert of_type(chat.take(alice), "role")[0]["role"] == "moderator"
+    chat.send(dave, {"action": "ban", "room": "cafe", "user": "alice"})
+    assert "owns cafe" in chat.take_one(dave, "error")["message"]
+    chat.send(dave, {"action": "role", "room": "cafe", "user": "bob", "role": "member"})
+    chat.send(dave, {"action": "ban", "room": "cafe", "user": "bob"})
+    assert of_type(chat.take(alice), "banned")[0]["user"] == "bob"
+    assert "banned from cafe" in chat.take_one(bob, "error")["message"]
+    assert "banned" in error(chat, bob, {"action": "join", "room": "cafe"})["message"]
+    # The default room has no owner: only admins moderate it.
+    chat.send(alice, {"action": "ban", "room": "lobby", "user": "bob"})
+    assert chat.take_one(alice, "error")["code"] == "forbidden"
+    chat.send(dave, {"action": "kick", "room": "lobby", "user": "bob"})
+    assert of_type(chat.take(alice), "kicked") == [
+        {"type": "kicked", "room": "lobby", "user": "bob", "by": "dave"}
+    ]
+
+
+def test_who_may_kick_or_ban_whom(chat: ChatHarness, crew: Pool) -> None:
+    alice = person(chat, crew, "alice")
+    bob = person(chat, crew, "bob")
+    person(chat, crew, "carol")
+    private_room(chat, alice, "den", "bob", "carol")
+    for user in ("bob", "carol"):
+        chat.send(alice, {"action": "role", "room": "den", "user": user, "role": "moderator"})
+    chat.drain()
+    cases = [
+        (bob, {"action": "ban", "room": "den", "user": "alice"}, "owns den"),
+        (bob, {"action": "kick", "room": "den", "user": "carol"}, "moderates den"),
+        (bob, {"action": "ban", "room": "den", "user": "bob"}, "yourself"),
+        (alice, {"action": "role", "room": "den", "user": "alice", "role": "member"}, "owner"),
+    ]
+    for who, frame, words in cases:
+        assert words in error(chat, who, frame)["message"]
+    chat.send(alice, {"action": "dm", "to": "bob"})
+    dm = chat.take_one(alice, "joined")["room"]
+    chat.send(alice, {"action": "ban", "room": dm, "user": "bob"})
+    assert "direct conversation" in chat.take_one(alice, "error")["message"]
+
+
+def test_a_kick_from_a_private_room_lasts_until_the_next_invitation(
+    chat: ChatHarness, crew: Pool
+) -> None:
+    alice = person(chat, crew, "alice")
+    bob = person(chat, crew, "bob")
+    private_room(chat, alice, "club", "bob")
+    chat.drain()
+    chat.send(alice, "/kick bob")
+    assert of_type(chat.take(bob), "left")[0]["room"] == "club"
+    assert "club" not in mine(chat, bob)
+    assert error(chat, bob, {"action": "join", "room": "club"})["code"] == "forbidden"
+    chat.send(alice, {"action": "invite", "room": "club", "user": "bob"})
+    assert of_type(chat.take(bob), "added")[0]["room"] == "club"
+
+
+def test_a_guest_is_kicked_for_the_life_of_its_connection(chat: ChatHarness, crew: Pool) -> None:
+    dave = person(chat, crew, "dave", room="hall")
+    guest = chat.connect({"nick": "troll", "room": "hall"})
+    chat.send(guest, {"action": "join", "room": "lobby"})
+    chat.drain()
+    refused = error(chat, dave, {"action": "kick", "room": "hall", "nick": "nobody"})
+    assert refused["code"] == "not_found"
+    chat.send(dave, {"action": "kick", "room": "hall", "nick": "TROLL"})
+    assert of_type(chat.take(dave), "kicked") == [
+        {"type": "kicked", "room": "hall", "nick": "troll", "by": "dave"}
+    ]
+    frames = chat.take(guest)
+    assert of_type(frames, "error")[0]["code"] == "forbidden"
+    assert of_type(frames, "left")[0]["room"] == "hall"
+    refused = error(chat, guest, {"action": "join", "room": "hall"})
+    assert refused["code"] == "forbidden" and "removed" in refused["message"]
+    again = chat.connect({"nick": "troll2", "room": "hall"})  # a new connection may come in
+    chat.send(again, {"action": "join", "room": "hall"})
+    assert chat.take_one(again, "joined")["room"] == "hall"
+
+
+def test_banned_from_the_only_room_leaves_the_chat(chat: ChatHarness, crew: Pool) -> None:
+    dave = person(chat, crew, "dave")
+    bob = person(chat, crew, "bob")
+    chat.drain()
+    chat.send(dave, {"action": "ban", "room": "lobby", "user": "bob"})
+    (why,) = of_type(chat.take(bob), "error")
+    assert "banned from lobby" in why["message"]
+    leaves = of_type(chat.take(dave), "presence")
+    assert [(p["event"], p["nick"]) for p in leaves] == [("leave", "bob")]
+    assert chat.refusal({"token": crew.token("bob")})["status"] == 403
+    chat.send(dave, "/who")
+    assert chat.take_one(dave, "members")["members"] == ["dave"]
