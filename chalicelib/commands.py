@@ -553,7 +553,7 @@ class Chat:
             else:
                 attachment = self._store.attachment(room, command.id)
                 if attachment is None:
-                    raise Refused(protocol.BAD_REQUEST, f"no message {command.id} with a file")
+                    raise Refused(protocol.NOT_FOUND, f"no message {command.id} with a file")
                 url = files.presign_download(attachment)
                 answer = {"type": "download", "room": room, "id": command.id, "url": url}
                 answer["attachment"] = attachment.shown()

@@ -300,3 +300,27 @@ def test_chromium_on_the_chat_pages_origin_uploads_and_previews_through_the_urls
     assert (shown["width"], shown["height"]) == (3, 2)
     assert bytes(shown["bytes"]) == PNG
     everything(alice)
+
+
+def test_a_file_can_mention_and_once_deleted_cannot_be_downloaded(
+    gateway: RunningGateway, people: dict[str, Any]
+) -> None:
+    """Attachments with conversation (issue 18): mentions and delete apply to them too."""
+    alice, bob = people["alice"], people["bob"]
+    image = ask_upload(alice, "mock.png", "image/png", len(PNG))
+    assert post(image, PNG) == 204
+    send(alice, {"action": "sendmessage", "room": "design", "data": "@bob look",
+                 "attachment": image["key"]})  # fmt: skip
+    (message,) = of_type(wait(bob, "message"), "message")
+    assert message["mentions"] == ["bob"] and message["attachment"]["name"] == "mock.png"
+    everything(alice)
+    send(alice, {"action": "delete", "room": "design", "id": message["id"]})
+    for ws in (alice, bob):
+        (deleted,) = of_type(wait(ws, "deleted"), "deleted")
+        assert deleted["id"] == message["id"]
+    error = refused(bob, {"action": "download", "room": "design", "id": message["id"]}, [alice])
+    assert error["code"] == "not_found"
+    send(bob, {"action": "history", "room": "design"})
+    (history,) = of_type(wait(bob, "history"), "history")
+    (tombstone,) = [m for m in history["messages"] if m["id"] == message["id"]]
+    assert tombstone["deleted"] is True and "attachment" not in tombstone

@@ -5,6 +5,7 @@ carol. Helpers and the way of waiting are tests/test_gateway_rooms.py's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -36,12 +37,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
     running.stop()
 
 
-def open_as(gateway: RunningGateway, username: str, room: str) -> Any:
+@contextlib.contextmanager
+def open_as(gateway: RunningGateway, username: str, room: str) -> Iterator[Any]:
     """A signed-in connection in `room`, opened (its first frame, `join`, answered)."""
-    ws = gateway.connect(f"?token={token(gateway, username)}&room={room}")
-    send(ws, {"action": "join", "room": room})
-    wait(ws, "mine", "joined")
-    return ws
+    with gateway.connect(f"?token={token(gateway, username)}&room={room}") as ws:
+        send(ws, {"action": "join", "room": room})
+        wait(ws, "mine", "joined")
+        yield ws
 
 
 def post(ws: Any, text: str, room: str) -> str:
