@@ -6,10 +6,18 @@ import { ui } from "./dom.js";
 import { closeDrawer } from "./drawer.js";
 import { forgetView } from "./log.js";
 import { emptyOutbox, forgetOwn } from "./outbox.js";
-import { forgetPeople, named, ownNick } from "./people.js";
+import { forgetPeople, named } from "./people.js";
 import { forgetRooms } from "./rooms.js";
-import { SIGN_IN, params } from "./settings.js";
-import { abandon, connect, disconnect, reconnectNow, scheduleReconnect, setStatus } from "./socket.js";
+import { params, servedConfig } from "./settings.js";
+import {
+  abandon,
+  connect,
+  disconnect,
+  hasSocket,
+  reconnectNow,
+  scheduleReconnect,
+  setStatus,
+} from "./socket.js";
 
 // Tokens are refreshed at 80 % of their lifetime (at most a minute before they expire).
 const REFRESH_AT = 0.8;
@@ -18,7 +26,11 @@ const REFRESH_RETRY_MS = 30000;
 
 // Sign-in state, in memory only: never in storage or cookies (docs/page.md).
 const auth = {
-  client: params.get("client") || "",
+  // "none" (no sign-in offered), "optional" (a guest chats at once; "Sign in" upgrades
+  // the page) or "required" (the form first: a link's `client`, or a chat that refused
+  // a guest).
+  mode: "none",
+  client: "",
   endpoint: "",
   problem: "",
   access: "",
@@ -34,6 +46,8 @@ const auth = {
   busy: false,
 };
 
+const GUEST_REFUSED = "This chat asks you to sign in";
+
 // Where passwords go: Amazon Cognito's own endpoint, or one on this computer (the local
 // gateway's). No other address is taken from a link: a link must not be able to send
 // the password elsewhere. Without `cognito`, the region of a `ws` on AWS names it.
@@ -44,6 +58,10 @@ function cognitoEndpoint() {
     if (aws) return { url: `https://cognito-idp.${aws[1]}.amazonaws.com/` };
     return { problem: "This page's link does not say where to sign in (its cognito= is missing)" };
   }
+  return checkedEndpoint(given);
+}
+
+function checkedEndpoint(given) {
   let url;
   try {
     url = new URL(given);
@@ -218,14 +236,24 @@ function forgetRoom() {
   ui.roomTitle.textContent = "";
 }
 
-export function showSignIn(note = "") {
+// The form: in place of the chat (signed out), or `over` it while a guest's page signs in
+// (the chat stays as it is beneath, connected, and comes back where it was).
+export function showSignIn(note = "", over = false) {
   closeDrawer();
-  document.body.classList.add("signed-out");
-  ui.layout.hidden = true;
+  if (over) {
+    document.body.classList.add("signing-in");
+    ui.layout.inert = true;
+    ui.bar.inert = true;
+  } else {
+    document.body.classList.add("signed-out");
+    ui.layout.hidden = true;
+    ui.account.hidden = true;
+    ui.guest.hidden = true;
+    ui.roomTitle.textContent = "";
+    setStatus("signed-out", "signed out");
+  }
   ui.signin.hidden = false;
-  ui.account.hidden = true;
-  ui.roomTitle.textContent = "";
-  setStatus("signed-out", "signed out");
+  ui.signinGuest.hidden = auth.mode !== "optional";
   ui.signinNote.textContent = note;
   // Where the password goes, in plain sight.
   ui.signinService.replaceChildren();
@@ -242,17 +270,21 @@ export function showSignIn(note = "") {
 }
 
 function hideSignIn() {
-  document.body.classList.remove("signed-out");
+  document.body.classList.remove("signed-out", "signing-in");
   ui.signin.hidden = true;
   ui.layout.hidden = false;
-  showAccount();
+  ui.layout.inert = false;
+  ui.bar.inert = false;
 }
 
-// Signed in, the name is the username (the server's, once joined): no nickname form.
-export function showAccount() {
-  const name = ownNick() || auth.user;
-  ui.nickForm.hidden = true;
-  ui.account.hidden = false;
+// Signed in, the name is the username (the server's, once joined): no nickname form. A
+// guest where sign-in is offered sees "Sign in" instead.
+export function showAccount(name = auth.user) {
+  const signedInNow = signedIn();
+  ui.guest.hidden = signedInNow || auth.mode === "none";
+  ui.nickForm.hidden = signedInNow;
+  ui.account.hidden = !signedInNow;
+  if (!signedInNow) return;
   ui.accountName.replaceChildren(...named(name));
 }
 
@@ -299,15 +331,17 @@ async function signIn() {
   auth.refused = false;
   keepTokens(answer.tokens);
   hideSignIn();
+  showAccount();
   ui.input.focus();
-  connect();
+  // A guest's socket makes way for one that carries the token: same room, same log.
+  reconnectNow();
 }
 
 // The token a new socket carries, or "" (a guest); null: none yet, the form is shown.
 // A token past its time is renewed first (a laptop's lid closed past the refresh).
 export function tokenForSocket() {
-  if (!SIGN_IN) return "";
   if (!auth.access) {
+    if (auth.mode !== "required") return "";
     showSignIn();
     return null;
   }
@@ -329,8 +363,61 @@ export function initSignIn() {
     signIn();
   });
   ui.signOut.addEventListener("click", () => signOut(SIGNED_OUT));
-  if (!SIGN_IN) return;
-  const cognito = cognitoEndpoint();
-  auth.endpoint = cognito.url || "";
-  auth.problem = cognito.problem || "";
+  ui.signInOpen.addEventListener("click", () => showSignIn("", true));
+  ui.signinGuest.addEventListener("click", continueAsGuest);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && document.body.classList.contains("signing-in")) {
+      event.preventDefault();
+      continueAsGuest();
+    }
+  });
+}
+
+// How this page signs in: a link's `client` (and `cognito`) asks for sign-in first, as
+// `make deploy` and the banner's `sign-in page` link it; served by the local gateway, its
+// `local-gateway.json` names the Cognito endpoint and app client, and a guest may chat.
+export function discoverSignIn() {
+  if (params.get("client")) {
+    const cognito = cognitoEndpoint();
+    Object.assign(auth, { mode: "required", client: params.get("client") });
+    auth.endpoint = cognito.url || "";
+    auth.problem = cognito.problem || "";
+    return;
+  }
+  const cognito = servedConfig().cognito;
+  if (!cognito || typeof cognito.client !== "string" || typeof cognito.endpoint !== "string") return;
+  const checked = checkedEndpoint(cognito.endpoint);
+  if (!checked.url) return;
+  Object.assign(auth, { mode: "optional", client: cognito.client, endpoint: checked.url });
+  showAccount();
+}
+
+export function signedIn() {
+  return Boolean(auth.access);
+}
+
+// A guest's socket that never opened, on a page that never got in: a chat that takes
+// only signed-in people (AUTH=cognito) refuses guests at `$connect`. With sign-in at
+// hand the page shows the form instead of reconnecting in vain; true if it did.
+export function guestRefused() {
+  if (auth.mode !== "optional") return false;
+  auth.mode = "required";
+  showSignIn(GUEST_REFUSED);
+  return true;
+}
+
+// The form put away: the guest chats on (or again, after a sign-out).
+function continueAsGuest() {
+  document.body.classList.remove("signed-out", "signing-in");
+  ui.signin.hidden = true;
+  ui.layout.hidden = false;
+  ui.layout.inert = false;
+  ui.bar.inert = false;
+  showAccount();
+  if (hasSocket()) {
+    ui.drawerToggle.focus();
+    return;
+  }
+  ui.input.focus();
+  connect();
 }

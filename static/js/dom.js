@@ -36,6 +36,9 @@ export const ui = {
   account: $("account"),
   accountName: $("account-name"),
   signOut: $("sign-out"),
+  guest: $("guest"),
+  signInOpen: $("sign-in-open"),
+  signinGuest: $("signin-guest"),
 };
 export const narrow = window.matchMedia("(max-width: 640px)");
 

@@ -1,13 +1,12 @@
 // Frames from the server (docs/protocol.md, Server to client): each handed to the
 // module that owns what it changes. Errors are worded here, for people.
-import { showAccount } from "./auth.js";
+import { showAccount, signedIn } from "./auth.js";
 import { lastCommand } from "./composer.js";
 import { ui } from "./dom.js";
 import { clearLog, receiveHistory, receiveMessage, shownRoom, showJoined, systemLine } from "./log.js";
 import { isPending, noteServerClock, resendLater, resendPending } from "./outbox.js";
 import { listMembers, memberCount, named, nickRefused, ownNick, presence, setOwnNick, verifiedSet } from "./people.js";
 import { countRoom, listRoomsOnce, roomCount, setCurrentRoom, setRoomList } from "./rooms.js";
-import { SIGN_IN } from "./settings.js";
 import { changing, online, settle } from "./socket.js";
 
 export function receive(data) {
@@ -30,6 +29,7 @@ const handlers = {
     online();
     const previous = shownRoom();
     const rejoin = frame.room === previous;
+    const renamed = rejoin && ownNick() !== frame.nick;
     setCurrentRoom(frame.room);
     setOwnNick(frame.nick);
     if (!rejoin) {
@@ -37,7 +37,9 @@ const handlers = {
       clearLog(frame.room, frame.more);
     }
     listMembers(frame.members, frame.count, frame.verified);
-    if (SIGN_IN) showAccount();
+    if (signedIn()) showAccount(frame.nick);
+    // Signed in on a guest's page: the same room, under one's own name now.
+    if (renamed) systemLine(["you are now ", ...named(frame.nick)]);
     showJoined(frame, rejoin);
     resendPending();
     // Counts stay current from joined and presence frames; the full list is asked
@@ -130,7 +132,7 @@ function describeError(frame) {
       return "You are not allowed to do that; sign in again";
     case "forbidden":
       // Signed in, the server refuses `nick`: one's name is one's username.
-      if (SIGN_IN && changing() === "nick") {
+      if (signedIn() && changing() === "nick") {
         return `Signed in, your name is your username, ${ownNick()}: it can't be changed`;
       }
       return frame.message || "You are not allowed to do that";

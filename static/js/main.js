@@ -2,13 +2,13 @@
 // Every string from the server is rendered with textContent, never as HTML.
 // docs/page.md describes what the page does and why. This module only wires the others:
 // each owns its part of the page's state and changes it through its own functions.
-import { initSignIn, showSignIn } from "./auth.js";
+import { discoverSignIn, initSignIn } from "./auth.js";
 import { initComposer } from "./composer.js";
 import { initDrawer } from "./drawer.js";
 import { initLog } from "./log.js";
 import { initPeople } from "./people.js";
 import { initRooms } from "./rooms.js";
-import { SIGN_IN } from "./settings.js";
+import { readServedConfig } from "./settings.js";
 import { connect } from "./socket.js";
 
 initLog();
@@ -17,5 +17,6 @@ initRooms();
 initComposer();
 initDrawer();
 initSignIn();
-if (SIGN_IN) showSignIn();
-else connect();
+await readServedConfig();
+discoverSignIn();
+connect();

@@ -1,9 +1,10 @@
 // One's own messages: ids made on the server's clock, the outbox of messages sent and
 // not yet acknowledged (docs/page.md), and which messages are one's own. Owns them.
+import { signedIn } from "./auth.js";
 import { ui } from "./dom.js";
 import { changeLog, lastSeenId, placeRow, renderMessage, scrollToEnd } from "./log.js";
 import { ownNick } from "./people.js";
-import { SIGN_IN, params, store } from "./settings.js";
+import { params, store } from "./settings.js";
 import { send } from "./socket.js";
 
 const ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -23,8 +24,9 @@ const outbox = {
   clockOffset: 0,
   // The time of the newest id this page made: ids only ever grow.
   lastIdMs: 0,
-  // Signed in, one's own messages are those verified under one's username: none kept.
-  ownIds: new Set(SIGN_IN ? [] : JSON.parse(store.getItem("chat.own") || "[]")),
+  // A guest's, kept in this tab's storage; signed in, one's own messages are also those
+  // verified under one's username, and the ids are kept in memory only.
+  ownIds: new Set(JSON.parse(store.getItem("chat.own") || "[]")),
 };
 
 // A message of ours came back (its echo, or a history that has it): out of the outbox.
@@ -166,13 +168,13 @@ export function resendLater(id) {
 // One's own: sent from this tab, or (signed in) verified under one's own username.
 export function isOwn(message, verified) {
   if (outbox.ownIds.has(message.id)) return true;
-  return SIGN_IN && verified && Boolean(ownNick()) && message.from === ownNick();
+  return signedIn() && verified && Boolean(ownNick()) && message.from === ownNick();
 }
 
 function rememberOwn(id) {
   outbox.ownIds.add(id);
   const kept = [...outbox.ownIds].slice(-OWN_IDS_KEPT);
-  if (SIGN_IN) outbox.ownIds = new Set(kept);
+  if (signedIn()) outbox.ownIds = new Set(kept);
   else store.setItem("chat.own", JSON.stringify(kept));
 }
 

@@ -3,12 +3,14 @@
 import { ui } from "./dom.js";
 import { shownRoom, systemLine } from "./log.js";
 import { countRoom } from "./rooms.js";
-import { SIGN_IN, store } from "./settings.js";
+import { signedIn } from "./auth.js";
+import { store } from "./settings.js";
 import { change } from "./socket.js";
 
 const people = {
-  // Signed in, the nickname is the username: the server says which in `joined`.
-  nick: SIGN_IN ? "" : store.getItem("chat.nick") || "",
+  // A guest's, kept in this tab; signed in, the nickname is the username: the server
+  // says which in `joined`.
+  nick: store.getItem("chat.nick") || "",
   // The nickname asked for and not yet confirmed.
   pendingNick: null,
   members: [],
@@ -24,7 +26,7 @@ export function ownNick() {
 // The server named us (`joined`, or our own `nick` presence).
 export function setOwnNick(nick) {
   people.nick = nick;
-  if (!SIGN_IN) store.setItem("chat.nick", nick);
+  if (!signedIn()) store.setItem("chat.nick", nick);
   ui.nickInput.value = nick;
 }
 

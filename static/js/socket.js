@@ -1,11 +1,11 @@
 // The connection: one websocket, reconnected with backoff, kept alive by pings, and
 // room or nickname changes sent one at a time. Owns the socket and its timers.
-import { refused, socketOpened, tokenForSocket } from "./auth.js";
+import { guestRefused, refused, socketOpened, tokenForSocket } from "./auth.js";
 import { ui } from "./dom.js";
 import { receive } from "./frames.js";
 import { expectNick, ownNick } from "./people.js";
 import { currentRoom, relistRooms } from "./rooms.js";
-import { params } from "./settings.js";
+import { params, servedConfig } from "./settings.js";
 
 // API Gateway closes connections idle for 10 minutes; protocol pings do not count.
 const PING_EVERY_MS = (Number(params.get("ping")) || 240) * 1000;
@@ -19,6 +19,8 @@ const conn = {
   retryTimer: 0,
   pingTimer: 0,
   heardSincePing: true,
+  // A socket of this page has opened: a later failure to open is the network's.
+  everOpened: false,
   ready: false,
   // The room or nickname change awaiting the server's answer, and those typed meanwhile:
   // the server runs frames concurrently, so sending them together could reorder them.
@@ -32,7 +34,9 @@ function endpoint() {
   if (explicit) return explicit;
   if (location.protocol !== "http:" && location.protocol !== "https:") return null;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/${params.get("stage") || "api"}`;
+  const { stage: servedStage } = servedConfig();
+  const stage = params.get("stage") || (typeof servedStage === "string" && servedStage) || "api";
+  return `${scheme}//${location.host}/${stage}`;
 }
 
 export function setStatus(name, text) {
@@ -65,6 +69,7 @@ export function connect() {
   let opened = false;
   socket.addEventListener("open", () => {
     opened = true;
+    conn.everOpened = true;
     socketOpened();
     // Online once the server confirms the room (`joined`): until then the
     // page's own state (nickname, room, members) is not the server's.
@@ -84,7 +89,12 @@ export function connect() {
   });
   // A refused `$connect` (401 for a token the server does not take) is a socket that
   // never opens: the page cannot see the status.
-  socket.addEventListener("close", () => (token && !opened ? refused(socket) : drop(socket)));
+  socket.addEventListener("close", () => {
+    if (opened) drop(socket);
+    else if (token) refused(socket);
+    else if (!conn.everOpened && guestRefused()) abandon(socket);
+    else drop(socket);
+  });
 }
 
 // A ping that got no answer by the next one means a dead link that never closed.
@@ -128,6 +138,10 @@ export function online() {
   conn.attempt = 0;
   setStatus("online", "online");
   settle("join");
+}
+
+export function hasSocket() {
+  return conn.socket !== null;
 }
 
 export function isReady() {
