@@ -186,7 +186,7 @@ async function renewOnTime() {
   else if (outcome === "refused") signOut(EXPIRED);
 }
 
-export async function refreshThen(next) {
+async function refreshThen(next) {
   setStatus("connecting", "renewing your sign-in…");
   const outcome = await refreshTokens();
   if (outcome === "ok") next();
@@ -217,7 +217,7 @@ export async function refused(socket) {
 }
 
 // Forget the tokens, close the socket (1000: a normal close) and show the form.
-export function signOut(note) {
+function signOut(note) {
   auth.generation += 1;
   clearTimeout(auth.timer);
   Object.assign(auth, { access: "", refresh: "", expiresAt: 0, refused: false, refreshing: null });
@@ -238,7 +238,7 @@ function forgetRoom() {
 
 // The form: in place of the chat (signed out), or `over` it while a guest's page signs in
 // (the chat stays as it is beneath, connected, and comes back where it was).
-export function showSignIn(note = "", over = false) {
+function showSignIn(note = "", over = false) {
   closeDrawer();
   if (over) {
     document.body.classList.add("signing-in");

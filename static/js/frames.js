@@ -6,8 +6,21 @@ import { ui } from "./dom.js";
 import { clearLog, receiveHistory, receiveMessage, shownRoom, showJoined, systemLine } from "./log.js";
 import { isPending, noteServerClock, resendLater, resendPending } from "./outbox.js";
 import { listMembers, memberCount, named, nickRefused, ownNick, presence, setOwnNick, verifiedSet } from "./people.js";
-import { countRoom, listRoomsOnce, roomCount, setCurrentRoom, setRoomList } from "./rooms.js";
-import { changing, online, settle } from "./socket.js";
+import {
+  countRoom,
+  listRoomsOnce,
+  markRead,
+  noteMessage,
+  roomAdded,
+  roomLabel,
+  roomLeft,
+  roomRead,
+  setCurrentRoom,
+  setMine,
+  setRoomList,
+  unreadOf,
+} from "./rooms.js";
+import { change, changing, online, settle } from "./socket.js";
 
 export function receive(data) {
   let frame;
@@ -22,7 +35,11 @@ export function receive(data) {
 }
 
 const handlers = {
-  message: receiveMessage,
+  message(frame) {
+    receiveMessage(frame);
+    noteMessage(frame);
+    if (frame.room === shownRoom()) markRead();
+  },
 
   joined(frame) {
     noteServerClock(frame.server_time);
@@ -30,17 +47,17 @@ const handlers = {
     const previous = shownRoom();
     const rejoin = frame.room === previous;
     const renamed = rejoin && ownNick() !== frame.nick;
+    // Opened with unread history: the view opens at its "new messages" line.
+    const unread = rejoin ? 0 : unreadOf(frame.room);
+    if (!rejoin) clearLog(frame.room, frame.more);
     setCurrentRoom(frame.room);
     setOwnNick(frame.nick);
-    if (!rejoin) {
-      if (previous) countRoom(previous, (roomCount(previous) ?? 1) - 1);
-      clearLog(frame.room, frame.more);
-    }
     listMembers(frame.members, frame.count, frame.verified);
     if (signedIn()) showAccount(frame.nick);
     // Signed in on a guest's page: the same room, under one's own name now.
     if (renamed) systemLine(["you are now ", ...named(frame.nick)]);
-    showJoined(frame, rejoin);
+    showJoined(frame, rejoin, unread);
+    markRead();
     resendPending();
     // Counts stay current from joined and presence frames; the full list is asked
     // for once per connection, when the list is opened and on the refresh button.
@@ -48,6 +65,30 @@ const handlers = {
   },
 
   history: receiveHistory,
+
+  mine(frame) {
+    if (Array.isArray(frame.rooms)) setMine(frame.rooms);
+  },
+
+  added(frame) {
+    roomAdded(frame);
+  },
+
+  left(frame) {
+    const label = roomLabel(frame.room);
+    const next = roomLeft(frame);
+    if (!next) return;
+    systemLine(`you left ${label}`);
+    change({ action: "join", room: next });
+  },
+
+  invited(frame) {
+    systemLine(`${frame.user} is invited to ${roomLabel(frame.room)}`);
+  },
+
+  read(frame) {
+    roomRead(frame);
+  },
 
   presence(frame) {
     countRoom(frame.room, frame.count);

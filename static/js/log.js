@@ -13,6 +13,7 @@ import { ui } from "./dom.js";
 import { claimOwn, emptyOutbox, isOwn, noteMessageClock } from "./outbox.js";
 import { named, verifiedMark } from "./people.js";
 import { HISTORY_PAGE } from "./settings.js";
+import { markRead, roomLabel } from "./rooms.js";
 import { send } from "./socket.js";
 
 // Sorts before every real message id: the anchor of lines shown before any message.
@@ -54,21 +55,45 @@ export function lastSeenId() {
 
 // A `joined` frame: a new room's log (cleared first by clearLog), or a rejoin (after a
 // reconnect) that keeps the log and the reader's place and fetches what was missed.
-export function showJoined(frame, rejoin) {
+export function showJoined(frame, rejoin, unread = 0) {
   view.olderBy = null;
   ui.loadOlder.disabled = false;
   const seenBefore = view.lastSeenId;
   changeLog(() => {
     addMessages(frame.history);
-    if (!rejoin) systemLine([`you joined #${frame.room} as `, ...named(frame.nick)]);
+    if (!rejoin) systemLine([`you joined ${roomLabel(frame.room)} as `, ...named(frame.nick)]);
     showHistoryEdge();
   });
   catchUp(seenBefore, frame.history, frame.more);
-  if (!rejoin) scrollToEnd();
+  if (!rejoin && unread) openAtUnread(unread);
+  else if (!rejoin) scrollToEnd();
+}
+
+// A "new messages" line above the first of the `unread` newest messages of others (all
+// of the history when there are more), and the view opens with it at the top.
+function openAtUnread(unread) {
+  const rows = [...ui.log.querySelectorAll(":scope > li.message")];
+  const theirs = rows.filter((row) => !row.classList.contains("own"));
+  const first = unread === "99+" || unread > theirs.length ? rows[0] : theirs[theirs.length - unread];
+  if (!first) {
+    scrollToEnd();
+    return;
+  }
+  const line = document.createElement("li");
+  line.className = "unread-line";
+  const label = document.createElement("span");
+  label.textContent = "New messages";
+  line.append(label);
+  const before = first.previousElementSibling;
+  (before && before.classList.contains("day") ? before : first).before(line);
+  const top = line.getBoundingClientRect().top - ui.scroller.getBoundingClientRect().top;
+  scrollTo(ui.scroller.scrollTop + top - 8);
+  view.following = atBottom();
+  if (view.following) clearUnseen();
 }
 
 export function receiveMessage(frame) {
-  // One still on its way from the room just left.
+  // Another of our rooms: its badge counts it (rooms.js).
   if (view.shownRoom && frame.room !== view.shownRoom) return;
   noteMessageClock(frame.ts);
   const own = claimOwn(frame);
@@ -312,7 +337,7 @@ function readAt(row) {
   return row ? row.querySelector(".text") || row : null;
 }
 
-function atBottom() {
+export function atBottom() {
   const view = ui.scroller;
   return view.scrollHeight - view.scrollTop - view.clientHeight <= BOTTOM_SLACK_PX;
 }
@@ -387,6 +412,7 @@ export function initLog() {
     if (atBottom()) {
       view.following = true;
       clearUnseen();
+      markRead();
     } else if (Math.abs(ui.scroller.scrollTop - view.ownScrollTop) > 1) {
       view.following = false;
     }

@@ -10,12 +10,14 @@ import { initPeople } from "./people.js";
 import { initRooms } from "./rooms.js";
 import { readServedConfig } from "./settings.js";
 import { connect } from "./socket.js";
+import { initSwitcher } from "./switcher.js";
 
 initLog();
 initPeople();
 initRooms();
 initComposer();
 initDrawer();
+initSwitcher();
 initSignIn();
 await readServedConfig();
 discoverSignIn();

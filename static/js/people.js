@@ -2,7 +2,7 @@
 // Owns the names; the members list and its count follow `joined` and `presence` frames.
 import { ui } from "./dom.js";
 import { shownRoom, systemLine } from "./log.js";
-import { countRoom } from "./rooms.js";
+import { countRoom, startDm } from "./rooms.js";
 import { signedIn } from "./auth.js";
 import { store } from "./settings.js";
 import { change } from "./socket.js";
@@ -89,6 +89,17 @@ function setMembers(nicks, count) {
   ui.members.replaceChildren(
     ...people.members.map((nick) => {
       const item = document.createElement("li");
+      // Signed in, another signed-in member's name opens a direct message with them.
+      if (signedIn() && nick !== people.nick && people.verified.has(nick)) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "person";
+        button.title = `Direct message with ${nick}`;
+        button.append(...named(nick));
+        button.addEventListener("click", () => startDm(nick));
+        item.append(button);
+        return item;
+      }
       item.append(...named(nick));
       if (!youMarked && nick === people.nick) {
         youMarked = true;
@@ -131,7 +142,10 @@ export function presence(frame) {
     }
     said = mine ? "you" : "renamed";
   }
-  setMembers(people.members, frame.count);
+  // A leave's count can be older than our own arrival (the server counted it before our
+  // first frame, and sent it after our `joined`): the list of names we hold is at least
+  // as many people.
+  setMembers(people.members, Math.max(Number(frame.count) || 0, people.members.length));
   return said;
 }
 

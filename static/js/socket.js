@@ -137,7 +137,7 @@ export function online() {
   conn.ready = true;
   conn.attempt = 0;
   setStatus("online", "online");
-  settle("join");
+  if (["join", "create", "dm"].includes(conn.changing)) settle(conn.changing);
 }
 
 export function hasSocket() {
