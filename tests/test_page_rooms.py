@@ -152,6 +152,8 @@ def test_badges_count_what_each_missed_and_reading_clears_them_on_every_device(
         expect(room_button(page, room)).to_have_class("unread")
         expect(badge(page, desk)).to_have_count(0)
     expect(badge(bob, room)).to_have_count(0)  # his own, and he reads them
+    # On the phone the drawer is closed: its button says what waits.
+    expect(phone.get_by_role("button", name="Rooms and people, 3 unread")).to_be_visible()
     screenshot(alice, "rooms-badges.png")
 
     # carol opens the room: the view starts at its "new messages" line, above bob's first.

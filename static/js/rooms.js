@@ -250,6 +250,19 @@ function renderRooms() {
   ui.browse.replaceChildren(...browse.map((name) => roomItem(name)));
   ui.browseEmpty.hidden = browse.length > 0;
   showRoomControls();
+  showUnreadElsewhere();
+}
+
+// On a phone the sidebar is out of sight: the menu button says how many messages wait in
+// the other rooms (a dot, and in its name).
+function showUnreadElsewhere() {
+  let waiting = 0;
+  for (const [name, about] of roomState.mine) {
+    if (name !== shownRoom()) waiting += about.unread === "99+" ? UNREAD_MAX + 1 : about.unread;
+  }
+  const label = waiting > UNREAD_MAX ? "99+" : String(waiting);
+  ui.drawerToggle.toggleAttribute("data-unread", waiting > 0);
+  ui.drawerToggle.setAttribute("aria-label", waiting ? `Rooms and people, ${label} unread` : "Rooms and people");
 }
 
 function roomItem(name) {
