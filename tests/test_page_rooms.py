@@ -129,6 +129,18 @@ def open_room(page: Any, room: str, title: str | None = None) -> None:
     expect(page.locator("#room-title")).to_have_text(title or f"#{room}")
 
 
+def set_visibility(page: Any, state: str) -> None:
+    """The tab hidden or shown, as the browser tells the page (headless tabs never hide)."""
+    page.evaluate(
+        """(state) => {
+            const visibility = { configurable: true, get: () => state };
+            Object.defineProperty(document, "visibilityState", visibility);
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        state,
+    )
+
+
 def test_badges_count_what_each_missed_and_reading_clears_them_on_every_device(
     gateway: RunningGateway, open_page: Any
 ) -> None:
@@ -181,6 +193,17 @@ def test_badges_count_what_each_missed_and_reading_clears_them_on_every_device(
     expect(badge(alice, room)).to_have_count(0)  # alice reads them as they come
     expect(badge(phone, room)).to_have_count(0)
 
+    # alice's tab goes to the background: what comes meanwhile is unread, even in the room
+    # on screen, until the tab is shown again.
+    set_visibility(alice, "hidden")
+    say(bob, "six while alice is away")
+    expect(messages(alice).last).to_have_text("six while alice is away")
+    expect(badge(alice, room)).to_have_text("1")
+    expect(badge(phone, room)).to_have_text("1")
+    set_visibility(alice, "visible")
+    expect(badge(alice, room)).to_have_count(0)
+    expect(badge(phone, room)).to_have_count(0)
+
     # The phone: everything through the drawer, nothing wider than the screen.
     menu = phone.get_by_role("button", name="Rooms and people")
     menu.click()
@@ -198,7 +221,7 @@ def test_badges_count_what_each_missed_and_reading_clears_them_on_every_device(
     fits_the_viewport(phone)
     room_button(phone, room).click()
     expect(phone.locator("#room-title")).to_have_text(f"#{room}")
-    expect(messages(phone).last).to_have_text(more[-1])
+    expect(messages(phone).last).to_have_text("six while alice is away")
     expect(messages(phone).last).to_be_in_viewport()
     expect(phone.get_by_label("Message (or /help)")).to_be_in_viewport()
     fits_the_viewport(phone)

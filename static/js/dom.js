@@ -5,7 +5,6 @@ export const ui = {
   roomTitle: $("room-title"),
   drawerToggle: $("drawer-toggle"),
   drawerClose: $("drawer-close"),
-  side: $("side"),
   backdrop: $("backdrop"),
   bar: document.querySelector(".bar"),
   main: document.querySelector(".main"),
