@@ -101,6 +101,17 @@ def test_a_guest_chats_at_once_and_signing_in_keeps_the_page_where_it_was(
     expect(page.locator("#log li.message").last.locator(".verified")).to_have_count(1)
     screenshot(page, "signed-in-after-guest.png")
 
+    # Signed out, the page forgets what alice saw and offers to go on as a guest.
+    page.get_by_role("button", name="Sign out").click()
+    expect(form).to_be_visible()
+    expect(page.locator("#log li")).to_have_count(0)
+    page.get_by_role("button", name="Continue as a guest").click()
+    wait_online(page)
+    expect(page.locator("#room-title")).to_have_text("#upgrade")
+    expect(page.locator("#members")).to_contain_text("guest-")
+    expect(page.get_by_text("Chatting as a guest")).to_be_visible()
+    expect(page.locator("#account")).to_be_hidden()
+
 
 def person(
     open_page: Any, gateway: RunningGateway, user: str, room: str, viewport: Any = DESKTOP
