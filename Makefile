@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test browser bench bench-profile format clean
+.PHONY: run page test browser bench bench-profile format clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ RUN_FLAGS = --env AUTH=$(AUTH) $(foreach user,$(DEMO_USERS),--cognito-user $(use
 
 run: $(INSTALLED)
 	$(PY) -m localgateway $(RUN_FLAGS)
+
+# `make page`: only the page (static/), for a deployed stage (`make deploy` prints its link):
+# its ES modules do not load from a file://.
+page:
+	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory static
 
 test: $(INSTALLED) browser
 	$(PY) -m ruff check .

@@ -98,14 +98,12 @@ def aws_account(session: boto3.session.Session) -> Account:
     return Account(partition, session.region_name, account_id)
 
 
-def page_links(
-    stage: Stage, websocket_url: str, sign_in: dict[str, str] | None = None
-) -> tuple[str, ...]:
-    """The chat page pointed at the deployed API: as a local file, and as `make run` serves
-    it; with `sign_in` (its `cognito` endpoint and `client` id), the page signs in first."""
+def page_links(websocket_url: str, sign_in: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The chat page pointed at the deployed API, as `make page` (or `make run`) serves it:
+    a page of ES modules does not run from a file://. With `sign_in` (its `cognito`
+    endpoint and `client` id), the page offers sign-in."""
     query = "?" + urlencode({"ws": websocket_url.rstrip("/"), **(sign_in or {})}, safe=":/")
-    page = (stage.project / "static" / "index.html").resolve()
-    return page.as_uri() + query, LOCAL_PAGE + query
+    return (LOCAL_PAGE + query,)
 
 
 @contextmanager
@@ -279,11 +277,11 @@ def _report(
     stage: Stage, api: WebsocketApi, say: Say, sign_in: dict[str, str] | None = None
 ) -> Deployment:
     websocket_url = api.url.rstrip("/")
-    links = page_links(stage, websocket_url, sign_in)
+    links = page_links(websocket_url, sign_in)
     say("")
     say(f"Websocket URL: {websocket_url}")
     say(f"Chat page:     {links[0]}")
-    say(f"  or, while `make run` serves the page: {links[1]}")
+    say("  (while `make page` or `make run` serves static/ there)")
     say(f"From a terminal: wscat -c {websocket_url}")
     return Deployment(websocket_url, links)
 

@@ -11,6 +11,8 @@ port, where the app's own `app.websocket_api` reaches it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from localgateway.apigateway import events, registry
@@ -33,8 +35,9 @@ class Gateway:
         limits: registry.Limits,
         signatures: Signatures,
         post_latency_ms: float = 0.0,
+        page_config: dict[str, Any] | None = None,
     ) -> None:
-        self.rest = RestApi(runtime)
+        self.rest = RestApi(runtime, page_config)
         self.websockets = WebsocketApi(runtime, api, limits, fallback=self.rest.handle)
         self.connections = ConnectionsApi(self.websockets, signatures, post_latency_ms)
         self.invoke = InvokeApi(runtime, signatures)

@@ -146,6 +146,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
             ),
             Signatures(region, accepted),
             post_latency_ms=args.post_latency_ms,
+            page_config=_page_config(source.api_stage, identities.about()),
         )
         runner = web.AppRunner(
             gateway.application(), access_log=None, handle_signals=False, shutdown_timeout=0.5
@@ -440,6 +441,16 @@ def _banner(
     lines += [f"  warning       {warning}" for warning in warnings]
     lines.append(f"ready in {seconds:.1f} s; Ctrl-C stops")
     return "\n".join(lines)
+
+
+def _page_config(stage: str, cognito: dict[str, Any]) -> dict[str, Any]:
+    """What `/local-gateway.json` tells the page: the stage, and the sign-in the banner's
+    `sign-in page` link carries (the template's first app client), if any."""
+    config: dict[str, Any] = {"stage": stage}
+    if cognito["clients"]:
+        client = next(iter(cognito["clients"].values()))
+        config["cognito"] = {"endpoint": cognito["endpoint"], "client": client}
+    return config
 
 
 def _cognito_lines(endpoints: dict[str, Any]) -> list[str]:

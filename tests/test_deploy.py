@@ -300,14 +300,12 @@ def test_first_deploy_creates_the_table_and_scopes_the_policy_to_the_new_api(
     api_id = session.client("apigatewayv2").get_apis()["Items"][0]["ApiId"]
     url = f"wss://{api_id}.execute-api.{REGION}.amazonaws.com/api"
     assert result.websocket_url == url
-    page = (project / "static" / "index.html").resolve().as_uri()
     # dev is AUTH=optional (the chat's default): guests chat, and the pool signs people in.
     (pool,) = session.client("cognito-idp").list_user_pools(MaxResults=10)["UserPools"]
     assert pool["Name"] == "chalice-chat-dev-ChatUserPool"
     sign_in = f"&cognito=https://cognito-idp.{REGION}.amazonaws.com/&client="
     assert [link.split(sign_in)[0] for link in result.page_links] == [
-        f"{page}?ws={url}",
-        f"http://127.0.0.1:8000/?ws={url}",
+        f"http://127.0.0.1:8000/?ws={url}"
     ]
     assert all(sign_in in link for link in result.page_links)
     assert any(url in line for line in printed)

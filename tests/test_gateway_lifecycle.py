@@ -363,5 +363,8 @@ def test_the_page_is_served_from_static(tmp_path: Path) -> None:
         status, page = gateway.get("/")
         assert status == 200 and "served from static/" in page
         assert gateway.get("/../app.py")[0] == 403
+        # Beside the files, what a page cannot find out by itself (no Cognito here).
+        status, config = gateway.get("/local-gateway.json")
+        assert status == 200 and config == {"stage": "ws"}
     finally:
         gateway.stop()

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -841,11 +844,47 @@ def test_keyboard_focus_and_labels(gateway: RunningGateway, open_page: Any) -> N
 def test_the_ws_parameter_points_the_page_at_another_api(
     gateway: RunningGateway, open_page: Any
 ) -> None:
-    page_file = (ROOT / "static" / "index.html").as_uri()
-    page = open_page(f"{page_file}?ws={gateway.endpoints['websocket']}")
-    wait_online(page)
-    say(page, "from a file:// page")
-    expect(messages(page).last).to_have_text("from a file:// page")
+    # As `make page` serves static/ for a deployed stage: another origin than the API's.
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=ROOT / "static",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        served = f"http://127.0.0.1:{port}/"
+        wait_until_serving(served)
+        page = open_page(f"{served}?ws={gateway.endpoints['websocket']}")
+        wait_online(page)
+        say(page, "from a page served elsewhere")
+        expect(messages(page).last).to_have_text("from a page served elsewhere")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def wait_until_serving(url: str) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing serves {url}"
+            time.sleep(0.1)
+
+
+def test_a_page_opened_from_a_file_says_how_to_serve_it(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    """Browsers load no ES modules from a file://: the page says so, with the link."""
+    ws = gateway.endpoints["websocket"]
+    page = open_page(f"{(ROOT / 'static' / 'index.html').as_uri()}?ws={ws}")
+    expect(page.locator("#status")).to_have_text("cannot run from a file")
+    notice = page.get_by_role("alert")
+    expect(notice).to_contain_text("make page")
+    expect(notice.get_by_role("link")).to_have_attribute("href", f"http://127.0.0.1:8000/?ws={ws}")
 
 
 def post(gateway: RunningGateway, room: str, texts: list[str]) -> list[dict[str, Any]]:

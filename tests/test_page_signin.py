@@ -512,3 +512,24 @@ def test_a_page_without_client_shows_no_sign_in(
     (url,) = watch.sockets
     assert "token" not in parse_qs(urlsplit(url).query)
     assert cognito_calls == []
+
+
+def test_the_gateways_plain_page_link_finds_sign_in_when_the_chat_refuses_guests(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    """`make run AUTH=cognito`'s banner `page` link: no `client` in it. The page reads the
+    gateway's local-gateway.json, tries as a guest, is refused, and shows the form."""
+    watch = Watch(cognito_endpoint(gateway))
+    page = open_page(f"{gateway.endpoints['http']}?room=plain", before=watch.attach)
+    expect(sign_in_form(page)).to_be_visible()
+    expect(page.locator("#signin-note")).to_have_text("This chat asks you to sign in")
+    expect(page.locator("#status")).to_have_text("signed out")
+    refused_before = connects_refused(gateway)
+    page.wait_for_timeout(1500)
+    assert len(watch.sockets) == 1 and connects_refused(gateway) == refused_before
+    sign_in(page, "demo")
+    wait_online(page)
+    expect(page.locator("#account-name")).to_have_text("demo✓")
+    guest, signed = watch.sockets
+    assert "token" not in parse_qs(urlsplit(guest).query)
+    assert "token" in parse_qs(urlsplit(signed).query) and watch.flows == [PASSWORD_FLOW]

@@ -3,7 +3,9 @@
 REST routes are served as `chalice local` serves them (no stage prefix),
 through Chalice's own LocalGateway in a worker; files come from the project's
 `static/` folder (the chat page); anything else gets API Gateway's 403
-`Missing Authentication Token`.
+`Missing Authentication Token`. Beside the files, `/local-gateway.json` tells a page
+what it cannot find out by itself: the stage's websocket path and, when the template
+has a Cognito app client, where and with which client to sign in.
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ from localgateway import accesslog
 from localgateway.awslambda import process_pool
 from localgateway.project import API_HANDLER, Project
 
+# Served beside static/: a page's settings (docs/local-gateway.md, Static files).
+PAGE_CONFIG_PATH = "/local-gateway.json"
+
 
 class RestApi:
-    def __init__(self, runtime: process_pool.Runtime) -> None:
+    def __init__(
+        self, runtime: process_pool.Runtime, page_config: dict[str, Any] | None = None
+    ) -> None:
         self._runtime = runtime
+        self._page_config = page_config or {}
         self._matcher: tuple[process_pool.Generation | None, RouteMatcher | None] = (None, None)
 
     def add_routes(self, app: web.Application) -> None:
@@ -35,6 +43,8 @@ class RestApi:
         if self._matches_route(generation, request.raw_path):
             return await self._rest(generation, request)
         if request.method in ("GET", "HEAD"):
+            if request.path == PAGE_CONFIG_PATH:
+                return web.json_response(self._page_config, headers={"Cache-Control": "no-cache"})
             path = _static_file(generation.project, request.path)
             if path is not None:
                 return web.FileResponse(path, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,24 @@
+// The demo chat page: one websocket, the protocol of docs/protocol.md, no build step.
+// Every string from the server is rendered with textContent, never as HTML.
+// docs/page.md describes what the page does and why. This module only wires the others:
+// each owns its part of the page's state and changes it through its own functions.
+import { discoverSignIn, initSignIn } from "./auth.js";
+import { initComposer } from "./composer.js";
+import { initDrawer } from "./drawer.js";
+import { initLog } from "./log.js";
+import { initPeople } from "./people.js";
+import { initRooms } from "./rooms.js";
+import { readServedConfig } from "./settings.js";
+import { connect } from "./socket.js";
+import { initSwitcher } from "./switcher.js";
+
+initLog();
+initPeople();
+initRooms();
+initComposer();
+initDrawer();
+initSwitcher();
+initSignIn();
+await readServedConfig();
+discoverSignIn();
+connect();
