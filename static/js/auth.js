@@ -392,6 +392,18 @@ export function discoverSignIn() {
   showAccount();
 }
 
+// The Cognito groups of the access token (`admins` moderate every room): only what the
+// page offers; the server checks the token itself.
+export function accessGroups() {
+  try {
+    const payload = auth.access.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const groups = JSON.parse(atob(payload))["cognito:groups"];
+    return Array.isArray(groups) ? groups : [];
+  } catch {
+    return [];
+  }
+}
+
 export function signedIn() {
   return Boolean(auth.access);
 }

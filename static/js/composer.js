@@ -1,11 +1,13 @@
 // The composer: what a typed line does (a message, a change, a command), and Up and Down
 // recalling the lines sent. Owns the lines sent and the last command typed.
+import { cancelEdit, editLast, editing, submitEdit } from "./conversation.js";
 import { ui } from "./dom.js";
 import { loadOlder, systemLine } from "./log.js";
 import { sendMessage } from "./outbox.js";
 import { expectRoomsLine } from "./rooms.js";
 import { HISTORY_PAGE } from "./settings.js";
 import { change, isReady, send } from "./socket.js";
+import { noteTyped } from "./typing.js";
 
 const SENT_LINES_KEPT = 50;
 
@@ -94,6 +96,10 @@ export function initComposer() {
     event.preventDefault();
     const text = ui.input.value.trim();
     if (!text) return;
+    if (editing()) {
+      if (!submitEdit(text)) systemLine("Not connected: not edited", "error");
+      return;
+    }
     const outcome = submitLine(text);
     if (!outcome) {
       systemLine("Not connected: not sent", "error");
@@ -103,7 +109,18 @@ export function initComposer() {
     if (outcome === "sent") ui.input.value = "";
   });
   ui.input.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && editing()) {
+      cancelEdit();
+      event.preventDefault();
+      return;
+    }
     if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
-    if (recall(event.key === "ArrowUp" ? -1 : 1)) event.preventDefault();
+    // Up in an empty composer edits one's newest message; the lines sent come back
+    // (commands) when there is none shown.
+    const editsLast = event.key === "ArrowUp" && !ui.input.value && !editing() && editLast();
+    if (editsLast || (!editing() && recall(event.key === "ArrowUp" ? -1 : 1))) event.preventDefault();
+  });
+  ui.input.addEventListener("input", () => {
+    if (!editing()) noteTyped(ui.input.value.trim());
   });
 }

@@ -2,8 +2,19 @@
 // module that owns what it changes. Errors are worded here, for people.
 import { showAccount, signedIn } from "./auth.js";
 import { lastCommand } from "./composer.js";
+import {
+  noteJoined,
+  noteLeft,
+  noteRefused,
+  receiveDeleted,
+  receiveEdited,
+  receiveReactions,
+  receiveRemoval,
+  receiveRole,
+} from "./conversation.js";
 import { ui } from "./dom.js";
 import { clearLog, receiveHistory, receiveMessage, shownRoom, showJoined, systemLine } from "./log.js";
+import { notifyMessage } from "./notify.js";
 import { isPending, noteServerClock, resendLater, resendPending } from "./outbox.js";
 import { listMembers, memberCount, named, nickRefused, ownNick, presence, setOwnNick, verifiedSet } from "./people.js";
 import {
@@ -21,6 +32,7 @@ import {
   unreadOf,
 } from "./rooms.js";
 import { change, changing, online, settle } from "./socket.js";
+import { forgetTyping, receiveTyping, stopTyping } from "./typing.js";
 
 export function receive(data) {
   let frame;
@@ -37,7 +49,9 @@ export function receive(data) {
 const handlers = {
   message(frame) {
     receiveMessage(frame);
+    if (frame.room === shownRoom()) stopTyping(frame.from);
     noteMessage(frame);
+    notifyMessage(frame);
     if (frame.room === shownRoom()) markRead();
   },
 
@@ -50,6 +64,8 @@ const handlers = {
     // Opened with unread history: the view opens at its "new messages" line.
     const unread = rejoin ? 0 : unreadOf(frame.room);
     if (!rejoin) clearLog(frame.room, frame.more);
+    if (!rejoin) forgetTyping();
+    noteJoined(frame.room);
     setCurrentRoom(frame.room);
     setOwnNick(frame.nick);
     listMembers(frame.members, frame.count, frame.verified);
@@ -78,7 +94,7 @@ const handlers = {
     const label = roomLabel(frame.room);
     const next = roomLeft(frame);
     if (!next) return;
-    systemLine(`you left ${label}`);
+    noteLeft(label);
     change({ action: "join", room: next });
   },
 
@@ -96,7 +112,10 @@ const handlers = {
     const said = presence(frame);
     const who = () => named(frame.nick, frame.verified === true);
     if (said === "joined") systemLine([...who(), " joined"]);
-    else if (said === "left") systemLine([...who(), " left"]);
+    else if (said === "left") {
+      stopTyping(frame.nick);
+      systemLine([...who(), " left"]);
+    }
     else if (said === "you") {
       settle("nick");
       systemLine(`you are now ${frame.nick}`);
@@ -132,7 +151,20 @@ const handlers = {
     const words = describeError(frame);
     if (["invalid_nick", "nick_taken", "forbidden"].includes(frame.code)) nickRefused();
     if (SETTLING_ERRORS.includes(frame.code)) settle(changing());
+    if (frame.code === "forbidden") noteRefused(words);
     systemLine(words, "error");
+  },
+
+  edited: receiveEdited,
+  deleted: receiveDeleted,
+  reactions: receiveReactions,
+  typing: receiveTyping,
+  role: receiveRole,
+  kicked: receiveRemoval,
+  banned: receiveRemoval,
+
+  unbanned(frame) {
+    systemLine(`${frame.user} may join #${frame.room} again`);
   },
 
   pong() {},

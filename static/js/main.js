@@ -4,8 +4,11 @@
 // each owns its part of the page's state and changes it through its own functions.
 import { discoverSignIn, initSignIn } from "./auth.js";
 import { initComposer } from "./composer.js";
+import { initMentions } from "./mentions.js";
+import { initConversation } from "./conversation.js";
 import { initDrawer } from "./drawer.js";
 import { initLog } from "./log.js";
+import { initNotify } from "./notify.js";
 import { initPeople } from "./people.js";
 import { initRooms } from "./rooms.js";
 import { readServedConfig } from "./settings.js";
@@ -15,9 +18,13 @@ import { initSwitcher } from "./switcher.js";
 initLog();
 initPeople();
 initRooms();
+// Before the composer: while the list of names is open, its keys pick a name.
+initMentions();
 initComposer();
+initConversation();
 initDrawer();
 initSwitcher();
+initNotify();
 initSignIn();
 await readServedConfig();
 discoverSignIn();

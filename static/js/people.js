@@ -30,6 +30,11 @@ export function setOwnNick(nick) {
   ui.nickInput.value = nick;
 }
 
+// The shown room's members who can be mentioned: the signed-in ones, oneself aside.
+export function mentionable() {
+  return people.members.filter((nick) => people.verified.has(nick) && nick !== people.nick);
+}
+
 export function memberCount() {
   return people.count;
 }

@@ -5,12 +5,14 @@ import { ui } from "./dom.js";
 import { closeDrawer } from "./drawer.js";
 import { atBottom, lastSeenId, shownRoom, systemLine } from "./log.js";
 import { isOwn } from "./outbox.js";
+import { ownNick } from "./people.js";
 import { params, store } from "./settings.js";
 import { change, send } from "./socket.js";
 
 const ROOM_PATTERN = /^[A-Za-z0-9_.-]+$/;
 // The server counts unread messages exactly up to 99, then says "99+".
 const UNREAD_MAX = 99;
+const TITLE = document.title;
 
 const roomState = {
   room: firstRoom(),
@@ -66,7 +68,8 @@ export function setCurrentRoom(room) {
 }
 
 function entry(fields) {
-  return { private: false, dm: false, with: undefined, unread: 0, last: null, read: "", ...fields };
+  const blank = { private: false, dm: false, with: undefined, unread: 0, mentions: 0 };
+  return { ...blank, last: null, read: "", ...fields };
 }
 
 // The unread count a room had when it was opened: where its "new messages" line goes.
@@ -129,6 +132,7 @@ export function setMine(rooms) {
         dm: room.dm === true,
         with: typeof room.with === "string" ? room.with : known.with,
         unread: signedIn() ? unreadValue(room.unread) : known.unread || 0,
+        mentions: signedIn() ? unreadValue(room.mentions) : 0,
         last: typeof room.last === "string" ? room.last : null,
         read: known.read || "",
       }),
@@ -180,8 +184,24 @@ export function noteMessage(message) {
   // Read already on another device, whose `read` overtook this message on its way here.
   if (message.id <= known.read) return;
   if (message.room === shownRoom() && readingNow()) return;
-  if (known.unread !== "99+") known.unread = known.unread >= UNREAD_MAX ? "99+" : known.unread + 1;
+  known.unread = plusOne(known.unread);
+  // The server counts every message of a DM as a mention.
+  if (known.dm || mentionsMe(message)) known.mentions = plusOne(known.mentions);
   renderRooms();
+}
+
+function plusOne(count) {
+  if (count === "99+") return count;
+  return count >= UNREAD_MAX ? "99+" : count + 1;
+}
+
+export function mentionsMe(message) {
+  return signedIn() && Array.isArray(message.mentions) && message.mentions.includes(ownNick());
+}
+
+export function isDm(room) {
+  const known = roomState.mine.get(room);
+  return Boolean(known && known.dm);
 }
 
 // `read` from the server, for every device of ours: the room's count after its marker.
@@ -191,6 +211,11 @@ export function roomRead(frame) {
   // An older marker's answer that came late says nothing new.
   if (!known || id < known.read) return;
   known.unread = unreadValue(frame.unread);
+  // `read` says how many are unread, not which: mentions beyond that were read.
+  if (!known.unread) known.mentions = 0;
+  else if (known.unread !== "99+" && known.mentions !== "99+") {
+    known.mentions = Math.min(known.mentions, known.unread);
+  }
   known.read = id;
   renderRooms();
 }
@@ -205,8 +230,9 @@ export function markRead() {
   const room = shownRoom();
   const known = room && roomState.mine.get(room);
   if (!known || !readingNow()) return;
-  if (known.unread !== 0) {
+  if (known.unread !== 0 || known.mentions !== 0) {
     known.unread = 0;
+    known.mentions = 0;
     renderRooms();
   }
   const id = lastSeenId();
@@ -251,6 +277,17 @@ function renderRooms() {
   ui.browseEmpty.hidden = browse.length > 0;
   showRoomControls();
   showUnreadElsewhere();
+  showUnreadInTitle();
+}
+
+// The tab's title counts the unread messages of all one's rooms: "(3) chalice-chat".
+function showUnreadInTitle() {
+  let unread = 0;
+  for (const about of roomState.mine.values()) {
+    unread += about.unread === "99+" ? UNREAD_MAX + 1 : about.unread;
+  }
+  const label = unread > UNREAD_MAX ? "99+" : String(unread);
+  document.title = unread ? `(${label}) ${TITLE}` : TITLE;
 }
 
 // On a phone the sidebar is out of sight: the menu button says how many messages wait in
@@ -294,6 +331,13 @@ function roomItem(name) {
     badge.textContent = String(about.unread);
     badge.setAttribute("aria-label", `${about.unread} unread`);
     button.append(" ", badge);
+  }
+  if (about && about.mentions) {
+    const mentions = document.createElement("span");
+    mentions.className = "mention-count";
+    mentions.textContent = `@${about.mentions}`;
+    mentions.setAttribute("aria-label", `${about.mentions} mention${about.mentions === 1 ? "" : "s"}`);
+    button.append(" ", mentions);
   }
   if (name === shownRoom()) button.setAttribute("aria-current", "true");
   button.dataset.room = name;
