@@ -153,10 +153,17 @@ def test_edit_delete_reactions_and_typing_reach_the_others_at_once(
     expect(row(alice, "hello everyone").locator(".reaction")).to_have_attribute(
         "aria-pressed", "false"
     )
-    menu_of(alice, "hello everyone")
+    menu = menu_of(alice, "hello everyone")
     screenshot(alice, "conversation-menu.png")
+    # The keys: focus starts on the first item, arrows move (and wrap), Escape closes.
+    expect(menu.get_by_role("menuitem", name="React 👍")).to_be_focused()
+    alice.keyboard.press("ArrowLeft")
+    expect(menu.get_by_role("menuitem", name="Delete")).to_be_focused()
     alice.keyboard.press("Escape")
     expect(alice.get_by_role("menu")).to_have_count(0)
+    expect(
+        row(alice, "hello everyone").get_by_role("button", name="Message actions")
+    ).to_be_focused()
 
     # alice deletes it: a quiet tombstone everywhere, its reactions gone.
     menu_of(alice, "hello everyone").get_by_role("menuitem", name="Delete").click()

@@ -332,8 +332,22 @@ export function initConversation() {
     const row = event.target.closest("li.message");
     if (row && (convo.press || row.classList.contains("menu-open"))) event.preventDefault();
   });
+  // The menu's keys: arrows move between its items, Escape closes it (the focus goes
+  // back to its button when it was in the menu).
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && ui.log.querySelector(".message-menu")) closeMenu();
+    const menu = ui.log.querySelector(".message-menu");
+    if (!menu) return;
+    const items = [...menu.querySelectorAll('[role="menuitem"]')];
+    const at = items.indexOf(document.activeElement);
+    const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 }[event.key];
+    if (event.key === "Escape") {
+      const button = menu.parentElement.querySelector(".actions");
+      closeMenu();
+      if (at >= 0) button.focus();
+    } else if (step && at >= 0) {
+      items[(at + step + items.length) % items.length].focus();
+      event.preventDefault();
+    }
   });
   document.addEventListener("pointerdown", (event) => {
     if (!event.target.closest(".message-menu, .actions")) closeMenu();
