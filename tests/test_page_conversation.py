@@ -236,13 +236,14 @@ def test_a_moderator_deletes_and_bans_from_the_page_and_a_phone_has_the_long_pre
         f"you are banned from {room} (by alice): you cannot rejoin it"
     )
     expect(alice.locator("#members")).not_to_contain_text("bob")
+    screenshot(bob, "conversation-phone-banned.png")
     # He cannot come back.
     bob.get_by_role("button", name="Rooms and people").click()
     bob.get_by_label("Room", exact=True).fill(room)
     bob.get_by_label("Room", exact=True).press("Enter")
     expect(bob.locator("#log li.error").last).to_contain_text("banned")
     expect(bob.locator("#room-title")).to_have_text("#lobby")
-    screenshot(bob, "conversation-phone-banned.png")
+    screenshot(bob, "conversation-phone-rejoin-refused.png")
 
 
 # Every notification the page raises, kept in `window.raised` (the browser's own
