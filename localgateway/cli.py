@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 import time
 
@@ -148,6 +149,10 @@ def _variable(text: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None, started: float | None = None) -> int:
+    # Until the gateway serves (and handles them itself), Ctrl-C and SIGTERM stop start-up:
+    # asyncio.run cancels it, and what was started is stopped on the way out.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     args = parse_args(argv)
     _configure_logging(args.quiet)
     try:

@@ -30,8 +30,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import boto3
+import botocore.session
 from aiohttp import web
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from localgateway import project, tls
 from localgateway.apigateway import events, registry
@@ -76,6 +77,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         source = _load(args)
     except project.ProjectError as error:
         raise StartupError(str(error)) from None
+    _check_profile()
     off_machine = bool(args.dynamodb_endpoint) and dynamodb.is_off_machine(args.dynamodb_endpoint)
     allowed = (urlsplit(args.dynamodb_endpoint).hostname or "",) if off_machine else ()
     netguard.install(allowed)
@@ -291,6 +293,19 @@ async def _shut_down(gateway: Gateway, runtime: process_pool.Runtime, tables: _T
 
 def _state_dir(args: argparse.Namespace, source: project.Project) -> Path:
     return Path(args.state_dir).resolve() if args.state_dir else source.root / STATE_DIR
+
+
+def _check_profile() -> None:
+    """AWS_PROFILE (or AWS_DEFAULT_PROFILE) must name a profile: the embedded AWS, and the
+    developer's credentials for a DynamoDB off the machine, read it."""
+    try:
+        botocore.session.Session().get_scoped_config()
+    except ProfileNotFound as error:
+        variable = "AWS_PROFILE" if os.environ.get("AWS_PROFILE") else "AWS_DEFAULT_PROFILE"
+        raise StartupError(
+            f"{variable}={error.kwargs['profile']} names no profile in ~/.aws/config or "
+            f"~/.aws/credentials: create it (aws configure --profile NAME) or unset {variable}"
+        ) from None
 
 
 def _developer_credentials() -> environment.Credentials:
