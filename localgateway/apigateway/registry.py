@@ -44,9 +44,13 @@ DELETED = Close(1000, "Connection Closed Normally")
 IDLE = Close(1001, "Going away: idle timeout")
 MAX_DURATION = Close(1001, "Going away: maximum connection duration")
 SHUTDOWN = Close(1001, "Going away: gateway stopped")
-TOO_BIG = Close(1009, "Message too big")
 NO_STATUS = Close(1005, "Client-side close frame status not set")
 LOST = Close(1006, "Connection lost without a close frame")
+
+
+def too_big(limit: int) -> Close:
+    """A message over the payload limit (aiohttp's own wording names the limit plus one)."""
+    return Close(1009, f"Message too big: the limit is {limit} bytes")
 
 
 def client_close(code: int | None, reason: str = "") -> Close:

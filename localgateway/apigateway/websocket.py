@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 from multidict import CIMultiDict
 
@@ -138,7 +138,7 @@ class WebsocketApi:
             elif message.type is WSMsgType.CLOSE:
                 return registry.client_close(message.data, message.extra or "")
             elif message.type is WSMsgType.ERROR:
-                return _protocol_error(message.data)
+                return _protocol_error(message.data, self.registry.limits.payload_bytes)
             else:
                 return registry.LOST
             self.registry.touch(connection, now_ms())
@@ -263,9 +263,11 @@ class WebsocketApi:
         return task
 
 
-def _protocol_error(error: object) -> registry.Close:
+def _protocol_error(error: object, payload_bytes: int) -> registry.Close:
     """The close the gateway made for a frame it could not take (1009 too big, 1007
     invalid UTF-8, 1002 protocol error): aiohttp has sent it to the client."""
+    if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
+        return registry.too_big(payload_bytes)
     if isinstance(error, WebSocketError):
         return registry.Close(int(error.code), str(error) or f"close code {error.code}")
     return registry.LOST
