@@ -281,7 +281,9 @@ def test_a_flood_from_one_client_is_cut_and_the_room_hears_only_what_was_accepte
         deadline = time.monotonic() + 30
         while len(accepted) + refused < 100 and time.monotonic() < deadline:
             frame = json.loads(await asyncio.wait_for(flooder.recv(), 30))
-            if frame["type"] == "message":
+            if frame.get("message") == "Too Many Requests":  # the gateway's queue bound
+                refused += 1
+            elif frame["type"] == "message":
                 accepted.append(frame["text"])
             elif frame["type"] == "error":
                 assert frame["code"] == "rate_limited" and frame["retry_after_ms"] > 0
@@ -303,6 +305,55 @@ def test_a_flood_from_one_client_is_cut_and_the_room_hears_only_what_was_accepte
     assert 10 <= len(accepted) <= 10 + 5 * (elapsed + 1)  # burst, then 5 a second
     assert Counter(heard) == Counter(accepted)  # each accepted one, once (frames run concurrently)
     assert pings == 3
+
+
+def test_a_flood_of_1000_frames_in_a_second_is_answered_within_10_s_of_its_last_frame(
+    chalice_gateway: RunningGateway,
+) -> None:
+    """The flooder's own frames are answered in time too: at most 10 of a connection's
+    frames wait for a handler, the rest get API Gateway's `Too Many Requests` at once."""
+
+    async def scenario() -> tuple[Counter[str], float, float]:
+        url = chalice_gateway.endpoints["websocket"]
+        flooder = await member(url, "deluge", "flooder", quick=True)
+        bystander = await member(url, "deluge", "bystander", quick=True)
+        answers: Counter[str] = Counter()
+        last_answer = 0.0
+
+        async def read() -> None:
+            nonlocal last_answer
+            while sum(answers.values()) < 1000:
+                try:
+                    frame = json.loads(await asyncio.wait_for(flooder.recv(), 15))
+                except TimeoutError:
+                    return
+                if frame.get("type") == "presence":
+                    continue
+                answers[frame.get("code") or frame.get("type") or frame["message"]] += 1
+                last_answer = time.monotonic()
+
+        reading = asyncio.create_task(read())
+        started = time.monotonic()
+        for n in range(1000):
+            await flooder.send(json.dumps({"action": "sendmessage", "data": f"flood {n}"}))
+            await asyncio.sleep(max(0.0, started + (n + 1) / 1000 - time.monotonic()))
+        last_frame = time.monotonic()
+        await bystander.send(json.dumps({"action": "ping"}))
+        while json.loads(await asyncio.wait_for(bystander.recv(), 10))["type"] != "pong":
+            pass
+        pong = time.monotonic() - last_frame
+        await reading
+        await flooder.close()
+        await bystander.close()
+        return answers, last_answer - last_frame, pong
+
+    answers, late, pong = asyncio.run(scenario())
+    SUMMARY.append(f"1000-frame flood: last answer {late:.2f} s after the last frame")
+    assert sum(answers.values()) == 1000, answers  # every frame answered, once
+    assert set(answers) <= {"message", "rate_limited", "Too Many Requests"}, answers
+    assert answers["Too Many Requests"] > 0 and answers["message"] >= 10, answers
+    assert late < 10
+    assert pong < 10
 
 
 def test_the_21st_connection_from_one_address_is_refused_and_the_next_after_a_close_is_not(

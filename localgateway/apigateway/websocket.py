@@ -142,7 +142,23 @@ class WebsocketApi:
             else:
                 return registry.LOST
             self.registry.touch(connection, now_ms())
-            self._background(self._message(connection, body))
+            if self.registry.take_frame(connection):
+                self._background(self._taken(connection, body))
+            else:
+                self._background(self._throttled(connection))
+
+    async def _taken(self, connection: registry.Connection[Live], body: str) -> None:
+        try:
+            await self._message(connection, body)
+        finally:
+            self.registry.frame_done(connection)
+
+    async def _throttled(self, connection: registry.Connection[Live]) -> None:
+        """A frame beyond the connection's queue bound: answered, never invoked."""
+        connection_id = connection.connection_id
+        accesslog.event("MESSAGE", "-", connection_id, 429, None)
+        frame = routing.error_frame(routing.TOO_MANY_REQUESTS, connection_id, events.new_id())
+        await self.send(connection, frame)
 
     async def _message(self, connection: registry.Connection[Live], body: str) -> None:
         generation = self.runtime.current
