@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 
-from localgateway.apigateway import registry
+from localgateway.apigateway import registry, websocket
 from localgateway.awslambda import process_pool
 from localgateway.startup import STATE_DIR, StartupError, serve
 
@@ -91,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="refuse an invocation that waited this long for a free handler process",
     )
     parser.add_argument(
+        "--frame-queue-timeout",
+        type=float,
+        default=websocket.FRAME_QUEUE_SECONDS,
+        metavar="SECONDS",
+        help="answer a frame that waited this long for a handler process 'Too Many Requests'",
+    )
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -129,7 +136,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.max_workers < 1 or args.warm_workers < 0:
         parser.error("--max-workers must be at least 1 and --warm-workers at least 0")
-    if args.idle_timeout <= 0 or args.max_connection_duration <= 0 or args.queue_timeout <= 0:
+    durations = (args.idle_timeout, args.max_connection_duration, args.queue_timeout)
+    if min(*durations, args.frame_queue_timeout) <= 0:
         parser.error("timeouts must be positive")
     return args
 

@@ -148,6 +148,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
             ),
             Signatures(region, accepted),
             post_latency_ms=args.post_latency_ms,
+            frame_queue_timeout=args.frame_queue_timeout,
         )
         runner = web.AppRunner(
             gateway.application(), access_log=None, handle_signals=False, shutdown_timeout=0.5

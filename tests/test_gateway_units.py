@@ -155,18 +155,6 @@ def test_client_closes_become_disconnect_codes_and_reasons(
     assert client_close(code, reason) == close
 
 
-def test_a_connection_may_have_a_bounded_number_of_frames_queued() -> None:
-    connections: Registry[str] = Registry(Limits(queued_frames=3))
-    flooder, other = connections.open(caller(), "a"), connections.open(caller(), "b")
-    assert [connections.take_frame(flooder) for _ in range(5)] == [True] * 3 + [False] * 2
-    assert connections.take_frame(other)  # a bound per connection, not for the stage
-    connections.frame_done(flooder)
-    assert connections.take_frame(flooder) and not connections.take_frame(flooder)
-    for _ in range(3):
-        connections.frame_done(flooder)
-    assert [connections.take_frame(flooder) for _ in range(4)] == [True] * 3 + [False]
-
-
 # The @connections model and its wire format -------------------------------------------
 
 

@@ -19,10 +19,6 @@ from localgateway.apigateway.events import Caller
 MAX_PAYLOAD_BYTES = 128 * 1024
 IDLE_TIMEOUT_SECONDS = 10 * 60
 MAX_CONNECTION_SECONDS = 2 * 60 * 60
-# This gateway's own bound, not API Gateway's: frames of one connection waiting for or
-# in a handler. A flood beyond it is answered at once (`Too Many Requests`) instead of
-# waiting behind its own earlier frames for longer than a client waits for an answer.
-MAX_QUEUED_FRAMES = 10
 
 Socket = TypeVar("Socket")
 
@@ -32,7 +28,6 @@ class Limits:
     payload_bytes: int = MAX_PAYLOAD_BYTES
     idle_timeout_ms: int = IDLE_TIMEOUT_SECONDS * 1000
     max_duration_ms: int = MAX_CONNECTION_SECONDS * 1000
-    queued_frames: int = MAX_QUEUED_FRAMES
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,6 @@ class Connection(Generic[Socket]):
     caller: Caller
     last_active_at: int
     socket: Socket
-    frames: int = 0  # waiting for or in a handler
 
     @property
     def connection_id(self) -> str:
@@ -107,18 +101,6 @@ class Registry(Generic[Socket]):
     def touch(self, connection: Connection[Socket], now_ms: int) -> None:
         """A message from the client: the idle timer starts again (pings do not count)."""
         connection.last_active_at = max(connection.last_active_at, now_ms)
-
-    def take_frame(self, connection: Connection[Socket]) -> bool:
-        """A frame arrived: whether it may go to a handler (False: too many of this
-        connection's frames are queued already, answer it at once)."""
-        if connection.frames >= self.limits.queued_frames:
-            return False
-        connection.frames += 1
-        return True
-
-    def frame_done(self, connection: Connection[Socket]) -> None:
-        """A frame taken with `take_frame` has its answer."""
-        connection.frames -= 1
 
     def deadline(self, connection: Connection[Socket]) -> tuple[int, Close]:
         """When the connection ends if nothing happens, and why."""

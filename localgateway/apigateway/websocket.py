@@ -24,12 +24,17 @@ from multidict import CIMultiDict
 
 from localgateway import accesslog
 from localgateway.apigateway import events, registry, routing
-from localgateway.awslambda import process_pool
+from localgateway.awslambda import ipc, process_pool
 
 # API Gateway gives up on an integration after 29 s (the function may run on).
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 # How long a client has to answer the gateway's close frame before the socket is dropped.
 CLOSE_HANDSHAKE_SECONDS = 1.0
+# This gateway's own bound, not API Gateway's (--frame-queue-timeout): a frame that
+# waited this long for a free handler process is answered `Too Many Requests` (API
+# Gateway's throttling answer) instead of running, so that a flood is answered within
+# 10 s of its last frame, not after its own backlog (docs/local-gateway.md).
+FRAME_QUEUE_SECONDS = 5.0
 
 
 def now_ms() -> int:
@@ -53,8 +58,10 @@ class WebsocketApi:
         api: events.Api,
         limits: registry.Limits,
         fallback: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        frame_queue_timeout: float = FRAME_QUEUE_SECONDS,
     ) -> None:
         self.runtime = runtime
+        self._frame_queue_timeout = frame_queue_timeout
         self.api = api
         self.registry: registry.Registry[Live] = registry.Registry(limits)
         self._fallback = fallback  # a plain GET of the stage path is a REST request
@@ -119,7 +126,7 @@ class WebsocketApi:
         if live.timer is not None:
             live.timer.cancel()
         close = live.close or close
-        self._background(self._disconnect(connection, close), ending=True)
+        self._background(self._disconnect(connection.caller, close), ending=True)
         self._open.discard(live)
         if ws.prepared and not ws.closed:
             await ws.close(code=close.code)
@@ -142,23 +149,7 @@ class WebsocketApi:
             else:
                 return registry.LOST
             self.registry.touch(connection, now_ms())
-            if self.registry.take_frame(connection):
-                self._background(self._taken(connection, body))
-            else:
-                self._background(self._throttled(connection))
-
-    async def _taken(self, connection: registry.Connection[Live], body: str) -> None:
-        try:
-            await self._message(connection, body)
-        finally:
-            self.registry.frame_done(connection)
-
-    async def _throttled(self, connection: registry.Connection[Live]) -> None:
-        """A frame beyond the connection's queue bound: answered, never invoked."""
-        connection_id = connection.connection_id
-        accesslog.event("MESSAGE", "-", connection_id, 429, None)
-        frame = routing.error_frame(routing.TOO_MANY_REQUESTS, connection_id, events.new_id())
-        await self.send(connection, frame)
+            self._background(self._message(connection, body))
 
     async def _message(self, connection: registry.Connection[Live], body: str) -> None:
         generation = self.runtime.current
@@ -170,7 +161,14 @@ class WebsocketApi:
             await self.send(connection, frame)
             return
         event = events.message_event(self.api, connection.caller, body, now_ms(), route)
-        result = await self._invoke(generation, route, event, connection_id)
+        result = await self._invoke(
+            generation, route, event, connection_id, self._frame_queue_timeout
+        )
+        if result.failure is not None and result.failure.kind == ipc.THROTTLED:
+            accesslog.event("MESSAGE", route, connection_id, 429, None)
+            frame = routing.error_frame(routing.TOO_MANY_REQUESTS, connection_id, events.new_id())
+            await self.send(connection, frame)
+            return
         accesslog.event("MESSAGE", route, connection_id, accesslog.status_of(result), result)
         if not result.ok:
             request_id = event["requestContext"]["requestId"]
@@ -181,17 +179,13 @@ class WebsocketApi:
         if reply:
             await self.send(connection, reply)
 
-    async def _disconnect(
-        self, connection: registry.Connection[Live], close: registry.Close
-    ) -> None:
+    async def _disconnect(self, caller: events.Caller, close: registry.Close) -> None:
         generation = self.runtime.current
-        connection_id = connection.connection_id
+        connection_id = caller.connection_id
         if routing.DISCONNECT not in generation.websocket_routes:
             accesslog.event("DISCONNECT", routing.DISCONNECT, connection_id, None, None, close)
             return
-        event = events.disconnect_event(
-            self.api, connection.caller, close.code, close.reason, now_ms()
-        )
+        event = events.disconnect_event(self.api, caller, close.code, close.reason, now_ms())
         result = await self._invoke(generation, routing.DISCONNECT, event, connection_id)
         status = accesslog.status_of(result)
         accesslog.event("DISCONNECT", routing.DISCONNECT, connection_id, status, result, close)
@@ -202,6 +196,7 @@ class WebsocketApi:
         route_key: str,
         event: dict[str, Any],
         connection_id: str,
+        queue_timeout: float | None = None,
     ) -> process_pool.Result:
         function = generation.project.function_for_route(route_key)
         request = {
@@ -210,7 +205,11 @@ class WebsocketApi:
             "event": event,
         }
         return await generation.invoke(
-            function, request, connection_id, integration_timeout=INTEGRATION_TIMEOUT_SECONDS
+            function,
+            request,
+            connection_id,
+            integration_timeout=INTEGRATION_TIMEOUT_SECONDS,
+            queue_timeout=queue_timeout,
         )
 
     async def send(self, connection: registry.Connection[Live], data: str | bytes) -> bool:
