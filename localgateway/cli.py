@@ -18,6 +18,7 @@ import time
 from localgateway.apigateway import registry, websocket
 from localgateway.awslambda import process_pool
 from localgateway.startup import STATE_DIR, StartupError, serve
+from localgateway.state import saver
 
 log = logging.getLogger("localgateway")
 
@@ -116,7 +117,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--state-dir",
         metavar="PATH",
-        help=f"where the embedded tables are saved on stop (default: PROJECT/{STATE_DIR})",
+        help=f"where the tables and pending $disconnects are saved (default: PROJECT/{STATE_DIR})",
+    )
+    parser.add_argument(
+        "--save-every",
+        type=float,
+        default=saver.SAVE_SECONDS,
+        metavar="SECONDS",
+        help="save the state this often when it changed (a kill -9 loses at most that)",
     )
     parser.add_argument(
         "--fresh",
@@ -137,8 +145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.max_workers < 1 or args.warm_workers < 0:
         parser.error("--max-workers must be at least 1 and --warm-workers at least 0")
     durations = (args.idle_timeout, args.max_connection_duration, args.queue_timeout)
-    if min(*durations, args.frame_queue_timeout) <= 0:
-        parser.error("timeouts must be positive")
+    if min(*durations, args.frame_queue_timeout, args.save_every) <= 0:
+        parser.error("timeouts and --save-every must be positive")
     return args
 
 
