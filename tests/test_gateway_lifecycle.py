@@ -6,11 +6,9 @@ probe app where it edits files) and stops it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -24,9 +22,9 @@ from typing import Any
 import boto3
 import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from bench import stop as stop_bench
 from localgateway.testing.frames import answers
 from tests.conftest import APPS, ROOT, RunningGateway, start_gateway
 
@@ -411,88 +409,22 @@ def test_the_page_is_served_from_static(tmp_path: Path) -> None:
         gateway.stop()
 
 
-CONNECTED = re.compile(r"CONNECT\s+\$connect\s+(\S+)\s+200 ")
-DISCONNECTED = re.compile(r"DISCONNECT\s+\$disconnect\s+(\S+)\s+200 ")
-
-
-async def _join_crowd(url: str, clients: int) -> list[Any]:
-    """`clients` chat members of the room `before`, each having sent its first frame."""
-    gate = asyncio.Semaphore(10)
-
-    async def one(n: int) -> Any:
-        async with gate:
-            client = await ws_connect(
-                f"{url}?room=before&nick=old{n}", open_timeout=30, ping_interval=None, proxy=None
-            )
-            for _ in range(5):  # `unavailable` (a machine too busy for the budget): again
-                await client.send(json.dumps({"action": "join", "room": "before"}))
-                while (frame := json.loads(await asyncio.wait_for(client.recv(), 60))).get(
-                    "type"
-                ) not in ("joined", "error"):
-                    pass
-                if frame.get("code") != "unavailable":
-                    break
-            assert frame["type"] == "joined", frame
-            return client
-
-    return list(await asyncio.gather(*(one(n) for n in range(clients))))
-
-
-async def _what_a_newcomer_sees(url: str) -> tuple[list[str], list[str], list[Any]]:
-    async with ws_connect(f"{url}?room=before&nick=newcomer", proxy=None) as client:
-        seen: dict[str, Any] = {}
-        for action, answer in (("join", "joined"), ("who", "members"), ("rooms", "rooms")):
-            await client.send(json.dumps({"action": action, "room": "before"}))
-            while (frame := json.loads(await asyncio.wait_for(client.recv(), 30))).get(
-                "type"
-            ) != answer:
-                pass
-            seen[answer] = frame
-    return seen["joined"]["members"], seen["members"]["members"], seen["rooms"]["rooms"]
-
-
-@pytest.mark.parametrize("stop", ["ctrl-c", "kill -9"])
+@pytest.mark.parametrize("stop", [stop_bench.CTRL_C, stop_bench.KILL])
 def test_no_connection_of_a_stopped_run_is_a_member_after_a_restart(
     tmp_path: Path, stop: str
 ) -> None:
     """Every $disconnect runs, at the stop or at the next start (before it accepts a
     websocket); a kill -9 runs none, so the next start runs them all. The 300-client
-    version is bench/ (`python -m bench.stop`)."""
-    state = ["--state-dir", str(tmp_path / "state"), "--save-every", "0.5"]
-    flags = ["--no-autoreload", "--env", "CONNECTIONS_PER_IP=1000", *state]
-    first = start_gateway(tmp_path / "first", ROOT, *flags)
-
-    async def crowd_then_stop() -> float:
-        """The clients stay open and answer the gateway's closes, as real ones do."""
-        clients = await _join_crowd(first.endpoints["websocket"], 40)
-        if stop == "kill -9":
-            await asyncio.sleep(1.5)  # a periodic save after the last join
-            first.process.kill()
-        else:
-            first.process.send_signal(signal.SIGINT)
-        signalled = time.monotonic()
-        await asyncio.to_thread(first.process.wait, 15)
-        exited = time.monotonic() - signalled
-        await asyncio.gather(*(client.close() for client in clients))
-        return exited
-
-    try:
-        exited = asyncio.run(crowd_then_stop())
-    finally:
-        first.stop()
-    if stop == "ctrl-c":
-        assert first.process.returncode == 0
-        assert exited < 5
-    second = start_gateway(tmp_path / "second", ROOT, *flags)
-    try:
-        joined, who, rooms = asyncio.run(_what_a_newcomer_sees(second.endpoints["websocket"]))
-    finally:
-        second.stop()
-    opened = set(CONNECTED.findall(first.log()))
-    at_stop = set(DISCONNECTED.findall(first.log()))
-    at_start = set(DISCONNECTED.findall(second.log()))
-    assert len(opened) == 40
-    assert opened <= at_stop | at_start, (len(at_stop), len(at_start))
-    if stop == "kill -9":
-        assert not at_stop and opened <= at_start
-    assert (joined, who, rooms) == (["newcomer"], ["newcomer"], [{"name": "before", "members": 1}])
+    version: `python -m bench.stop`."""
+    outcome = stop_bench.stop_and_restart(tmp_path, 40, stop)
+    assert outcome.opened == 40, outcome
+    assert outcome.missed == 0 and outcome.at_stop + outcome.at_start == 40, outcome
+    if stop == stop_bench.CTRL_C:
+        assert outcome.exit_code == 0 and outcome.exit_seconds < 5, outcome
+    else:
+        assert outcome.at_stop == 0, outcome
+    assert (outcome.joined, outcome.who, outcome.rooms) == (
+        ["newcomer"],
+        ["newcomer"],
+        [{"name": "before", "members": 1}],
+    )
