@@ -24,6 +24,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.clients import RETRIES, connect_patiently
 from localgateway import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,8 +66,13 @@ async def join_crowd(url: str, clients: int) -> list[ClientConnection]:
 
     async def one(n: int) -> ClientConnection:
         async with gate:
-            client = await connect(
-                f"{url}?room=before&nick=old{n}", open_timeout=60, ping_interval=None, proxy=None
+            client, _ = await connect_patiently(  # 503: the page tries again, so do these
+                f"{url}?room=before",
+                {503},
+                RETRIES,
+                open_timeout=60,
+                ping_interval=None,
+                proxy=None,
             )
             for _ in range(5):  # `unavailable` (a machine too busy for the budget): again
                 await client.send(json.dumps({"action": "join", "room": "before"}))
@@ -110,8 +116,13 @@ def stop_and_restart(workdir: Path, clients: int, stop: str) -> Outcome:
         else:
             first.process.send_signal(signal.SIGINT)
         signalled = time.monotonic()
-        await asyncio.to_thread(first.process.wait, 60)
-        exited = time.monotonic() - signalled
+
+        def wait() -> float:
+            """The exit's moment, taken here: the loop may be busy with the closes."""
+            first.process.wait(60)
+            return time.monotonic()
+
+        exited = await asyncio.to_thread(wait) - signalled
         await asyncio.gather(*(client.close() for client in crowd))
         return exited
 

@@ -14,4 +14,4 @@ try:
 except KeyboardInterrupt:
     sys.exit(130)
 
-sys.exit(main(started=started))
+main(started=started)
