@@ -98,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=websocket.FRAME_QUEUE_SECONDS,
         metavar="SECONDS",
-        help="answer a frame that waited this long for a handler process 'Too Many Requests'",
+        help="a flooding connection's frame that waited this long: 'Too Many Requests'",
     )
     parser.add_argument(
         "--env",
