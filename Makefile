@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run page test browser bench bench-profile format clean
+.PHONY: run page test browser bench bench-profile bench-stop format clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench: $(INSTALLED)
 
 bench-profile: $(INSTALLED)
 	$(PY) -m bench.profile --write
+
+# Ctrl-C and kill -9 with 300 chat clients open, then a restart (docs/local-gateway.md).
+bench-stop: $(INSTALLED)
+	$(PY) -m bench.stop
 
 format: $(INSTALLED)
 	$(PY) -m ruff format .
