@@ -9,6 +9,7 @@
 //
 // Every change to the log goes through changeLog: a reader at the bottom stays at the
 // bottom; anyone else keeps the row they are looking at exactly where it was.
+import { renderAttachment } from "./attachments.js";
 import { ui } from "./dom.js";
 import { claimOwn, emptyOutbox, isOwn, noteMessageClock } from "./outbox.js";
 import { named, verifiedMark } from "./people.js";
@@ -199,6 +200,7 @@ export function renderMessage(message) {
   text.className = "text";
   text.textContent = message.text;
   item.append(head, text);
+  if (message.attachment) item.append(renderAttachment(message, item));
   return item;
 }
 
