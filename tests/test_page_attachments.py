@@ -9,6 +9,7 @@ flags are those of tests/test_page.py and tests/test_page_rooms.py.
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -98,9 +99,11 @@ def uploads_finished(page: Any) -> list[float]:
 
 
 def shown_at(page: Any, script: str) -> float:
-    """The moment (epoch seconds) the page first satisfies `script`, polled every frame."""
-    handle = page.wait_for_function(f"() => ({script}) && Date.now()", polling="raf")
-    return handle.json_value() / 1000
+    """When (epoch seconds, this process's clock: an upper bound, it includes the report's
+    way back) the page first satisfies `script`, polled every frame. Not the page's own
+    clock: Playwright's clock may be installed there."""
+    page.wait_for_function(f"() => {script}", polling="raf")
+    return time.time()
 
 
 def attachment(page: Any, name: str) -> Any:
@@ -124,11 +127,23 @@ def private_room_with_bob(alice: Any, bob: Any, room: str) -> None:
     expect(bob.locator("#room-title")).to_have_text(f"#{room}")
 
 
+def watched(page: Any) -> None:
+    """Before the page loads: Playwright's clock (to jump past a URL's lifetime), and the
+    frames it sends, kept in `page.sent`."""
+    page.sent = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda frame: page.sent.append(frame)))
+    page.clock.install()
+
+
+def downloads_asked(page: Any) -> int:
+    return len([frame for frame in page.sent if '"download"' in frame])
+
+
 def test_a_pasted_png_and_a_dropped_pdf_reach_bob_at_once_and_download_byte_identical(
     gateway: RunningGateway, open_page: Any
 ) -> None:
     alice = person(open_page, gateway, "alice", "hall")
-    bob = person(open_page, gateway, "bob", "hall")
+    bob = person(open_page, gateway, "bob", "hall", before=watched)
     private_room_with_bob(alice, bob, "design")
     ends = uploads_finished(alice)
 
@@ -174,6 +189,16 @@ def test_a_pasted_png_and_a_dropped_pdf_reach_bob_at_once_and_download_byte_iden
     assert full.url == image_url
     full.close()
     screenshot(bob, "files-desktop.png")
+
+    # Download URLs live 5 minutes: 4.5 minutes on, bob's page asks again for both.
+    assert downloads_asked(bob) == 2
+    bob.clock.fast_forward("04:30")
+    for _ in range(100):
+        if downloads_asked(bob) == 4:
+            break
+        bob.wait_for_timeout(50)
+    assert downloads_asked(bob) == 4
+    assert fetch(attachment(bob, "spec.pdf").locator("a").get_attribute("href")) == PDF
 
 
 def test_a_file_too_big_and_an_image_that_is_not_one_are_refused_in_words(

@@ -27,6 +27,8 @@ const URL_FRESH_MS = 4 * 60 * 1000;
 // A download asked for and not answered yet is not asked again this soon.
 const ASK_AGAIN_MS = 10 * 1000;
 const SVG = "http://www.w3.org/2000/svg";
+// An `upload` unanswered this long (the socket dropped meanwhile) is given up, in words.
+const ANSWER_TIMEOUT_MS = 20 * 1000;
 
 const files = {
   queue: [],
@@ -70,9 +72,15 @@ async function next() {
   const problem = await check(file);
   if (problem) return finish(problem);
   if (!isReady()) return finish(`Not connected: ${file.name} was not sent`);
-  files.current.stage = "asking";
+  const current = files.current;
+  current.stage = "asking";
   showProgress(`Uploading ${file.name}…`, 0);
-  send({ action: "upload", room: files.current.room, name: file.name, type: typeOf(file), size: file.size });
+  send({ action: "upload", room: current.room, name: file.name, type: typeOf(file), size: file.size });
+  current.timer = setTimeout(() => {
+    if (files.current === current && current.stage === "asking") {
+      finish(`${file.name} was not sent: the chat did not answer. Try again`);
+    }
+  }, ANSWER_TIMEOUT_MS);
 }
 
 function typeOf(file) {
@@ -109,6 +117,7 @@ async function check(file) {
 export function receiveUpload(frame) {
   const current = files.current;
   if (!current || current.stage !== "asking") return;
+  clearTimeout(current.timer);
   current.stage = "sending";
   const form = new FormData();
   for (const [name, value] of Object.entries(frame.fields || {})) form.append(name, value);
@@ -139,6 +148,7 @@ export function receiveUpload(frame) {
 
 function finish(problem) {
   if (problem) systemLine(problem, "error");
+  if (files.current) clearTimeout(files.current.timer);
   files.lastPosted = files.current && files.current.id ? files.current : null;
   files.current = null;
   hideProgress();
@@ -164,14 +174,25 @@ export function attachmentError(frame) {
     systemLine(`${posted.file.name} was refused: ${frame.message || "not what was uploaded"}. Nothing was posted`, "error");
     return true;
   }
-  if (frame.code === "not_found" && files.asked.size) {
-    const [id] = files.asked.keys();
-    files.asked.delete(id);
-    for (const box of boxesOf(id)) box.dataset.state = "gone";
-    for (const box of boxesOf(id)) box.querySelector(".file-note").textContent = "no longer available";
+  const gone = frame.code === "not_found" && oldestAsk();
+  if (gone) {
+    files.asked.delete(gone);
+    for (const box of boxesOf(gone)) {
+      box.dataset.state = "gone";
+      box.querySelector(".file-note").textContent = "no longer available";
+    }
     return true;
   }
   return false;
+}
+
+// The oldest download still awaited (asked within ASK_AGAIN_MS); older asks are forgotten.
+function oldestAsk() {
+  for (const [id, at] of files.asked) {
+    if (Date.now() - at < ASK_AGAIN_MS) return id;
+    files.asked.delete(id);
+  }
+  return "";
 }
 
 function showProgress(label, fraction) {
