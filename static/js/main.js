@@ -2,6 +2,7 @@
 // Every string from the server is rendered with textContent, never as HTML.
 // docs/page.md describes what the page does and why. This module only wires the others:
 // each owns its part of the page's state and changes it through its own functions.
+import { initAttachments } from "./attachments.js";
 import { discoverSignIn, initSignIn } from "./auth.js";
 import { initComposer } from "./composer.js";
 import { initDrawer } from "./drawer.js";
@@ -18,6 +19,7 @@ initRooms();
 initComposer();
 initDrawer();
 initSwitcher();
+initAttachments();
 initSignIn();
 await readServedConfig();
 discoverSignIn();
