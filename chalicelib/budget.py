@@ -65,6 +65,9 @@ PROBE_SECONDS = 1.0
 CONNECT_SECONDS = 4.0  # $connect answered within 5 s
 FRAME_SECONDS = 8.0  # every frame answered within 10 s
 FANOUT_SECONDS = 20.0  # a fan-out batch, within its 28 s timeout
+# Taking back what a failed $connect wrote: its own time, since the connect's budget is
+# often what ran out, and a name left claimed would refuse the client's retry.
+CLEANUP_SECONDS = 1.0
 
 _deadline: float | None = None
 _tripped_at: float | None = None

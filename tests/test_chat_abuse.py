@@ -406,6 +406,27 @@ def test_a_connect_that_fails_midway_leaves_no_ghost(chat: ChatHarness) -> None:
     chat.connect({"nick": "bob"})  # the nickname is free again at once
 
 
+def test_a_connect_out_of_time_still_frees_its_name(chat: ChatHarness) -> None:
+    """The budget is often why a $connect failed: taking back what it wrote gets time of
+    its own, or the name would refuse the client's retry (409) until it expired."""
+    from chalicelib import budget, service
+
+    client = service.dynamodb_client()
+
+    def spend_the_budget(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("sk", {}).get("S") == "CONNECTION":
+            budget._deadline = time.monotonic()  # as if DynamoDB had taken it all
+            raise budget.OutOfTime()
+
+    event = "before-parameter-build.dynamodb.PutItem"
+    client.meta.events.register_first(event, spend_the_budget)
+    try:
+        chat.connect({"nick": "bob"}, expect=503)
+    finally:
+        client.meta.events.unregister(event, spend_the_budget)
+    chat.connect({"nick": "bob"})  # its retry gets the name
+
+
 def test_a_wave_of_departures_costs_a_bounded_number_of_sends(chat: ChatHarness) -> None:
     stay = [chat.connect({"nick": f"stay{n}"}) for n in range(5)]
     leave = [chat.connect({"nick": f"leave{n}"}) for n in range(15)]
