@@ -24,7 +24,10 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 # passwords the banner shows); `make run AUTH=cognito` requires sign-in, `AUTH=none` refuses it.
 AUTH ?= optional
 DEMO_USERS ?= alice:Alice-password-1 bob:Bob-password-1 carol:Carol-password-1
-RUN_FLAGS = --env AUTH=$(AUTH) $(foreach user,$(DEMO_USERS),--cognito-user $(user))
+# alice is in the Cognito group `admins`: she moderates every room (docs/signin.md).
+DEMO_ADMINS ?= alice
+RUN_FLAGS = --env AUTH=$(AUTH) $(foreach user,$(DEMO_USERS),--cognito-user $(user)) \
+	$(foreach user,$(DEMO_ADMINS),--cognito-group admins:$(user))
 
 run: $(INSTALLED)
 	$(PY) -m localgateway $(RUN_FLAGS)

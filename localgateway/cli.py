@@ -117,6 +117,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a user, with this permanent password, in every Cognito user pool of the template",
     )
     parser.add_argument(
+        "--cognito-group",
+        action="append",
+        default=[],
+        metavar="GROUP:NAME",
+        type=_membership,
+        help="put a --cognito-user in a group of every pool, e.g. admins:alice (repeat for more)",
+    )
+    parser.add_argument(
         "--state-dir",
         metavar="PATH",
         help=f"where the tables and pending $disconnects are saved (default: PROJECT/{STATE_DIR})",
@@ -157,6 +165,13 @@ def _user(text: str) -> tuple[str, str]:
     if not colon or not name or not password:
         raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, got {text!r}")
     return name, password
+
+
+def _membership(text: str) -> tuple[str, str]:
+    group, colon, name = text.partition(":")
+    if not colon or not group or not name:
+        raise argparse.ArgumentTypeError(f"expected GROUP:NAME, got {text!r}")
+    return group, name
 
 
 def _variable(text: str) -> tuple[str, str]:

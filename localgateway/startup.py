@@ -103,7 +103,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         region = environment.region(os.environ)
         credentials = _developer_credentials() if off_machine else environment.FAKE_CREDENTIALS
         accepted = {key.access_key: key for key in {environment.FAKE_CREDENTIALS, credentials}}
-        identities = _Identities(aws, region, args.cognito_user, accepted)
+        identities = _Identities(aws, region, args.cognito_user, args.cognito_group, accepted)
         source = await asyncio.to_thread(identities.resolve, source)
 
         dynamodb_endpoint = args.dynamodb_endpoint or aws_endpoint
@@ -205,10 +205,12 @@ class _Identities:
         aws: dynamodb.EmbeddedAws,
         region: str,
         users: list[tuple[str, str]],
+        groups: list[tuple[str, str]],
         accepted: dict[str, environment.Credentials],
     ) -> None:
         self.endpoint = aws.endpoint
         self.users = users
+        self.groups = groups
         self.made = cognito.Made({}, {})
         self.buckets: dict[str, str] = {}
         self._aws = aws
@@ -223,6 +225,7 @@ class _Identities:
         prefix = f"{source.app_name}-{source.stage}"
         self.made = cognito.ensure(self._client, source.settings.template, prefix)
         cognito.add_users(self._client, self.made.pools.values(), self.users)
+        cognito.add_to_groups(self._client, self.made.pools.values(), self.groups)
         self.buckets = buckets.ensure(self._s3, source.settings.template, prefix)
         self._aws.protect(self.buckets.values(), self._region, self._accepted)
         ids = {**self.made.ids, **self.buckets}
@@ -236,6 +239,9 @@ class _Identities:
             "users": [name for name, _ in self.users],
             # Shown in the banner: they are demo users, made from the command line.
             "passwords": dict(self.users),
+            "groups": {
+                name: [g for g, user in self.groups if user == name] for name, _ in self.users
+            },
         }
 
 
@@ -515,9 +521,10 @@ def _cognito_lines(endpoints: dict[str, Any]) -> list[str]:
     pools = ", ".join(f"{pool} ({logical})" for logical, pool in about["user_pools"].items())
     clients = ", ".join(f"{client} ({logical})" for logical, client in about["clients"].items())
     passwords = about.get("passwords", {})
-    users = ", ".join(f"{name} ({passwords[name]})" for name in about["users"]) or (
-        "none yet (--cognito-user NAME:PASSWORD)"
-    )
+    groups = about.get("groups", {})
+    users = ", ".join(
+        f"{name} ({', '.join([passwords[name], *groups.get(name, [])])})" for name in about["users"]
+    ) or ("none yet (--cognito-user NAME:PASSWORD)")
     query = urlencode(
         {"cognito": about["endpoint"], "client": next(iter(about["clients"].values()))}
     )
