@@ -5,7 +5,15 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run page test browser bench bench-profile format clean
+# axe-core, the accessibility checker the browser tests inject (tests/test_page_a11y.py):
+# fetched from the npm registry by `make test`, checked against its pinned integrity, and
+# kept in build/ (git-ignored): the page never ships it.
+AXE_VERSION := 4.10.3
+AXE_INTEGRITY := sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg==
+AXE := build/axe-core-$(AXE_VERSION)/axe.min.js
+AXE_PACK := build/axe-pack/axe-core-$(AXE_VERSION).tgz
+
+.PHONY: run page test browser axe bench bench-profile bench-stop format clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +24,10 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 # passwords the banner shows); `make run AUTH=cognito` requires sign-in, `AUTH=none` refuses it.
 AUTH ?= optional
 DEMO_USERS ?= alice:Alice-password-1 bob:Bob-password-1 carol:Carol-password-1
-RUN_FLAGS = --env AUTH=$(AUTH) $(foreach user,$(DEMO_USERS),--cognito-user $(user))
+# alice is in the Cognito group `admins`: she moderates every room (docs/signin.md).
+DEMO_ADMINS ?= alice
+RUN_FLAGS = --env AUTH=$(AUTH) $(foreach user,$(DEMO_USERS),--cognito-user $(user)) \
+	$(foreach user,$(DEMO_ADMINS),--cognito-group admins:$(user))
 
 run: $(INSTALLED)
 	$(PY) -m localgateway $(RUN_FLAGS)
@@ -26,7 +37,7 @@ run: $(INSTALLED)
 page:
 	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory static
 
-test: $(INSTALLED) browser
+test: $(INSTALLED) browser $(AXE)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
@@ -44,6 +55,16 @@ browser:
 	  fi; \
 	fi
 
+
+$(AXE):
+	rm -rf build/axe-pack && mkdir -p build/axe-pack $(@D)
+	cd build/axe-pack && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null
+	@$(PYTHON) -c 'import base64, hashlib, sys; digest = hashlib.sha512(open(sys.argv[1], "rb").read()).digest(); sys.exit("sha512-" + base64.b64encode(digest).decode() != sys.argv[2] and "axe-core: the tarball does not match its pinned integrity")' $(AXE_PACK) '$(AXE_INTEGRITY)'
+	tar xzf $(AXE_PACK) -C $(@D) --strip-components=1 package/axe.min.js package/LICENSE
+	rm -rf build/axe-pack
+
+axe: $(AXE)
+
 # The broadcast benchmark (docs/benchmarks.md): `make bench`, `make bench BENCH_ARGS=--large`,
 # and the CPU profile of a 1,000-member broadcast: `make bench-profile`.
 BENCH_ARGS ?=
@@ -53,6 +74,10 @@ bench: $(INSTALLED)
 
 bench-profile: $(INSTALLED)
 	$(PY) -m bench.profile --write
+
+# Ctrl-C and kill -9 with 300 chat clients open, then a restart (docs/local-gateway.md).
+bench-stop: $(INSTALLED)
+	$(PY) -m bench.stop
 
 format: $(INSTALLED)
 	$(PY) -m ruff format .

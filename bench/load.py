@@ -81,9 +81,10 @@ class Gateway:
     """A gateway running the chat for one scenario, with clients for its table."""
 
     def __init__(self, workdir: Path, max_workers: int, env: dict[str, str]) -> None:
-        # A flood is meant to queue: let it wait (the refusal after --queue-timeout is
-        # the gateway's, tested on its own in tests/test_gateway_lifecycle.py).
+        # A flood is meant to queue: let it wait (the refusals after --queue-timeout and
+        # --frame-queue-timeout are the gateway's, tested in tests/test_gateway_*.py).
         flags = ["--no-autoreload", "--quiet", "--fresh", "--queue-timeout", "900"]
+        flags += ["--frame-queue-timeout", "900"]
         flags += ["--max-workers", str(max_workers)]
         for name, value in env.items():
             flags += ["--env", f"{name}={value}"]

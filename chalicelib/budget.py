@@ -5,8 +5,17 @@ handlers' own timeouts and API Gateway's 29 s: with DynamoDB stalled, a
 handler was killed mid-call and the client got `Internal server error`, or
 nothing, while the write it had sent landed later. Here every AWS client has
 short timeouts (`CLIENT_TIMEOUTS`), and a handler runs `within(seconds)`: before
-each HTTP attempt botocore asks `check`, which refuses an attempt that could
-not finish in what is left. The handler then answers `unavailable` in time.
+each HTTP attempt botocore asks `check`, which gives the attempt the time that
+is left (its read timeout shrinks to it) and refuses it only when less than
+`FLOOR_SECONDS` is left, too little for any answer. Refusing every attempt a
+whole worst case (3 s) did not fit in made a healthy `$connect` answer 503 once
+a second of its 4 s had gone, though DynamoDB answers in milliseconds. The
+connect timeout does not shrink (botocore takes it per client): an attempt ends
+at most `CONNECT_TIMEOUT` past the deadline, which the budgets leave room for
+(4 s of API Gateway's 5, 8 of its 10). The handler then answers `unavailable`.
+
+botocore reads a per-attempt read timeout from the request's context since
+1.43.72; with an older one (a Lambda runtime's may be) an attempt must fit whole.
 
 A breaker sheds load while DynamoDB does not answer: once an attempt has
 timed out, the process makes no new attempt for `PROBE_SECONDS`, so frames
@@ -29,10 +38,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as LostConnection
+from botocore.httpsession import URLLib3Session
 
 # Seconds: a connect to DynamoDB's endpoint, then its answer. DynamoDB answers in
 # milliseconds; a call that takes longer is stuck, and another attempt may not be.
-CONNECT_TIMEOUT = 1
+CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 2
 ATTEMPTS = 3
 CLIENT_TIMEOUTS: dict[str, Any] = {
@@ -42,6 +52,11 @@ CLIENT_TIMEOUTS: dict[str, Any] = {
 }
 # The longest one attempt may take.
 ATTEMPT_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT
+# Less than this left: no attempt starts. A healthy DynamoDB answers in milliseconds, a
+# slow one in a few hundred; an attempt given less would time out and trip the breaker.
+FLOOR_SECONDS = 0.5
+# Whether this botocore takes a read timeout per attempt (see above).
+SHRINKS = hasattr(URLLib3Session, "_get_request_timeout")
 
 # After a timed-out attempt, no new attempt for this long.
 PROBE_SECONDS = 1.0
@@ -50,6 +65,9 @@ PROBE_SECONDS = 1.0
 CONNECT_SECONDS = 4.0  # $connect answered within 5 s
 FRAME_SECONDS = 8.0  # every frame answered within 10 s
 FANOUT_SECONDS = 20.0  # a fan-out batch, within its 28 s timeout
+# Taking back what a failed $connect wrote: its own time, since the connect's budget is
+# often what ran out, and a name left claimed would refuse the client's retry.
+CLEANUP_SECONDS = 1.0
 
 _deadline: float | None = None
 _tripped_at: float | None = None
@@ -74,14 +92,31 @@ def within(seconds: float) -> Iterator[None]:
         _deadline = previous
 
 
-def check(**_: Any) -> None:
-    """botocore's before-send hook: refuse an attempt that would end past the deadline,
-    or that the breaker holds back."""
+def check(request: Any = None, **_: Any) -> None:
+    """botocore's before-send hook: give the attempt what is left of the deadline as its
+    read timeout; refuse it when too little is left, or when the breaker holds back."""
     now = time.monotonic()
     if _tripped_at is not None and now < _tripped_at + PROBE_SECONDS:
         raise NotAnswering()
-    if _deadline is not None and now + ATTEMPT_SECONDS > _deadline:
+    if _deadline is None:
+        return
+    timeout = read_timeout(_deadline - now, SHRINKS)
+    if timeout is None:
         raise OutOfTime()
+    context = getattr(request, "context", None)
+    if SHRINKS and context is not None:
+        context["read_timeout"] = timeout
+
+
+def read_timeout(left: float, shrinks: bool = True) -> float | None:
+    """The read timeout of an attempt that starts with `left` seconds to go, or None when
+    it may not start. It ends by the deadline (its connect aside), never below the floor;
+    where the timeout cannot shrink, the whole attempt must fit."""
+    if not shrinks:
+        return READ_TIMEOUT if left >= ATTEMPT_SECONDS else None
+    if left < FLOOR_SECONDS:
+        return None
+    return max(FLOOR_SECONDS, min(READ_TIMEOUT, left - CONNECT_TIMEOUT))
 
 
 def observe(caught_exception: Exception | None = None, response: Any = None, **_: Any) -> None:

@@ -353,10 +353,11 @@ class Chat:
     def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
         """Best effort after a failed $connect: what it wrote is pending and expires anyway."""
         try:
-            self._store.remove_connection(connection_id, room_hint=room)
-            self._store.release_nick(room, nick, connection_id)
-            if slot is not None:
-                self._store.release_slot(ip, slot, connection_id)
+            with budget.within(budget.CLEANUP_SECONDS):
+                self._store.remove_connection(connection_id, room_hint=room)
+                self._store.release_nick(room, nick, connection_id)
+                if slot is not None:
+                    self._store.release_slot(ip, slot, connection_id)
         except STORAGE_ERRORS:
             log.warning("connect %s: left pending items to expire", connection_id)
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from localgateway.apigateway import events, registry
 from localgateway.apigateway.connections import ConnectionsApi
 from localgateway.apigateway.rest import RestApi
-from localgateway.apigateway.websocket import WebsocketApi
+from localgateway.apigateway.websocket import FRAME_QUEUE_SECONDS, WebsocketApi
 from localgateway.awslambda import process_pool
 from localgateway.awslambda.invoke import InvokeApi
 from localgateway.signing.signatures import Signatures
@@ -36,9 +36,10 @@ class Gateway:
         signatures: Signatures,
         post_latency_ms: float = 0.0,
         page_config: dict[str, Any] | None = None,
+        frame_queue_timeout: float = FRAME_QUEUE_SECONDS,
     ) -> None:
         self.rest = RestApi(runtime, page_config)
-        self.websockets = WebsocketApi(runtime, api, limits, fallback=self.rest.handle)
+        self.websockets = WebsocketApi(runtime, api, limits, self.rest.handle, frame_queue_timeout)
         self.connections = ConnectionsApi(self.websockets, signatures, post_latency_ms)
         self.invoke = InvokeApi(runtime, signatures)
         self._stage = api.stage

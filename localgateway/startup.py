@@ -7,7 +7,10 @@ items saved at the last stop, and a first worker imports the app (broken
 app.py), all before the banner says it is ready.
 
 Ctrl-C closes every websocket with 1001, waits (briefly) for their
-`$disconnect`s, saves the embedded tables, stops the workers and exits.
+`$disconnect`s, stops the workers, saves the embedded tables and the
+`$disconnect`s that could not run (state/journal.py), and exits. The next start
+runs those before it accepts a websocket; the state is also saved every
+`--save-every` seconds (state/saver.py), so a `kill -9` loses at most that.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import boto3
+import botocore.session
 from aiohttp import web
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from localgateway import project, tls
 from localgateway.apigateway import events, registry
@@ -40,7 +44,8 @@ from localgateway.awslambda import environment, netguard, process_pool
 from localgateway.reload import Reloader
 from localgateway.server import Gateway
 from localgateway.signing.signatures import Signatures
-from localgateway.state import snapshot
+from localgateway.state import journal, snapshot
+from localgateway.state.saver import Saver
 
 log = logging.getLogger("localgateway")
 
@@ -76,6 +81,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         source = _load(args)
     except project.ProjectError as error:
         raise StartupError(str(error)) from None
+    _check_profile()
     off_machine = bool(args.dynamodb_endpoint) and dynamodb.is_off_machine(args.dynamodb_endpoint)
     allowed = (urlsplit(args.dynamodb_endpoint).hostname or "",) if off_machine else ()
     netguard.install(allowed)
@@ -97,7 +103,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         region = environment.region(os.environ)
         credentials = _developer_credentials() if off_machine else environment.FAKE_CREDENTIALS
         accepted = {key.access_key: key for key in {environment.FAKE_CREDENTIALS, credentials}}
-        identities = _Identities(aws, region, args.cognito_user, accepted)
+        identities = _Identities(aws, region, args.cognito_user, args.cognito_group, accepted)
         source = await asyncio.to_thread(identities.resolve, source)
 
         dynamodb_endpoint = args.dynamodb_endpoint or aws_endpoint
@@ -125,11 +131,12 @@ async def serve(args: argparse.Namespace, started: float) -> None:
             )
         )
         stack.callback(runtime.close)
+        state_dir = _state_dir(args, source)
         tables = _Tables(
             dynamodb.client(dynamodb_endpoint, region, use_own_credentials=off_machine),
             dynamodb_endpoint,
             # Only the embedded DynamoDB forgets: any other keeps its own items.
-            None if args.dynamodb_endpoint else _state_dir(args, source),
+            None if args.dynamodb_endpoint else state_dir,
         )
         await _start(runtime, source, tables, fresh=args.fresh)
         loaded = runtime.current.project
@@ -147,6 +154,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
             Signatures(region, accepted),
             post_latency_ms=args.post_latency_ms,
             page_config=_page_config(source.api_stage, identities.about()),
+            frame_queue_timeout=args.frame_queue_timeout,
         )
         runner = web.AppRunner(
             gateway.application(), access_log=None, handle_signals=False, shutdown_timeout=0.5
@@ -157,6 +165,15 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         await web.SockSite(runner, tls_socket, ssl_context=local_tls.server_context).start()
 
         stop = _stop_on_signals(runtime, stack)
+        await _finish_last_run(gateway, state_dir, args.fresh)
+        saver = Saver(
+            gateway.websockets.journal,
+            tables.save,
+            state_dir,
+            (lambda: 0) if args.dynamodb_endpoint else (lambda: aws.writes),
+        )
+        saving = asyncio.create_task(saver.run(args.save_every))
+        stack.callback(saving.cancel)
         endpoints = _endpoints(main_address, source, domain_name, local_tls)
         endpoints.update(
             dynamodb=dynamodb_endpoint,
@@ -175,7 +192,8 @@ async def serve(args: argparse.Namespace, started: float) -> None:
             await reload.run(stop)
         else:
             await stop.wait()
-        await _shut_down(gateway, runtime, tables)
+        saving.cancel()
+        await _shut_down(gateway, runtime, saver, tables.state_dir)
 
 
 class _Identities:
@@ -187,10 +205,12 @@ class _Identities:
         aws: dynamodb.EmbeddedAws,
         region: str,
         users: list[tuple[str, str]],
+        groups: list[tuple[str, str]],
         accepted: dict[str, environment.Credentials],
     ) -> None:
         self.endpoint = aws.endpoint
         self.users = users
+        self.groups = groups
         self.made = cognito.Made({}, {})
         self.buckets: dict[str, str] = {}
         self._aws = aws
@@ -205,6 +225,7 @@ class _Identities:
         prefix = f"{source.app_name}-{source.stage}"
         self.made = cognito.ensure(self._client, source.settings.template, prefix)
         cognito.add_users(self._client, self.made.pools.values(), self.users)
+        cognito.add_to_groups(self._client, self.made.pools.values(), self.groups)
         self.buckets = buckets.ensure(self._s3, source.settings.template, prefix)
         self._aws.protect(self.buckets.values(), self._region, self._accepted)
         ids = {**self.made.ids, **self.buckets}
@@ -218,6 +239,9 @@ class _Identities:
             "users": [name for name, _ in self.users],
             # Shown in the banner: they are demo users, made from the command line.
             "passwords": dict(self.users),
+            "groups": {
+                name: [g for g, user in self.groups if user == name] for name, _ in self.users
+            },
         }
 
 
@@ -294,24 +318,59 @@ async def _start(
         raise StartupError(f"cannot restore the tables from {tables.state_dir}: {error}") from None
 
 
-async def _shut_down(gateway: Gateway, runtime: process_pool.Runtime, tables: _Tables) -> None:
-    """Close every websocket (1001), let their $disconnects run, save the tables."""
-    left = await gateway.close_all(SHUTDOWN_DISCONNECT_SECONDS)
-    if left:
-        log.warning("stopped before %d $disconnect handlers finished", left)
-    runtime.close()
+async def _finish_last_run(gateway: Gateway, state_dir: Path, fresh: bool) -> None:
+    """Run the $disconnects the last run could not (state/journal.py), then accept
+    websockets: no connection of a previous run outlives it in the app's tables."""
     try:
-        saved = await asyncio.to_thread(tables.save)
+        pending, close = journal.load(state_dir) if not fresh else ([], registry.LOST)
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise StartupError(f"cannot read {state_dir / journal.FILE}: {error}") from None
+    if pending:
+        left = await gateway.websockets.run_pending(pending, close)
+        log.info(
+            "ran the $disconnect of %d connections the last run left open%s",
+            len(pending) - left,
+            f" ({left} could not run: kept for the next start)" if left else "",
+        )
+    gateway.websockets.accepting.set()
+
+
+async def _shut_down(
+    gateway: Gateway, runtime: process_pool.Runtime, saver: Saver, tables_dir: Path | None
+) -> None:
+    """Close every websocket (1001), let their $disconnects run for a bounded time, save
+    the tables and what could not run."""
+    left = await gateway.close_all(SHUTDOWN_DISCONNECT_SECONDS)
+    runtime.close()
+    if left:
+        log.warning(
+            "stopped before %d $disconnect handlers finished: the next start runs them", left
+        )
+    try:
+        saved = await saver.save(registry.SHUTDOWN)
     except (BotoCoreError, ClientError, OSError) as error:
-        log.error("could not save the tables to %s: %s", tables.state_dir, error)
+        log.error("could not save the state to %s: %s", tables_dir, error)
         return
     if saved:
         counts = ", ".join(f"{name}: {count}" for name, count in saved.items())
-        log.info("saved the tables to %s (%s items)", tables.state_dir, counts)
+        log.info("saved the tables to %s (%s items)", tables_dir, counts)
 
 
 def _state_dir(args: argparse.Namespace, source: project.Project) -> Path:
     return Path(args.state_dir).resolve() if args.state_dir else source.root / STATE_DIR
+
+
+def _check_profile() -> None:
+    """AWS_PROFILE (or AWS_DEFAULT_PROFILE) must name a profile: the embedded AWS, and the
+    developer's credentials for a DynamoDB off the machine, read it."""
+    try:
+        botocore.session.Session().get_scoped_config()
+    except ProfileNotFound as error:
+        variable = "AWS_PROFILE" if os.environ.get("AWS_PROFILE") else "AWS_DEFAULT_PROFILE"
+        raise StartupError(
+            f"{variable}={error.kwargs['profile']} names no profile in ~/.aws/config or "
+            f"~/.aws/credentials: create it (aws configure --profile NAME) or unset {variable}"
+        ) from None
 
 
 def _developer_credentials() -> environment.Credentials:
@@ -462,9 +521,10 @@ def _cognito_lines(endpoints: dict[str, Any]) -> list[str]:
     pools = ", ".join(f"{pool} ({logical})" for logical, pool in about["user_pools"].items())
     clients = ", ".join(f"{client} ({logical})" for logical, client in about["clients"].items())
     passwords = about.get("passwords", {})
-    users = ", ".join(f"{name} ({passwords[name]})" for name in about["users"]) or (
-        "none yet (--cognito-user NAME:PASSWORD)"
-    )
+    groups = about.get("groups", {})
+    users = ", ".join(
+        f"{name} ({', '.join([passwords[name], *groups.get(name, [])])})" for name in about["users"]
+    ) or ("none yet (--cognito-user NAME:PASSWORD)")
     query = urlencode(
         {"cognito": about["endpoint"], "client": next(iter(about["clients"].values()))}
     )

@@ -406,6 +406,27 @@ def test_a_connect_that_fails_midway_leaves_no_ghost(chat: ChatHarness) -> None:
     chat.connect({"nick": "bob"})  # the nickname is free again at once
 
 
+def test_a_connect_out_of_time_still_frees_its_name(chat: ChatHarness) -> None:
+    """The budget is often why a $connect failed: taking back what it wrote gets time of
+    its own, or the name would refuse the client's retry (409) until it expired."""
+    from chalicelib import budget, service
+
+    client = service.dynamodb_client()
+
+    def spend_the_budget(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("sk", {}).get("S") == "CONNECTION":
+            budget._deadline = time.monotonic()  # as if DynamoDB had taken it all
+            raise budget.OutOfTime()
+
+    event = "before-parameter-build.dynamodb.PutItem"
+    client.meta.events.register_first(event, spend_the_budget)
+    try:
+        chat.connect({"nick": "bob"}, expect=503)
+    finally:
+        client.meta.events.unregister(event, spend_the_budget)
+    chat.connect({"nick": "bob"})  # its retry gets the name
+
+
 def test_a_wave_of_departures_costs_a_bounded_number_of_sends(chat: ChatHarness) -> None:
     stay = [chat.connect({"nick": f"stay{n}"}) for n in range(5)]
     leave = [chat.connect({"nick": f"leave{n}"}) for n in range(15)]
@@ -499,7 +520,6 @@ def test_a_stalled_dynamodb_is_answered_unavailable_within_the_budget(
     alice = chat.connect()
     chat.drain()
     monkeypatch.setattr(budget, "FRAME_SECONDS", 1.0)
-    monkeypatch.setattr(budget, "ATTEMPT_SECONDS", 0.3)
     monkeypatch.setattr(budget, "PROBE_SECONDS", 0.5)
     client = service.dynamodb_client()
 
@@ -524,6 +544,51 @@ def test_a_stalled_dynamodb_is_answered_unavailable_within_the_budget(
     time.sleep(0.5)  # then the next attempt probes, and DynamoDB is back
     message(chat, alice, "back")
     assert chat.take(alice)[0]["text"] == "back"
+
+
+def test_an_attempt_gets_the_time_left_and_is_refused_only_below_the_floor() -> None:
+    assert budget.read_timeout(8.0) == budget.READ_TIMEOUT  # never more than the client's
+    assert budget.read_timeout(1.5) == 1.5 - budget.CONNECT_TIMEOUT  # ends by the deadline
+    assert budget.read_timeout(budget.FLOOR_SECONDS) == budget.FLOOR_SECONDS
+    assert budget.read_timeout(budget.FLOOR_SECONDS - 0.01) is None
+    # A botocore that cannot shrink the read timeout: the whole attempt must fit.
+    assert budget.read_timeout(budget.ATTEMPT_SECONDS, shrinks=False) == budget.READ_TIMEOUT
+    assert budget.read_timeout(budget.ATTEMPT_SECONDS - 0.01, shrinks=False) is None
+
+
+def test_a_slow_but_healthy_dynamodb_is_never_answered_unavailable(
+    chat: ChatHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every attempt 300 ms late: connects of many calls outlast a second of their 4 s and
+    still go through; each attempt's read timeout is what is left of the budget."""
+    from chalicelib import service
+
+    client = service.dynamodb_client()
+    timeouts: list[float] = []
+
+    def slow(request: Any, **_: Any) -> None:
+        timeouts.append(request.context["read_timeout"])
+        time.sleep(0.3)
+
+    monkeypatch.setattr(budget, "CONNECT_SECONDS", 2.5)  # the old rule refused any call
+    client.meta.events.register_last("before-send", slow)  # after budget.check
+    try:
+        started = time.monotonic()
+        alice, bob = chat.connect(), chat.connect()
+        connecting = time.monotonic() - started
+        for n in range(2):
+            message(chat, alice, f"slow {n}")
+    finally:
+        client.meta.events.unregister("before-send", slow)
+    assert connecting > 2 * 1.0  # over a second each, where no call could start before
+    answers = chat.take(alice)
+    assert [f["text"] for f in answers if f["type"] == "message"] == ["slow 0", "slow 1"]
+    assert not [f for f in answers if f["type"] == "error"]
+    assert len(frames_of(chat, bob, "message")) == 2
+    assert len(timeouts) > 10 and max(timeouts) == budget.READ_TIMEOUT
+    assert (
+        min(timeouts) < 2.5 - budget.CONNECT_TIMEOUT - 0.3
+    )  # shrunk to what the $connect had left
 
 
 def test_every_new_error_code_is_in_the_protocol_document() -> None:

@@ -357,6 +357,8 @@ def test_a_signed_in_stage_gets_its_user_pool_and_the_functions_its_ids(
     details = idp.describe_user_pool_client(UserPoolId=pool["Id"], ClientId=client["ClientId"])
     flows = details["UserPoolClient"]["ExplicitAuthFlows"]
     assert sorted(flows) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
+    groups = idp.list_groups(UserPoolId=pool["Id"])["Groups"]
+    assert [group["GroupName"] for group in groups] == ["admins"]  # ChatAdmins: moderate all
     variables = session.client("lambda").get_function_configuration(
         FunctionName="chalice-chat-prod-websocket_connect"
     )["Environment"]["Variables"]

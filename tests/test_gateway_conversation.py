@@ -11,16 +11,19 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.conftest import ROOT, RunningGateway, start_gateway
 from tests.test_gateway_rooms import USERS, everything, of_type, send, token, wait
 
+ADMIN = ("dave", "Dave-password-1")
+
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     users = [flag for pair in USERS.items() for flag in ("--cognito-user", ":".join(pair))]
+    # dave, in the template's group `admins` (ChatAdmins), as make run puts alice there.
+    users += ["--cognito-user", ":".join(ADMIN), "--cognito-group", f"admins:{ADMIN[0]}"]
     running = start_gateway(
         tmp_path_factory.mktemp("conversation"),
         ROOT,
@@ -160,19 +163,6 @@ def test_ten_typing_frames_in_a_second_reach_bob_at_most_once_and_none_is_stored
     assert not [i for i in items if i["pk"]["S"] == f"HIST#{room}"]
 
 
-def make_admin(gateway: RunningGateway, username: str, password: str) -> None:
-    """A user in the Cognito group `admins` of the gateway's user pool."""
-    about = gateway.endpoints["cognito"]
-    client = boto3.client("cognito-idp", endpoint_url=about["endpoint"])
-    (pool,) = about["user_pools"].values()
-    client.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
-    client.admin_set_user_password(
-        UserPoolId=pool, Username=username, Password=password, Permanent=True
-    )
-    client.create_group(GroupName="admins", UserPoolId=pool)
-    client.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName="admins")
-
-
 def test_a_moderator_deletes_and_bans_and_an_admin_moderates_a_room_not_theirs(
     gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,8 +221,7 @@ def test_a_moderator_deletes_and_bans_and_an_admin_moderates_a_room_not_theirs(
         (joined,) = of_type(wait(laptop, "joined"), "joined")
         assert joined["room"] == room
 
-        make_admin(gateway, "dave", "Dave-password-1")
-        monkeypatch.setitem(USERS, "dave", "Dave-password-1")
+        monkeypatch.setitem(USERS, "dave", ADMIN[1])
         with open_as(gateway, "dave", room="lobby") as dave:
             send(dave, {"action": "join", "room": room})  # refused: private, not dave's
             wait(dave, "error")

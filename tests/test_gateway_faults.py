@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from websockets.exceptions import InvalidStatus
 from bench import LIFTED, load
 from bench.clients import connect_patiently
 from chalicelib.ids import new_message_id
-from tests.conftest import ROOT, RunningGateway, start_gateway
+from tests.conftest import ROOT, SUMMARY, RunningGateway, start_gateway
 
 LIFTED_ADDRESSES = ["--env", "CONNECTIONS_PER_IP=10000"]
 
@@ -280,7 +281,9 @@ def test_a_flood_from_one_client_is_cut_and_the_room_hears_only_what_was_accepte
         deadline = time.monotonic() + 30
         while len(accepted) + refused < 100 and time.monotonic() < deadline:
             frame = json.loads(await asyncio.wait_for(flooder.recv(), 30))
-            if frame["type"] == "message":
+            if frame.get("message") == "Too Many Requests":  # the gateway's queue bound
+                refused += 1
+            elif frame["type"] == "message":
                 accepted.append(frame["text"])
             elif frame["type"] == "error":
                 assert frame["code"] == "rate_limited" and frame["retry_after_ms"] > 0
@@ -302,6 +305,55 @@ def test_a_flood_from_one_client_is_cut_and_the_room_hears_only_what_was_accepte
     assert 10 <= len(accepted) <= 10 + 5 * (elapsed + 1)  # burst, then 5 a second
     assert Counter(heard) == Counter(accepted)  # each accepted one, once (frames run concurrently)
     assert pings == 3
+
+
+def test_a_flood_of_1000_frames_in_a_second_is_answered_within_10_s_of_its_last_frame(
+    chalice_gateway: RunningGateway,
+) -> None:
+    """The flooder's own frames are answered in time too: a frame that waited 5 s for a
+    handler process gets API Gateway's `Too Many Requests` instead of running."""
+
+    async def scenario() -> tuple[Counter[str], float, float]:
+        url = chalice_gateway.endpoints["websocket"]
+        flooder = await member(url, "deluge", "flooder", quick=True)
+        bystander = await member(url, "deluge", "bystander", quick=True)
+        answers: Counter[str] = Counter()
+        last_answer = 0.0
+
+        async def read() -> None:
+            nonlocal last_answer
+            while sum(answers.values()) < 1000:
+                try:
+                    frame = json.loads(await asyncio.wait_for(flooder.recv(), 15))
+                except TimeoutError:
+                    return
+                if frame.get("type") == "presence":
+                    continue
+                answers[frame.get("code") or frame.get("type") or frame["message"]] += 1
+                last_answer = time.monotonic()
+
+        reading = asyncio.create_task(read())
+        started = time.monotonic()
+        for n in range(1000):
+            await flooder.send(json.dumps({"action": "sendmessage", "data": f"flood {n}"}))
+            await asyncio.sleep(max(0.0, started + (n + 1) / 1000 - time.monotonic()))
+        last_frame = time.monotonic()
+        await bystander.send(json.dumps({"action": "ping"}))
+        while json.loads(await asyncio.wait_for(bystander.recv(), 10))["type"] != "pong":
+            pass
+        pong = time.monotonic() - last_frame
+        await reading
+        await flooder.close()
+        await bystander.close()
+        return answers, last_answer - last_frame, pong
+
+    answers, late, pong = asyncio.run(scenario())
+    SUMMARY.append(f"1000-frame flood: last answer {late:.2f} s after the last frame")
+    assert sum(answers.values()) == 1000, answers  # every frame answered, once
+    assert set(answers) <= {"message", "rate_limited", "Too Many Requests"}, answers
+    assert answers["Too Many Requests"] > 0 and answers["message"] >= 10, answers
+    assert late < 10
+    assert pong < 10
 
 
 def test_the_21st_connection_from_one_address_is_refused_and_the_next_after_a_close_is_not(
@@ -379,3 +431,123 @@ def test_180_of_200_leaving_at_once_leave_nothing_behind_within_10_s(tmp_path: P
     assert at_the_end == 0
     log = gateway.process.log()
     assert "timed out" not in log and "no free handler process" not in log, log[-3000:]
+
+
+class SlowRelay:
+    """A TCP relay in front of DynamoDB that holds every HTTP request 300 ms: a slow but
+    healthy DynamoDB. Only a chunk that starts a request waits (a body sent apart from its
+    headers does not wait twice); answers pass at once."""
+
+    DELAY = 0.3
+    METHODS = (b"POST ", b"GET ", b"PUT ", b"HEAD ", b"DELETE ")
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.requests = 0
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(started,), daemon=True)
+        self.thread.start()
+        assert started.wait(10), "the relay did not start"
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._relay, "127.0.0.1", 0)
+        )
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        started.set()
+        self.loop.run_forever()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, slow: bool
+        ) -> None:
+            try:
+                while chunk := await source.read(65536):
+                    if slow and chunk.startswith(self.METHODS):
+                        self.requests += 1
+                        await asyncio.sleep(self.DELAY)
+                    sink.write(chunk)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream, True), pipe(upstream_reader, writer, False))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_a_slow_but_healthy_dynamodb_is_never_answered_503_or_unavailable(
+    tmp_path: Path, dynamodb_process: DynamoDBProcess
+) -> None:
+    """Every DynamoDB call 300 ms late: 50 connects and 100 messages all go through. The
+    budgets refuse only what cannot finish, and a $connect's calls take over a second."""
+    relay = SlowRelay(dynamodb_process.url)
+    gateway = start_gateway(
+        tmp_path, ROOT, "--no-autoreload", "--dynamodb-endpoint", relay.url, *LIFTED_ADDRESSES
+    )
+
+    async def scenario() -> tuple[Counter[int], Counter[str], float]:
+        url = gateway.endpoints["websocket"]
+        statuses: Counter[int] = Counter()
+        gate = asyncio.Semaphore(10)
+
+        async def open_one(n: int) -> ClientConnection | None:
+            async with gate:
+                try:
+                    client = await connect(
+                        f"{url}?room=slow{n % 5}&nick=s{n}",
+                        open_timeout=30,
+                        ping_interval=None,
+                        proxy=None,
+                    )
+                except InvalidStatus as refused:
+                    statuses[refused.response.status_code] += 1
+                    return None
+                statuses[101] += 1
+                return client
+
+        opened = await asyncio.gather(*(open_one(n) for n in range(50)))
+        clients = [client for client in opened if client is not None]
+        answers: Counter[str] = Counter()
+        slowest = 0.0
+
+        async def speak(client: ClientConnection, n: int) -> None:
+            nonlocal slowest
+            for k in range(2):
+                text = f"slow {n}.{k}"
+                sent = time.monotonic()
+                await client.send(json.dumps({"action": "sendmessage", "data": text}))
+                while True:
+                    frame = json.loads(await asyncio.wait_for(client.recv(), 30))
+                    if frame.get("type") == "error" or frame.get("text") == text:
+                        break
+                answers[frame.get("code", frame["type"])] += 1
+                slowest = max(slowest, time.monotonic() - sent)
+
+        await asyncio.gather(*(speak(client, n) for n, client in enumerate(clients)))
+        await asyncio.gather(*(client.close() for client in clients))
+        return statuses, answers, slowest
+
+    try:
+        statuses, answers, slowest = asyncio.run(asyncio.wait_for(scenario(), 240))
+    finally:
+        gateway.stop()
+        relay.close()
+    SUMMARY.append(f"slow DynamoDB (300 ms a call): slowest message answered in {slowest:.1f} s")
+    assert relay.requests > 300  # the calls went through the slow relay
+    assert statuses == Counter({101: 50})
+    assert answers == Counter({"message": 100})

@@ -12,6 +12,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from bench import stop as stop_bench
 from localgateway.testing.frames import answers
 from tests.conftest import APPS, ROOT, RunningGateway, start_gateway
 
@@ -155,6 +158,45 @@ def test_clear_errors_for_a_missing_app_a_broken_app_and_a_port_in_use(
         busy = start_gateway(tmp_path, APPS / "probe", "--port", str(port), expect_failure=True)
         assert busy.process.wait(30) == 1
     assert f"port {port} on 127.0.0.1 is in use" in busy.log()
+
+
+@pytest.mark.parametrize("delay", [0.2, 1.5])
+def test_ctrl_c_during_start_up_stops_it(tmp_path: Path, delay: float) -> None:
+    """At 0.2 s Python is still importing, at 1.5 s the embedded AWS and the first worker
+    start: either way the gateway stops, even started with SIGINT ignored (a background
+    job of a script)."""
+    command = [sys.executable, "-m", "localgateway", "--project-dir", str(APPS / "probe")]
+    command += ["--port", "0", "--tls-port", "0", "--state-dir", str(tmp_path / "state")]
+    with (tmp_path / "gateway.log").open("wb") as sink:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=sink,
+            stderr=sink,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(10)
+    finally:
+        process.kill()
+    log = (tmp_path / "gateway.log").read_text()
+    # 130, or dying of the signal itself when it lands as Python exits.
+    assert code in (130, -signal.SIGINT), log
+    assert "ready in" not in log and "Traceback" not in log, log
+
+
+def test_a_missing_aws_profile_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    gateway = start_gateway(tmp_path, APPS / "probe", expect_failure=True)
+    assert gateway.process.wait(30) == 1
+    assert gateway.log().splitlines() == [
+        "localgateway: AWS_PROFILE=no-such-profile names no profile in ~/.aws/config or "
+        "~/.aws/credentials: create it (aws configure --profile NAME) or unset AWS_PROFILE"
+    ]
 
 
 def test_ctrl_c_closes_every_socket_runs_every_disconnect_and_exits_within_3_s(
@@ -331,6 +373,7 @@ def test_an_invocation_that_waits_too_long_for_a_worker_is_refused_and_logged(
     )
     try:
         with _connected(gateway) as busy:
+            _warm_for_messages(busy)
             busy.send("sleep 2.5")  # holds the only process (the timeout is 3 s)
             time.sleep(0.5)
             started = time.monotonic()
@@ -343,6 +386,17 @@ def test_an_invocation_that_waits_too_long_for_a_worker_is_refused_and_logged(
         assert "no free handler process for 1 s (--max-workers 1" in log, log
     finally:
         gateway.stop()
+
+
+def _warm_for_messages(ws: Any) -> None:
+    """Once the one process serves messages: handing it over from $connect means a cold
+    start, which on a loaded machine takes longer than the 1 s queue timeout."""
+    deadline = time.monotonic() + 30
+    while True:
+        ws.send("echo warm")
+        if ws.recv(timeout=20) == "warm":
+            return
+        assert time.monotonic() < deadline, "no process for messages within 30 s"
 
 
 def _connected(gateway: RunningGateway) -> Any:
@@ -368,3 +422,24 @@ def test_the_page_is_served_from_static(tmp_path: Path) -> None:
         assert status == 200 and config == {"stage": "ws"}
     finally:
         gateway.stop()
+
+
+@pytest.mark.parametrize("stop", [stop_bench.CTRL_C, stop_bench.KILL])
+def test_no_connection_of_a_stopped_run_is_a_member_after_a_restart(
+    tmp_path: Path, stop: str
+) -> None:
+    """Every $disconnect runs, at the stop or at the next start (before it accepts a
+    websocket); a kill -9 runs none, so the next start runs them all. The 300-client
+    version: `python -m bench.stop`."""
+    outcome = stop_bench.stop_and_restart(tmp_path, 40, stop)
+    assert outcome.opened == 40, outcome
+    assert outcome.missed == 0 and outcome.at_stop + outcome.at_start == 40, outcome
+    if stop == stop_bench.CTRL_C:
+        assert outcome.exit_code == 0 and outcome.exit_seconds < 5, outcome
+    else:
+        assert outcome.at_stop == 0, outcome
+    assert (outcome.joined, outcome.who, outcome.rooms) == (
+        ["newcomer"],
+        ["newcomer"],
+        [{"name": "before", "members": 1}],
+    )

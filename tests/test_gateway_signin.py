@@ -28,6 +28,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
     users = [
         flag for name, secret in USERS.items() for flag in ("--cognito-user", f"{name}:{secret}")
     ]
+    users += ["--cognito-group", "admins:sam"]
     running = start_gateway(
         tmp_path_factory.mktemp("signin"), ROOT, "--no-autoreload", "--env", "AUTH=cognito", *users
     )
@@ -117,5 +118,5 @@ def test_the_banner_gives_the_pool_the_client_the_users_and_a_sign_in_page(
     assert set(about["clients"]) == {"ChatUserPoolClient"}
     assert about["users"] == ["demo", "sam"]
     banner = gateway.log()
-    assert "users: demo (Demo-password-1), sam (Sam-password-12)" in banner
+    assert "users: demo (Demo-password-1), sam (Sam-password-12, admins)" in banner
     assert f"client={about['clients']['ChatUserPoolClient']}" in banner

@@ -7,6 +7,7 @@ the route selection arbitrary frames.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -26,14 +27,18 @@ from localgateway.apigateway import connections_models, connections_responses, e
 from localgateway.apigateway.registry import (
     DELETED,
     IDLE,
+    LOST,
     MAX_DURATION,
     NO_STATUS,
+    SHUTDOWN,
     Close,
     Limits,
     Registry,
     client_close,
 )
 from localgateway.awslambda import environment, invoke_models, ipc, process_pool
+from localgateway.state import journal
+from localgateway.state.saver import Saver
 from tests.conftest import APPS, CONTEXT_KEYS, ROOT
 
 ROUTES = {"$connect", "$default", "sendmessage", "join", "1", "true"}
@@ -153,6 +158,66 @@ def test_client_closes_become_disconnect_codes_and_reasons(
     code: int | None, reason: str, close: Close
 ) -> None:
     assert client_close(code, reason) == close
+
+
+def test_a_connection_with_10_frames_waiting_or_running_is_flooding() -> None:
+    connections: Registry[str] = Registry(Limits(flood_frames=3))
+    flooder, other = connections.open(caller(), "a"), connections.open(caller(), "b")
+    assert [connections.frame_started(flooder) for _ in range(5)] == [False] * 3 + [True] * 2
+    assert not connections.frame_started(other)  # a mark per connection, not for the stage
+    for _ in range(3):
+        connections.frame_done(flooder)
+    assert not connections.frame_started(flooder)  # 3 again: back under the mark
+    assert connections.frame_started(flooder)
+
+
+# The disconnect journal and the saved state ------------------------------------------
+
+
+def test_the_journal_holds_the_connections_whose_disconnect_has_not_run(tmp_path: Path) -> None:
+    pending = journal.DisconnectJournal()
+    first, second, third = caller(), caller(), caller()
+    for opened in (first, second, third):
+        pending.opened(opened)
+    pending.done(second.connection_id)
+    version = pending.version
+    pending.done(second.connection_id)  # twice: nothing changes
+    assert pending.version == version
+    assert pending.pending() == [first, third]
+    assert journal.load(tmp_path) == ([], Close(1006, ""))  # no file: nothing pending
+    journal.save(pending.pending(), SHUTDOWN, tmp_path)
+    assert journal.load(tmp_path) == ([first, third], SHUTDOWN)
+    assert [path.name for path in tmp_path.iterdir()] == [journal.FILE]  # no .tmp left
+
+
+def test_a_save_never_leaves_a_journal_missing_a_connection_the_saved_tables_hold(
+    tmp_path: Path,
+) -> None:
+    """Killed while the tables are written, the journal on disk must hold the
+    connections of both the last save (the tables on disk still have them) and now."""
+    pending = journal.DisconnectJournal()
+    old, new = caller(), caller()
+    pending.opened(old)
+    seen_while_saving: list[list[str]] = []
+
+    def tables() -> dict[str, int]:
+        callers, _ = journal.load(tmp_path)
+        seen_while_saving.append([c.connection_id for c in callers])
+        return {"Table": 1}
+
+    writes = [0]
+    saver = Saver(pending, tables, tmp_path, lambda: writes[0])
+    assert saver.changed()
+    assert asyncio.run(saver.save(LOST)) == {"Table": 1}
+    assert not saver.changed()
+    pending.done(old.connection_id)
+    pending.opened(new)
+    assert saver.changed()
+    asyncio.run(saver.save(LOST))
+    assert seen_while_saving == [[old.connection_id], [old.connection_id, new.connection_id]]
+    assert journal.load(tmp_path) == ([new], LOST)
+    writes[0] += 1  # a table changed, the journal did not
+    assert saver.changed()
 
 
 # The @connections model and its wire format -------------------------------------------

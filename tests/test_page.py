@@ -750,7 +750,7 @@ def test_commands_and_errors_are_worded_for_people(gateway: RunningGateway, open
         before=lambda page: relay_frames(page, lambda route, frame: route.send(frame), routes),
     )
     wait_online(page)
-    alerts = page.locator("#log li.error[role=alert]")
+    alerts = page.locator("#log li.error > [role=alert]")
     say(page, "/help")
     expect(page.locator("#log")).to_contain_text("/join ROOM — add ROOM to your rooms and switch")
     say(page, "/join no spaces allowed")

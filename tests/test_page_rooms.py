@@ -114,14 +114,20 @@ def test_a_guest_chats_at_once_and_signing_in_keeps_the_page_where_it_was(
 
 
 def person(
-    open_page: Any, gateway: RunningGateway, user: str, room: str, viewport: Any = DESKTOP
+    open_page: Any,
+    gateway: RunningGateway,
+    user: str,
+    room: str,
+    viewport: Any = DESKTOP,
+    before: Any = None,
 ) -> Any:
-    """`user` signed in (the banner's `sign-in page` link: the form first) and online."""
+    """`user` signed in (the banner's `sign-in page` link: the form first) and online;
+    `before(page)` runs before the page loads."""
     about = gateway.endpoints["cognito"]
     query = {"cognito": about["endpoint"], "client": about["clients"]["ChatUserPoolClient"]}
     url = f"{gateway.endpoints['http']}?{urlencode({**query, 'room': room})}"
     # No sliding drawer mid-way in a screenshot.
-    page = open_page(url, viewport, reduced_motion="reduce")
+    page = open_page(url, viewport, before=before, reduced_motion="reduce")
     sign_in(page, user)
     expect(page.locator("#room-title")).to_have_text(f"#{room}")
     return page

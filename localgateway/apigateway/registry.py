@@ -19,6 +19,10 @@ from localgateway.apigateway.events import Caller
 MAX_PAYLOAD_BYTES = 128 * 1024
 IDLE_TIMEOUT_SECONDS = 10 * 60
 MAX_CONNECTION_SECONDS = 2 * 60 * 60
+# This gateway's own mark, not API Gateway's: a connection with this many frames waiting
+# for or in a handler is flooding, and its further frames may wait only so long
+# (websocket.FRAME_QUEUE_SECONDS). A client that waits for its answers never gets here.
+FLOOD_FRAMES = 10
 
 Socket = TypeVar("Socket")
 
@@ -28,6 +32,7 @@ class Limits:
     payload_bytes: int = MAX_PAYLOAD_BYTES
     idle_timeout_ms: int = IDLE_TIMEOUT_SECONDS * 1000
     max_duration_ms: int = MAX_CONNECTION_SECONDS * 1000
+    flood_frames: int = FLOOD_FRAMES
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,13 @@ DELETED = Close(1000, "Connection Closed Normally")
 IDLE = Close(1001, "Going away: idle timeout")
 MAX_DURATION = Close(1001, "Going away: maximum connection duration")
 SHUTDOWN = Close(1001, "Going away: gateway stopped")
-TOO_BIG = Close(1009, "Message too big")
 NO_STATUS = Close(1005, "Client-side close frame status not set")
 LOST = Close(1006, "Connection lost without a close frame")
+
+
+def too_big(limit: int) -> Close:
+    """A message over the payload limit (aiohttp's own wording names the limit plus one)."""
+    return Close(1009, f"Message too big: the limit is {limit} bytes")
 
 
 def client_close(code: int | None, reason: str = "") -> Close:
@@ -61,6 +70,7 @@ class Connection(Generic[Socket]):
     caller: Caller
     last_active_at: int
     socket: Socket
+    frames: int = 0  # waiting for or in a handler
 
     @property
     def connection_id(self) -> str:
@@ -97,6 +107,16 @@ class Registry(Generic[Socket]):
     def touch(self, connection: Connection[Socket], now_ms: int) -> None:
         """A message from the client: the idle timer starts again (pings do not count)."""
         connection.last_active_at = max(connection.last_active_at, now_ms)
+
+    def frame_started(self, connection: Connection[Socket]) -> bool:
+        """A frame goes to a handler: whether it is part of a flood (the connection has
+        `flood_frames` others waiting for or in a handler)."""
+        connection.frames += 1
+        return connection.frames > self.limits.flood_frames
+
+    def frame_done(self, connection: Connection[Socket]) -> None:
+        """A frame counted by `frame_started` has its answer."""
+        connection.frames -= 1
 
     def deadline(self, connection: Connection[Socket]) -> tuple[int, Close]:
         """When the connection ends if nothing happens, and why."""

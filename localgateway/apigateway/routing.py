@@ -20,6 +20,8 @@ CONNECT, DISCONNECT, DEFAULT = "$connect", "$disconnect", "$default"
 
 FORBIDDEN = "Forbidden"
 INTERNAL_SERVER_ERROR = "Internal server error"
+# API Gateway's word for a throttled request (its HTTP 429).
+TOO_MANY_REQUESTS = "Too Many Requests"
 
 _EXPRESSION = re.compile(
     r"\$(?:request\.body\.(?P<bare>[^{}$]+)|\{request\.body\.(?P<braced>[^{}$]+)\})"

@@ -18,18 +18,25 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 from multidict import CIMultiDict
 
 from localgateway import accesslog
 from localgateway.apigateway import events, registry, routing
-from localgateway.awslambda import process_pool
+from localgateway.awslambda import ipc, process_pool
+from localgateway.state.journal import DisconnectJournal
 
 # API Gateway gives up on an integration after 29 s (the function may run on).
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 # How long a client has to answer the gateway's close frame before the socket is dropped.
 CLOSE_HANDSHAKE_SECONDS = 1.0
+# This gateway's own bound, not API Gateway's (--frame-queue-timeout): a frame of a
+# flooding connection (registry.FLOOD_FRAMES) that waited this long for a free handler
+# process is answered `Too Many Requests` (API Gateway's throttling answer) instead of
+# running, so that a flood is answered within 10 s of its last frame, not after its own
+# backlog (docs/local-gateway.md). Other frames wait up to --queue-timeout.
+FRAME_QUEUE_SECONDS = 5.0
 
 
 def now_ms() -> int:
@@ -53,8 +60,10 @@ class WebsocketApi:
         api: events.Api,
         limits: registry.Limits,
         fallback: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        frame_queue_timeout: float = FRAME_QUEUE_SECONDS,
     ) -> None:
         self.runtime = runtime
+        self._frame_queue_timeout = frame_queue_timeout
         self.api = api
         self.registry: registry.Registry[Live] = registry.Registry(limits)
         self._fallback = fallback  # a plain GET of the stage path is a REST request
@@ -63,6 +72,12 @@ class WebsocketApi:
         # What a shutdown waits for: open sockets, sockets being closed, their $disconnects.
         self._open: set[Live] = set()
         self._ending: set[asyncio.Task[Any]] = set()
+        # Connections whose $disconnect has not run (state/journal.py); once stopping, a
+        # $disconnect that could not run stays in it, for the next start.
+        self.journal = DisconnectJournal()
+        self._stopping = False
+        # Upgrades wait until the last run's pending $disconnects have run.
+        self.accepting = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         # Offering the client's own subprotocols only silences aiohttp's warning: the
@@ -70,6 +85,7 @@ class WebsocketApi:
         offered = request.headers.get("Sec-WebSocket-Protocol", "").replace(",", " ").split()
         if not web.WebSocketResponse(protocols=offered).can_prepare(request).ok:
             return await self._fallback(request)
+        await self.accepting.wait()
         generation = self.runtime.current
         connected_at = now_ms()
         caller = events.Caller(
@@ -105,6 +121,7 @@ class WebsocketApi:
         )
         live = Live(ws)
         connection = self.registry.open(caller, live)
+        self.journal.opened(caller)
         self._open.add(live)
         self._schedule_expiry(connection)
         try:
@@ -119,7 +136,7 @@ class WebsocketApi:
         if live.timer is not None:
             live.timer.cancel()
         close = live.close or close
-        self._background(self._disconnect(connection, close), ending=True)
+        self._background(self._disconnect(connection.caller, close), ending=True)
         self._open.discard(live)
         if ws.prepared and not ws.closed:
             await ws.close(code=close.code)
@@ -138,13 +155,24 @@ class WebsocketApi:
             elif message.type is WSMsgType.CLOSE:
                 return registry.client_close(message.data, message.extra or "")
             elif message.type is WSMsgType.ERROR:
-                return _protocol_error(message.data)
+                return _protocol_error(message.data, self.registry.limits.payload_bytes)
             else:
                 return registry.LOST
             self.registry.touch(connection, now_ms())
-            self._background(self._message(connection, body))
+            flooding = self.registry.frame_started(connection)
+            self._background(self._message(connection, body, flooding))
 
-    async def _message(self, connection: registry.Connection[Live], body: str) -> None:
+    async def _message(
+        self, connection: registry.Connection[Live], body: str, flooding: bool
+    ) -> None:
+        try:
+            await self._route(connection, body, self._frame_queue_timeout if flooding else None)
+        finally:
+            self.registry.frame_done(connection)
+
+    async def _route(
+        self, connection: registry.Connection[Live], body: str, queue_timeout: float | None
+    ) -> None:
         generation = self.runtime.current
         connection_id = connection.connection_id
         route = routing.select_route(body, generation.websocket_routes, self._route_path)
@@ -154,7 +182,12 @@ class WebsocketApi:
             await self.send(connection, frame)
             return
         event = events.message_event(self.api, connection.caller, body, now_ms(), route)
-        result = await self._invoke(generation, route, event, connection_id)
+        result = await self._invoke(generation, route, event, connection_id, queue_timeout)
+        if result.failure is not None and result.failure.kind == ipc.THROTTLED:
+            accesslog.event("MESSAGE", route, connection_id, 429, None)
+            frame = routing.error_frame(routing.TOO_MANY_REQUESTS, connection_id, events.new_id())
+            await self.send(connection, frame)
+            return
         accesslog.event("MESSAGE", route, connection_id, accesslog.status_of(result), result)
         if not result.ok:
             request_id = event["requestContext"]["requestId"]
@@ -165,20 +198,28 @@ class WebsocketApi:
         if reply:
             await self.send(connection, reply)
 
-    async def _disconnect(
-        self, connection: registry.Connection[Live], close: registry.Close
-    ) -> None:
+    async def _disconnect(self, caller: events.Caller, close: registry.Close) -> None:
         generation = self.runtime.current
-        connection_id = connection.connection_id
+        connection_id = caller.connection_id
         if routing.DISCONNECT not in generation.websocket_routes:
             accesslog.event("DISCONNECT", routing.DISCONNECT, connection_id, None, None, close)
+            self.journal.done(connection_id)
             return
-        event = events.disconnect_event(
-            self.api, connection.caller, close.code, close.reason, now_ms()
-        )
+        event = events.disconnect_event(self.api, caller, close.code, close.reason, now_ms())
         result = await self._invoke(generation, routing.DISCONNECT, event, connection_id)
         status = accesslog.status_of(result)
         accesslog.event("DISCONNECT", routing.DISCONNECT, connection_id, status, result, close)
+        if result.ok or not self._stopping:
+            self.journal.done(connection_id)
+
+    async def run_pending(self, callers: list[events.Caller], close: registry.Close) -> int:
+        """Run the $disconnects a previous run left (before any upgrade is accepted);
+        return how many did not run."""
+        for caller in callers:
+            self.journal.opened(caller)
+        await asyncio.gather(*(self._disconnect(caller, close) for caller in callers))
+        left = {caller.connection_id for caller in self.journal.pending()}
+        return sum(caller.connection_id in left for caller in callers)
 
     async def _invoke(
         self,
@@ -186,6 +227,7 @@ class WebsocketApi:
         route_key: str,
         event: dict[str, Any],
         connection_id: str,
+        queue_timeout: float | None = None,
     ) -> process_pool.Result:
         function = generation.project.function_for_route(route_key)
         request = {
@@ -194,7 +236,11 @@ class WebsocketApi:
             "event": event,
         }
         return await generation.invoke(
-            function, request, connection_id, integration_timeout=INTEGRATION_TIMEOUT_SECONDS
+            function,
+            request,
+            connection_id,
+            integration_timeout=INTEGRATION_TIMEOUT_SECONDS,
+            queue_timeout=queue_timeout,
         )
 
     async def send(self, connection: registry.Connection[Live], data: str | bytes) -> bool:
@@ -245,6 +291,7 @@ class WebsocketApi:
     async def close_all(self, timeout: float) -> int:
         """Close every connection (Going away) and wait up to `timeout` s for their
         `$disconnect`s; return how many did not finish."""
+        self._stopping = True
         for connection in self.registry:
             self.close(connection, registry.SHUTDOWN)
         deadline = time.monotonic() + timeout
@@ -263,9 +310,11 @@ class WebsocketApi:
         return task
 
 
-def _protocol_error(error: object) -> registry.Close:
+def _protocol_error(error: object, payload_bytes: int) -> registry.Close:
     """The close the gateway made for a frame it could not take (1009 too big, 1007
     invalid UTF-8, 1002 protocol error): aiohttp has sent it to the client."""
+    if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
+        return registry.too_big(payload_bytes)
     if isinstance(error, WebSocketError):
         return registry.Close(int(error.code), str(error) or f"close code {error.code}")
     return registry.LOST

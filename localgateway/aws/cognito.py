@@ -20,6 +20,7 @@ from typing import Any
 
 POOL_TYPE = "AWS::Cognito::UserPool"
 CLIENT_TYPE = "AWS::Cognito::UserPoolClient"
+GROUP_TYPE = "AWS::Cognito::UserPoolGroup"
 
 # Template properties CreateUserPool and CreateUserPoolClient take unchanged.
 _POOL_PROPERTIES = (
@@ -79,6 +80,11 @@ def ensure(client: Any, template: dict[str, Any], prefix: str) -> Made:
             continue  # a pool from outside the template: nothing to make locally
         name = properties.get("ClientName") or f"{prefix}-{logical_id}"
         clients[logical_id] = _client(client, pool_id, name, properties)
+    for logical_id, properties in declared(template, GROUP_TYPE).items():
+        reference = properties.get("UserPoolId")
+        pool_id = pools.get(reference.get("Ref")) if isinstance(reference, dict) else reference
+        if isinstance(pool_id, str):
+            _group(client, pool_id, properties.get("GroupName") or logical_id)
     return Made(pools, clients)
 
 
@@ -93,6 +99,21 @@ def add_users(client: Any, pool_ids: Iterable[str], users: Iterable[tuple[str, s
             client.admin_set_user_password(
                 UserPoolId=pool_id, Username=username, Password=password, Permanent=True
             )
+
+
+def add_to_groups(
+    client: Any, pool_ids: Iterable[str], memberships: Iterable[tuple[str, str]]
+) -> None:
+    """(group, user) pairs: the user in the group of every pool, the group made if missing."""
+    for pool_id in pool_ids:
+        for group, username in memberships:
+            _group(client, pool_id, group)
+            client.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
+
+
+def _group(client: Any, pool_id: str, name: str) -> None:
+    with contextlib.suppress(client.exceptions.GroupExistsException):
+        client.create_group(UserPoolId=pool_id, GroupName=name)
 
 
 def _pool(client: Any, name: str, properties: dict[str, Any]) -> str:

@@ -28,6 +28,21 @@ from localgateway.project import Table
 
 # The X-Amz-Target prefix of DynamoDB's API (its streams API has another).
 DYNAMODB_TARGET = "DynamoDB_20120810."
+# DynamoDB requests that change nothing; any other may (state/saver.py saves after one).
+READS = frozenset(
+    DYNAMODB_TARGET + name
+    for name in (
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "DescribeTable",
+        "DescribeTimeToLive",
+        "ListTables",
+        "ListTagsOfResource",
+        "DescribeContinuousBackups",
+    )
+)
 
 
 class EmbeddedAws:
@@ -43,7 +58,8 @@ class EmbeddedAws:
     find the service, a millisecond each. Connections are still served by
     threads, so keep-alive clients do not wait on each other's sockets. And
     requests to the buckets `protect` names are refused as a private S3 bucket
-    refuses them (`s3guard`), before moto sees them.
+    refuses them (`s3guard`), before moto sees them. `writes` counts the requests
+    that may have changed something.
     """
 
     def __init__(self) -> None:
@@ -52,6 +68,7 @@ class EmbeddedAws:
         application = DomainDispatcherApplication(create_backend_app)
         dynamodb = create_backend_app("dynamodb")
         lock = threading.Lock()
+        self.writes = 0
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
             target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -63,10 +80,14 @@ class EmbeddedAws:
                 if refused is not None:
                     return refused(environ, start_response)
             with lock:
+                self.writes += target not in READS
                 return app(environ, start_response)
 
         self._server = make_server("127.0.0.1", 0, one_at_a_time, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # Polled for a stop every 0.1 s (werkzeug's 0.5 s is most of a Ctrl-C's wait).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
         self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
         self._buckets: frozenset[str] = frozenset()
         self._accepted: Mapping[str, environment.Credentials] = {}

@@ -523,13 +523,15 @@ class Generation:
         key: str,
         integration_timeout: float | None = None,
         bounded_wait: bool = True,
+        queue_timeout: float | None = None,
     ) -> Result:
         """Run one invocation on a worker of the function's pool, within its timeout.
 
         `key` is whose turn it is (the fairness key: a connection id). With
         `integration_timeout`, the answer is a timeout after that many seconds of
         running, while the function runs on, as API Gateway gives up on Lambda.
-        The wait for a free worker is bounded by `--queue-timeout`, unless not
+        The wait for a free worker is bounded by `--queue-timeout` (or a shorter
+        `queue_timeout`, whose caller answers the refusal itself), unless not
         `bounded_wait` (an Event invocation, which Lambda's own queue keeps).
         """
         request["context"] = {
@@ -539,11 +541,14 @@ class Generation:
             "timeout_ms": function.timeout_s * 1000,
         }
         waited = self._launch.queue_timeout if bounded_wait else None
+        if waited is not None and queue_timeout is not None:
+            waited = min(waited, queue_timeout)
         call, refused = await self._workers.run(
             self._pool_name(function.name), key, request, function.timeout_s, waited
         )
         if refused is not None:
-            if refused.failure is not None and refused.failure.kind == ipc.THROTTLED:
+            throttled = refused.failure is not None and refused.failure.kind == ipc.THROTTLED
+            if throttled and queue_timeout is None:
                 log.warning("%s: %s", function.lambda_name, refused.error)
             return refused
         if integration_timeout is None:

@@ -102,7 +102,7 @@ function showReactions(item, reactions) {
     list = document.createElement("ul");
     list.className = "reactions";
     list.setAttribute("aria-label", "Reactions");
-    item.querySelector(".text").after(list);
+    item.append(list);
   }
   list.replaceChildren(
     ...shown.map((reaction) => {

@@ -1,5 +1,6 @@
 // Frames from the server (docs/protocol.md, Server to client): each handed to the
 // module that owns what it changes. Errors are worded here, for people.
+import { attachmentError, receiveDownload, receiveUpload } from "./attachments.js";
 import { showAccount, signedIn } from "./auth.js";
 import { lastCommand } from "./composer.js";
 import {
@@ -82,6 +83,10 @@ const handlers = {
 
   history: receiveHistory,
 
+  upload: receiveUpload,
+
+  download: receiveDownload,
+
   mine(frame) {
     if (Array.isArray(frame.rooms)) setMine(frame.rooms);
   },
@@ -142,6 +147,7 @@ const handlers = {
   },
 
   error(frame) {
+    if (attachmentError(frame)) return;
     if (frame.code === "unavailable" && frame.id && isPending(frame.id)) {
       if (resendLater(frame.id)) {
         systemLine("The chat could not save your message just now; sending it again", "system");

@@ -9,6 +9,7 @@
 //
 // Every change to the log goes through changeLog: a reader at the bottom stays at the
 // bottom; anyone else keeps the row they are looking at exactly where it was.
+import { renderAttachment } from "./attachments.js";
 import { decorateMessage } from "./conversation.js";
 import { ui } from "./dom.js";
 import { claimOwn, emptyOutbox, isOwn, noteMessageClock } from "./outbox.js";
@@ -200,6 +201,7 @@ export function renderMessage(message) {
   text.className = "text";
   text.textContent = message.text;
   item.append(head, text);
+  if (message.attachment) item.append(renderAttachment(message, item));
   decorateMessage(item, message);
   return item;
 }
@@ -211,9 +213,14 @@ export function systemLine(content, kind = "system") {
   item.dataset.key = `${view.lastSeenId || NO_MESSAGE_ID}~${String(view.lineSeq).padStart(9, "0")}`;
   item.dataset.day = dayOf(new Date());
   item.className = kind;
-  if (kind === "error") item.setAttribute("role", "alert");
-  if (Array.isArray(content)) item.append(...content);
-  else item.textContent = content;
+  // An error is announced at once; the alert sits inside the row, which stays a list item.
+  const body = kind === "error" ? document.createElement("span") : item;
+  if (body !== item) {
+    body.setAttribute("role", "alert");
+    item.append(body);
+  }
+  if (Array.isArray(content)) body.append(...content);
+  else body.textContent = content;
   changeLog(() => placeRow(item));
 }
 

@@ -2,6 +2,7 @@
 // Every string from the server is rendered with textContent, never as HTML.
 // docs/page.md describes what the page does and why. This module only wires the others:
 // each owns its part of the page's state and changes it through its own functions.
+import { initAttachments } from "./attachments.js";
 import { discoverSignIn, initSignIn } from "./auth.js";
 import { initComposer } from "./composer.js";
 import { initMentions } from "./mentions.js";
@@ -25,6 +26,7 @@ initConversation();
 initDrawer();
 initSwitcher();
 initNotify();
+initAttachments();
 initSignIn();
 await readServedConfig();
 discoverSignIn();

@@ -91,14 +91,26 @@ function newMessageId() {
 }
 
 // Into the outbox, shown at once as pending, then out (now, or after a reconnect).
-export function sendMessage(data) {
-  const entry = { frame: { action: "sendmessage", data, id: newMessageId() }, tries: 0, timer: 0, ackTimer: 0 };
-  entry.row = pendingRow(entry.frame);
+// `extra` adds fields to the frame (an attachment's key), `attachment` shows it pending.
+export function sendMessage(data, extra = {}, attachment = undefined) {
+  const frame = { action: "sendmessage", data, ...extra, id: newMessageId() };
+  const entry = { frame, tries: 0, timer: 0, ackTimer: 0 };
+  entry.row = pendingRow(entry.frame, attachment);
   outbox.pending.set(entry.frame.id, entry);
   changeLog(() => placeRow(entry.row));
   scrollToEnd();
   transmit(entry);
-  return true;
+  return entry.frame.id;
+}
+
+// A message the server refused for good (its attachment): out of the outbox and the log.
+export function withdraw(id) {
+  const entry = outbox.pending.get(id);
+  if (!entry) return;
+  clearTimeout(entry.timer);
+  clearTimeout(entry.ackTimer);
+  entry.row.remove();
+  outbox.pending.delete(id);
 }
 
 function transmit(entry) {
@@ -123,9 +135,9 @@ function renewId(entry) {
 }
 
 // A pending row: the message as it will look, marked "Sending…" or "Not sent" + Retry.
-function pendingRow(frame) {
+function pendingRow(frame, attachment) {
   const ts = new Date(Date.now() + outbox.clockOffset).toISOString();
-  const row = renderMessage({ id: frame.id, from: ownNick(), text: frame.data, ts });
+  const row = renderMessage({ id: frame.id, from: ownNick(), text: frame.data, ts, attachment });
   delete row.dataset.id;
   row.classList.add("own", "pending");
   const note = document.createElement("p");
