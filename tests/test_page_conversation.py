@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from tests import test_page as shared
 from tests.conftest import ROOT, RunningGateway, start_gateway
 from tests.test_page import DESKTOP, PHONE, fits_the_viewport, messages, say, screenshot
+from tests.test_page_a11y import violations
 from tests.test_page_rooms import USERS, badge, set_visibility, sign_in
 
 pytestmark = pytest.mark.browser
@@ -155,6 +156,7 @@ def test_edit_delete_reactions_and_typing_reach_the_others_at_once(
     )
     menu = menu_of(alice, "hello everyone")
     screenshot(alice, "conversation-menu.png")
+    assert violations(alice) == []  # axe: the menu, reactions, the edited mark
     # The keys: focus starts on the first item, arrows move (and wrap), Escape closes.
     expect(menu.get_by_role("menuitem", name="React 👍")).to_be_focused()
     alice.keyboard.press("ArrowLeft")
@@ -206,6 +208,7 @@ def test_a_moderator_deletes_and_bans_from_the_page_and_a_phone_has_the_long_pre
     expect(menu.get_by_role("menuitem", name="Delete")).to_be_in_viewport(ratio=1)
     fits_the_viewport(bob)
     screenshot(bob, "conversation-phone-menu.png")
+    assert violations(bob) == []
     menu.get_by_role("menuitem", name="Edit").click()
     bob.get_by_label("Message (or /help)").fill("spam from the phone")
     bob.get_by_label("Message (or /help)").press("Enter")
@@ -286,6 +289,7 @@ def test_a_mention_while_the_tab_is_hidden_notifies_once_and_badges(
     options = alice.get_by_role("listbox", name="Members to mention").get_by_role("option")
     expect(options).to_have_text(["@bob", "@carol"])
     screenshot(alice, "conversation-mention-list.png")
+    assert violations(alice) == []  # axe: the composer as a combobox, its list open
     composer.press("ArrowDown")
     expect(options.nth(1)).to_have_attribute("aria-selected", "true")
     composer.press("ArrowUp")
