@@ -52,7 +52,8 @@ def one_round(alice: Any, bob: Any, carol: Any, index: int) -> dict[str, float]:
     composer = alice.get_by_label("Message (or /help)")
     composer.fill(f"round {index}")
     composer.press("Enter")
-    texts = "[...document.querySelectorAll('#log .text')]"
+    # Stored and sent back: Up edits no message still on its way (pending).
+    texts = "[...document.querySelectorAll('#log li.message:not(.pending) .text')]"
     shown = f"() => {texts}.some(text => text.textContent === 'round {index}')"
     until([alice, bob, carol], shown, time.monotonic())
     composer.press("ArrowUp")
