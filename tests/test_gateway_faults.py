@@ -310,8 +310,9 @@ def test_a_flood_from_one_client_is_cut_and_the_room_hears_only_what_was_accepte
 def test_a_flood_of_1000_frames_in_a_second_is_answered_within_10_s_of_its_last_frame(
     chalice_gateway: RunningGateway,
 ) -> None:
-    """The flooder's own frames are answered in time too: a frame that waited 5 s for a
-    handler process gets API Gateway's `Too Many Requests` instead of running."""
+    """The flooder's own frames are answered in time too: on a machine too slow for the
+    flood, a frame that waited 5 s for a handler process gets API Gateway's `Too Many
+    Requests` instead of running (tests/test_gateway_lifecycle.py forces that case)."""
 
     async def scenario() -> tuple[Counter[str], float, float]:
         url = chalice_gateway.endpoints["websocket"]
@@ -351,7 +352,7 @@ def test_a_flood_of_1000_frames_in_a_second_is_answered_within_10_s_of_its_last_
     SUMMARY.append(f"1000-frame flood: last answer {late:.2f} s after the last frame")
     assert sum(answers.values()) == 1000, answers  # every frame answered, once
     assert set(answers) <= {"message", "rate_limited", "Too Many Requests"}, answers
-    assert answers["Too Many Requests"] > 0 and answers["message"] >= 10, answers
+    assert answers["message"] >= 10, answers
     assert late < 10
     assert pong < 10
 

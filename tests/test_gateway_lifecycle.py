@@ -25,6 +25,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench import stop as stop_bench
+from localgateway.apigateway import registry
 from localgateway.testing.frames import answers
 from tests.conftest import APPS, ROOT, RunningGateway, start_gateway
 
@@ -161,11 +162,12 @@ def test_clear_errors_for_a_missing_app_a_broken_app_and_a_port_in_use(
 
 
 @pytest.mark.parametrize("delay", [0.2, 1.5])
-def test_ctrl_c_during_start_up_stops_it(tmp_path: Path, delay: float) -> None:
+def test_ctrl_c_during_start_up_stops_it(probe_copy: Path, tmp_path: Path, delay: float) -> None:
     """At 0.2 s Python is still importing, at 1.5 s the embedded AWS and the first worker
     start: either way the gateway stops, even started with SIGINT ignored (a background
-    job of a script)."""
-    command = [sys.executable, "-m", "localgateway", "--project-dir", str(APPS / "probe")]
+    job of a script). The app takes 6 s to import, so a fast machine is still starting."""
+    edit(probe_copy / "app.py", "import time\n", "import time\n\ntime.sleep(6)\n")
+    command = [sys.executable, "-m", "localgateway", "--project-dir", str(probe_copy)]
     command += ["--port", "0", "--tls-port", "0", "--state-dir", str(tmp_path / "state")]
     with (tmp_path / "gateway.log").open("wb") as sink:
         process = subprocess.Popen(
@@ -384,6 +386,42 @@ def test_an_invocation_that_waits_too_long_for_a_worker_is_refused_and_logged(
             assert busy.recv(timeout=20) == "slept 2.5"
         log = gateway.log()
         assert "no free handler process for 1 s (--max-workers 1" in log, log
+    finally:
+        gateway.stop()
+
+
+def test_a_flooding_connections_frames_that_wait_too_long_are_answered_too_many_requests(
+    tmp_path: Path,
+) -> None:
+    """Up to FLOOD_FRAMES frames of a connection wait for a process as long as it takes;
+    beyond that a frame waits --frame-queue-timeout, then is answered and never runs."""
+    gateway = start_gateway(
+        tmp_path,
+        APPS / "probe",
+        "--no-autoreload",
+        "--max-workers",
+        "1",
+        "--frame-queue-timeout",
+        "1",
+    )
+    try:
+        with _connected(gateway) as ws:
+            _warm_for_messages(ws)
+            time.sleep(0.2)  # the warm frame's answer leaves before the frame is counted done
+            ws.send("sleep 2")  # holds the only process while the others queue
+            for n in range(15):
+                ws.send(f"echo {n}")
+            answers = [ws.recv(timeout=20) for _ in range(16)]
+            extra = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    extra.append(ws.recv(timeout=1))
+            assert not extra, extra
+        refused = [a for a in answers if a.startswith("{")]
+        assert [json.loads(a)["message"] for a in refused] == ["Too Many Requests"] * 6
+        echoed = sorted(int(a) for a in answers if a.isdigit())
+        assert echoed == list(range(registry.FLOOD_FRAMES - 1)), answers
+        assert "slept 2" in answers
     finally:
         gateway.stop()
 
