@@ -28,6 +28,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -45,6 +46,7 @@ from localgateway.reload import Reloader
 from localgateway.server import Gateway
 from localgateway.signing.signatures import Signatures
 from localgateway.state import journal, snapshot
+from localgateway.state.changes import Changes
 from localgateway.state.saver import Saver
 
 log = logging.getLogger("localgateway")
@@ -137,6 +139,9 @@ async def serve(args: argparse.Namespace, started: float) -> None:
             dynamodb_endpoint,
             # Only the embedded DynamoDB forgets: any other keeps its own items.
             None if args.dynamodb_endpoint else state_dir,
+            aws.changes,
+            # The restore writes what the files hold already: no change to save again.
+            dynamodb.untracked(dynamodb.aws_client("dynamodb", aws_endpoint, region)),
         )
         await _start(runtime, source, tables, fresh=args.fresh)
         loaded = runtime.current.project
@@ -169,6 +174,7 @@ async def serve(args: argparse.Namespace, started: float) -> None:
         saver = Saver(
             gateway.websockets.journal,
             tables.save,
+            tables.compact,
             state_dir,
             (lambda: 0) if args.dynamodb_endpoint else (lambda: aws.writes),
         )
@@ -248,36 +254,60 @@ class _Identities:
 class _Tables:
     """The merge template's tables: created, checked, and (embedded) saved and restored."""
 
-    def __init__(self, client: Any, endpoint: str, state_dir: Path | None) -> None:
+    def __init__(
+        self, client: Any, endpoint: str, state_dir: Path | None, changes: Changes, restorer: Any
+    ) -> None:
         self.client = client
         self.endpoint = endpoint
         self.state_dir = state_dir
+        self.changes = changes
         self.created: list[str] = []
         self.restored: dict[str, int] = {}
         self._declared: tuple[project.Table, ...] = ()
+        self._restorer = restorer
 
     def prepare(self, current: project.Project) -> None:
         """Create the tables that are missing (at start, and after a reload)."""
         self._declared = current.tables
         self.created.extend(dynamodb.create_tables(self.client, current.tables))
+        self.changes.track({table.name: _key_names(table) for table in current.tables})
 
     def restore(self) -> None:
         if self.state_dir is None:
             return
         for table in self._declared:
-            ttl = table.properties.get("TimeToLiveSpecification") or {}
-            attribute = ttl.get("AttributeName") if ttl.get("Enabled") else None
+            if not snapshot.has_files(self.state_dir, table.name):
+                continue
             self.restored[table.name] = snapshot.load(
-                self.client, table.name, self.state_dir, attribute
+                self._restorer, table.name, self.state_dir, _key_names(table), _ttl(table)
             )
+            self.changes.on_disk(table.name)
 
-    def save(self) -> dict[str, int]:
+    def save(self) -> dict[str, snapshot.Written]:
+        """Write what changed since the last save (whole tables where that is unknown)."""
         if self.state_dir is None:
             return {}
-        return {
-            table.name: snapshot.save(self.client, table.name, self.state_dir)
-            for table in self._declared
-        }
+        taken = self.changes.take()
+        try:
+            return {
+                table.name: snapshot.save(self.client, table.name, self.state_dir)
+                if table.name in taken.full
+                else snapshot.save_changes(
+                    self.client, table.name, taken.keys.get(table.name, {}), self.state_dir
+                )
+                for table in self._declared
+            }
+        except BaseException:
+            self.changes.put_back(taken)
+            raise
+
+    def compact(self, stopping: Callable[[], bool]) -> None:
+        """Fold the tables' change files into their bases where they weigh enough."""
+        for table in self._declared if self.state_dir else ():
+            if snapshot.due(self.state_dir, table.name):
+                snapshot.compact(
+                    self.state_dir, table.name, _key_names(table), _ttl(table), stopping
+                )
 
     def unknown(self, generation: process_pool.Generation) -> list[str]:
         """Warnings for handler variables that name a table this DynamoDB does not have."""
@@ -292,6 +322,15 @@ class _Tables:
             )
             if value not in existing
         ]
+
+
+def _key_names(table: project.Table) -> tuple[str, ...]:
+    return tuple(key["AttributeName"] for key in table.properties.get("KeySchema") or ())
+
+
+def _ttl(table: project.Table) -> str | None:
+    ttl = table.properties.get("TimeToLiveSpecification") or {}
+    return ttl.get("AttributeName") if ttl.get("Enabled") else None
 
 
 async def _start(
@@ -347,13 +386,13 @@ async def _shut_down(
             "stopped before %d $disconnect handlers finished: the next start runs them", left
         )
     try:
-        saved = await saver.save(registry.SHUTDOWN)
+        saved = await saver.save(registry.SHUTDOWN, final=True)
     except (BotoCoreError, ClientError, OSError) as error:
         log.error("could not save the state to %s: %s", tables_dir, error)
         return
     if saved:
         counts = ", ".join(f"{name}: {count}" for name, count in saved.items())
-        log.info("saved the tables to %s (%s items)", tables_dir, counts)
+        log.info("saved the tables to %s (%s)", tables_dir, counts)
 
 
 def _state_dir(args: argparse.Namespace, source: project.Project) -> Path:

@@ -330,6 +330,103 @@ def test_a_restart_keeps_the_chats_history_unless_started_fresh(tmp_path: Path) 
         fresh.stop()
 
 
+def test_a_stop_saves_only_what_changed_and_restarts_restore_exactly_the_items(
+    tmp_path: Path,
+) -> None:
+    """The first stop saves the table whole; a later one writes only the items changed
+    since (so its cost does not grow with the table: the base file is not touched), and
+    every restart, after a stop or a `kill -9`, holds exactly the items of the last save."""
+    state = tmp_path / "state"
+    table = "chalice-chat-dev-ChatTable"  # the merge template's ChatTable, as the gateway names it
+    base = state / f"{table}.jsonl"
+    changes = state / f"{table}.changes"
+
+    def run(name: str, save_every: str = "3600") -> RunningGateway:
+        flags = ("--no-autoreload", "--state-dir", str(state), "--save-every", save_every)
+        return start_gateway(tmp_path / name, ROOT, *flags)
+
+    def key(n: int) -> dict[str, Any]:
+        return {"pk": {"S": "HIST#big"}, "sk": {"S": f"{n:06d}"}}
+
+    def item(n: int, text: str) -> dict[str, Any]:
+        return {**key(n), "text": {"S": text}, "expires_at": {"N": "4000000000"}}
+
+    def items(gateway: RunningGateway) -> dict[str, dict[str, Any]]:
+        pages = gateway.dynamodb().get_paginator("scan").paginate(TableName=table)
+        return {found["sk"]["S"]: found for page in pages for found in page["Items"]}
+
+    expected = {f"{n:06d}": item(n, f"message {n}") for n in range(2000)}
+    first = run("first")
+    try:
+        assert first.endpoints["tables"] == {"ChatTable": table}
+        dynamo = first.dynamodb()
+        puts = [{"PutRequest": {"Item": one}} for one in expected.values()]
+        for start in range(0, len(puts), 25):
+            assert not dynamo.batch_write_item(RequestItems={table: puts[start : start + 25]})[
+                "UnprocessedItems"
+            ]
+    finally:
+        assert first.stop() == 0
+    assert f"({table}: 2000 items)" in first.log()  # never saved: saved whole
+    assert len(base.read_text().splitlines()) == 2000
+    whole = base.stat()
+
+    second = run("second")
+    try:
+        assert items(second) == expected
+        dynamo = second.dynamodb()
+        for n in (2000, 2001, 2002):
+            dynamo.put_item(TableName=table, Item=item(n, "new"))
+            expected[f"{n:06d}"] = item(n, "new")
+        for n in (5, 6):
+            dynamo.update_item(
+                TableName=table,
+                Key=key(n),
+                UpdateExpression="SET #t = :t",
+                ExpressionAttributeNames={"#t": "text"},
+                ExpressionAttributeValues={":t": {"S": "edited"}},
+            )
+            expected[f"{n:06d}"]["text"] = {"S": "edited"}
+        for n in (7, 8):
+            dynamo.delete_item(TableName=table, Key=key(n))
+            del expected[f"{n:06d}"]
+        batch = [{"PutRequest": {"Item": item(9, "replaced")}}, {"DeleteRequest": {"Key": key(10)}}]
+        dynamo.batch_write_item(RequestItems={table: batch})
+        expected["000009"] = item(9, "replaced")
+        del expected["000010"]
+        dynamo.transact_write_items(
+            TransactItems=[{"Delete": {"TableName": table, "Key": key(11)}}]
+        )
+        del expected["000011"]
+    finally:
+        assert second.stop() == 0
+    assert f"({table}: 10 changed items)" in second.log()
+    assert (base.stat().st_ino, base.stat().st_mtime_ns) == (whole.st_ino, whole.st_mtime_ns)
+    (stop_file,) = changes.iterdir()
+    records = [json.loads(line) for line in stop_file.read_text().splitlines()]
+    assert sorted(next(iter(record)) for record in records) == ["delete"] * 4 + ["put"] * 6
+
+    third = run("third", save_every="0.3")
+    try:
+        assert items(third) == expected
+        third.dynamodb().put_item(TableName=table, Item=item(12, "saved before the kill"))
+        expected["000012"] = item(12, "saved before the kill")
+        deadline = time.monotonic() + 20
+        while len(list(changes.glob("*.jsonl"))) < 2:  # a periodic save
+            assert time.monotonic() < deadline, third.log()
+            time.sleep(0.05)
+    finally:
+        third.process.kill()
+        third.process.wait()
+    fourth = run("fourth")
+    try:
+        assert items(fourth) == expected
+    finally:
+        assert fourth.stop() == 0
+    assert f"({table}: 0 changed items)" in fourth.log()
+    assert len(list(changes.glob("*.jsonl"))) == 2  # nothing changed: no file
+
+
 def test_the_chalice_tutorial_layout_finds_resources_json_at_the_project_root(
     tmp_path: Path,
 ) -> None:

@@ -37,9 +37,9 @@ from localgateway.apigateway.registry import (
     client_close,
 )
 from localgateway.awslambda import environment, invoke_models, ipc, process_pool
-from localgateway.state import journal
+from localgateway.state import changes, journal, snapshot
 from localgateway.state.saver import Saver
-from tests.conftest import APPS, CONTEXT_KEYS, ROOT
+from tests.conftest import APPS, CONTEXT_KEYS, ROOT, dev_table_name
 
 ROUTES = {"$connect", "$default", "sendmessage", "join", "1", "true"}
 PATH = routing.parse_expression(routing.DEFAULT_EXPRESSION)
@@ -206,9 +206,17 @@ def test_a_save_never_leaves_a_journal_missing_a_connection_the_saved_tables_hol
         return {"Table": 1}
 
     writes = [0]
-    saver = Saver(pending, tables, tmp_path, lambda: writes[0])
+    compactions: list[bool] = []
+    saver = Saver(
+        pending,
+        tables,
+        lambda stopping: compactions.append(stopping()),
+        tmp_path,
+        lambda: writes[0],
+    )
     assert saver.changed()
     assert asyncio.run(saver.save(LOST)) == {"Table": 1}
+    assert compactions == [False]  # a periodic save folds the change files when due
     assert not saver.changed()
     pending.done(old.connection_id)
     pending.opened(new)
@@ -218,6 +226,120 @@ def test_a_save_never_leaves_a_journal_missing_a_connection_the_saved_tables_hol
     assert journal.load(tmp_path) == ([new], LOST)
     writes[0] += 1  # a table changed, the journal did not
     assert saver.changed()
+    asyncio.run(saver.save(SHUTDOWN, final=True))
+    assert compactions == [False, False]  # the stop's save makes none...
+    asyncio.run(saver.save(LOST))
+    assert compactions == [False, False, True]  # ...and any later one gives up at once
+
+
+# Saving what changed ------------------------------------------------------------------
+
+KEYS = ("pk", "sk")
+
+
+def wire(operation: str, request: dict[str, Any]) -> changes.Touched:
+    return changes.touched(operation, json.dumps(request).encode(), {"T": KEYS})
+
+
+def test_writes_name_the_items_they_change_and_other_requests_the_tables() -> None:
+    key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+    item = {**key, "text": {"S": "hi"}}
+    blob = {"pk": {"S": "b"}, "sk": {"B": "AAE="}}  # binary keys are base64 on the wire
+    assert wire("PutItem", {"TableName": "T", "Item": item}).keys == (("T", key),)
+    assert wire("UpdateItem", {"TableName": "T", "Key": key}).keys == (("T", key),)
+    assert wire("DeleteItem", {"TableName": "T", "Key": blob}).keys == (
+        ("T", {"pk": {"S": "b"}, "sk": {"B": b"\x00\x01"}}),
+    )
+    batch = {"T": [{"PutRequest": {"Item": item}}, {"DeleteRequest": {"Key": key}}]}
+    assert len(wire("BatchWriteItem", {"RequestItems": batch}).keys) == 2
+    transaction = [{"Put": {"TableName": "T", "Item": item}}, {"ConditionCheck": {}}]
+    assert wire("TransactWriteItems", {"TransactItems": transaction}).keys == (("T", key),)
+    assert wire("ExecuteStatement", {"Statement": " select * from T"}) == changes.Touched()
+    assert wire("ExecuteStatement", {"Statement": "DELETE FROM T"}).everything
+    assert wire("DeleteTable", {"TableName": "T"}).tables == {"T"}
+    assert wire("Query", {"TableName": "T"}) == changes.Touched()
+    for broken in (b"not json", b"[]", b'{"TableName": "T", "Item": {"pk": {"S": "a"}}}'):
+        assert changes.touched("PutItem", broken, {"T": KEYS}).everything
+    one, same = {"pk": {"S": "a"}, "sk": {"N": "1"}}, {"pk": {"S": "a"}, "sk": {"N": "1.0"}}
+    assert changes.identity(one) == changes.identity(same)  # one item, as DynamoDB compares
+
+
+def test_changes_are_taken_once_and_put_back_when_a_save_fails() -> None:
+    noted = changes.Changes()
+    noted.track({"T": KEYS})
+    assert noted.take().full == {"T"}  # a table never saved is saved whole first
+    key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+    noted.mark(wire("PutItem", {"TableName": "T", "Item": key}))
+    noted.mark(wire("PutItem", {"TableName": "Other", "Item": key}))  # not saved: ignored
+    taken = noted.take()
+    assert (list(taken.keys["T"].values()), taken.full) == ([key], set())
+    assert noted.take() == changes.Taken()
+    noted.put_back(taken)
+    noted.mark(wire("ExecuteStatement", {"Statement": "UPDATE T SET x = 1"}))  # which items?
+    again = noted.take()
+    assert (list(again.keys["T"].values()), again.full) == ([key], {"T"})
+
+
+def test_the_saved_files_restore_exactly_the_table_after_changes_a_reset_and_a_fold(
+    dynamodb: Any, tmp_path: Path
+) -> None:
+    """What a restore writes back is the table as it was saved, whatever happened between:
+    changed items, deleted ones, a whole-table save over a base, a fold of the change
+    files into the base, and a kill between the fold's rename and its deletions."""
+    table = dev_table_name()
+
+    def key(n: int) -> dict[str, Any]:
+        return {"pk": {"S": "HIST#r"}, "sk": {"S": f"{n:04d}"}}
+
+    def put(n: int, text: str, expires: int = 2_000_000_000) -> None:
+        item = {**key(n), "text": {"S": text}, "expires_at": {"N": str(expires)}}
+        dynamodb.put_item(TableName=table, Item=item)
+
+    def items() -> dict[str, dict[str, Any]]:
+        pages = dynamodb.get_paginator("scan").paginate(TableName=table)
+        return {item["sk"]["S"]: item for page in pages for item in page["Items"]}
+
+    def restored() -> dict[str, dict[str, Any]]:
+        for item in items().values():
+            dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+        count = snapshot.load(dynamodb, table, tmp_path, KEYS, "expires_at")
+        assert count == len(items())
+        return items()
+
+    def keys(*numbers: int) -> dict[changes.Identity, changes.Key]:
+        return {changes.identity(key(n)): key(n) for n in numbers}
+
+    for n in range(30):
+        put(n, f"message {n}")
+    put(30, "expired", expires=1)
+    assert snapshot.save(dynamodb, table, tmp_path) == snapshot.Written(31, whole=True)
+    put(31, "new")
+    put(3, "edited")
+    dynamodb.delete_item(TableName=table, Key=key(4))
+    written = snapshot.save_changes(dynamodb, table, keys(31, 3, 4), tmp_path)
+    assert written == snapshot.Written(3, whole=False)
+    assert str(written) == "3 changed items"
+    before = items()
+    del before["0030"]  # its TTL has passed: not brought back
+    assert restored() == before and len(before) == 30
+    assert before["0003"]["text"] == {"S": "edited"} and "0004" not in before
+    dynamodb.delete_item(TableName=table, Key=key(5))
+    assert snapshot.save(dynamodb, table, tmp_path).whole  # over a base: a reset
+    before = items()
+    assert restored() == before and len(before) == 29
+    files = sorted(snapshot.changes_dir(tmp_path, table).iterdir())
+    assert [path.name for path in files] == ["00000001.jsonl", "00000002.jsonl"]
+    assert snapshot.due(tmp_path, table)  # the reset weighs as much as the base
+    kept = {path: path.read_bytes() for path in files}
+    assert not snapshot.compact(tmp_path, table, KEYS, "expires_at", lambda: True)
+    assert sorted(snapshot.changes_dir(tmp_path, table).iterdir()) == files  # gave up
+    assert snapshot.compact(tmp_path, table, KEYS, "expires_at", lambda: False)
+    assert list(snapshot.changes_dir(tmp_path, table).iterdir()) == []
+    assert restored() == before
+    for path, content in kept.items():  # killed after the rename, before the deletions
+        path.write_bytes(content)
+    assert restored() == before
+    assert not [path for path in tmp_path.rglob("*.tmp")]
 
 
 # The @connections model and its wire format -------------------------------------------

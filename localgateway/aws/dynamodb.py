@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 from localgateway.aws import s3guard, tables
 from localgateway.awslambda import environment, netguard
 from localgateway.project import Table
+from localgateway.state.changes import Changes
 
 # The X-Amz-Target prefix of DynamoDB's API (its streams API has another).
 DYNAMODB_TARGET = "DynamoDB_20120810."
@@ -45,6 +46,11 @@ READS = frozenset(
 )
 
 
+# A request with this header is not noted in `EmbeddedAws.changes`: the restore's own writes.
+UNTRACKED_HEADER = "X-Localgateway-Untracked"
+UNTRACKED_ENVIRON = "HTTP_" + UNTRACKED_HEADER.upper().replace("-", "_")
+
+
 class EmbeddedAws:
     """moto's server on 127.0.0.1 and a free port, in a thread; stop() ends it.
 
@@ -59,7 +65,8 @@ class EmbeddedAws:
     threads, so keep-alive clients do not wait on each other's sockets. And
     requests to the buckets `protect` names are refused as a private S3 bucket
     refuses them (`s3guard`), before moto sees them. `writes` counts the requests
-    that may have changed something.
+    that may have changed something, and `changes` notes the items DynamoDB's
+    writes name (state/changes.py), except those of an `untracked` client.
     """
 
     def __init__(self) -> None:
@@ -69,11 +76,17 @@ class EmbeddedAws:
         dynamodb = create_backend_app("dynamodb")
         lock = threading.Lock()
         self.writes = 0
+        self.changes = Changes()
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
             target = environ.get("HTTP_X_AMZ_TARGET", "")
+            touched = None
             if target.startswith(DYNAMODB_TARGET):
                 app = dynamodb
+                if target not in READS and UNTRACKED_ENVIRON not in environ:
+                    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                    environ["wsgi.input"] = io.BytesIO(body)
+                    touched = self.changes.touched(target[len(DYNAMODB_TARGET) :], body)
             else:
                 app = application
                 refused = self._guard(environ)
@@ -81,6 +94,8 @@ class EmbeddedAws:
                     return refused(environ, start_response)
             with lock:
                 self.writes += target not in READS
+                if touched is not None:
+                    self.changes.mark(touched)
                 return app(environ, start_response)
 
         self._server = make_server("127.0.0.1", 0, one_at_a_time, threaded=True)
@@ -171,6 +186,16 @@ def aws_client(service: str, endpoint: str, region: str) -> Any:
         aws_session_token=fake.token,
     )
     return session.client(service, endpoint_url=endpoint)
+
+
+def untracked(client: Any) -> Any:
+    """`client`, its requests marked as changing nothing a save must write (a restore's)."""
+
+    def mark(request: Any, **_: Any) -> None:
+        request.headers[UNTRACKED_HEADER] = "1"
+
+    client.meta.events.register("before-sign.dynamodb", mark)
+    return client
 
 
 def create_tables(dynamodb: Any, declared: Iterable[Table]) -> list[str]:

@@ -2,6 +2,10 @@
 
 Both are saved every `--save-every` seconds when something changed, and on stop,
 so that a `kill -9` loses at most that interval. Each file is written atomically.
+A save writes the items that changed since the last one (state/snapshot.py), so
+it costs what changed, not what the tables hold; a periodic save then folds the
+change files into the tables' bases when they weigh enough, and gives that up
+as soon as a stop wants to save.
 The two cannot be written at one instant, so the journal is written twice: first
 holding the connections of both the last save and now, then the tables, then the
 journal of now. Killed at any point, the files on disk never miss the
@@ -23,6 +27,7 @@ from localgateway.apigateway.events import Caller
 from localgateway.apigateway.registry import LOST, Close
 from localgateway.state import journal
 from localgateway.state.journal import DisconnectJournal
+from localgateway.state.snapshot import Written
 
 log = logging.getLogger("localgateway")
 
@@ -33,37 +38,45 @@ class Saver:
     def __init__(
         self,
         pending: DisconnectJournal,
-        save_tables: Callable[[], dict[str, int]],
+        save_tables: Callable[[], dict[str, Written]],
+        compact: Callable[[Callable[[], bool]], None],
         state_dir: Path,
         writes: Callable[[], int],
     ) -> None:
         self._pending = pending
         self._save_tables = save_tables
+        self._compact = compact
         self._state_dir = state_dir
         self._writes = writes
         self._saved: list[Caller] = []
         self._seen: tuple[int, int] | None = None
         self._lock = threading.Lock()  # a save outlives its cancelled task: one at a time
+        self._stopping = threading.Event()
 
     def changed(self) -> bool:
         return self._seen != (self._writes(), self._pending.version)
 
-    async def save(self, close: Close) -> dict[str, int]:
-        """Save the journal (its connections ended with `close`) and the tables."""
+    async def save(self, close: Close, final: bool = False) -> dict[str, Written]:
+        """Save the journal (its connections ended with `close`) and the tables; the
+        `final` save (the stop's) does not wait for a compaction, and makes none."""
+        if final:
+            self._stopping.set()
         current = self._pending.pending()
         seen = (self._writes(), self._pending.version)
-        counts = await asyncio.to_thread(self._save, current, close)
+        written = await asyncio.to_thread(self._save, current, close, final)
         self._seen = seen
-        return counts
+        return written
 
-    def _save(self, current: list[Caller], close: Close) -> dict[str, int]:
+    def _save(self, current: list[Caller], close: Close, final: bool) -> dict[str, Written]:
         with self._lock:
             both = {caller.connection_id: caller for caller in [*self._saved, *current]}
             journal.save(list(both.values()), close, self._state_dir)
-            counts = self._save_tables()
+            written = self._save_tables()
             journal.save(current, close, self._state_dir)
             self._saved = current
-            return counts
+            if not final:
+                self._compact(self._stopping.is_set)
+            return written
 
     async def run(self, seconds: float) -> None:
         """Save every `seconds` when something changed, until cancelled. Saved while the
