@@ -7,8 +7,9 @@ items saved at the last stop, and a first worker imports the app (broken
 app.py), all before the banner says it is ready.
 
 Ctrl-C closes every websocket with 1001, waits (briefly) for their
-`$disconnect`s, stops the workers, saves the embedded tables and the
-`$disconnect`s that could not run (state/journal.py), and exits. The next start
+`$disconnect`s, stops the workers, saves what changed in the embedded tables
+(state/changes.py) and the `$disconnect`s that could not run (state/journal.py),
+and exits. The next start
 runs those before it accepts a websocket; the state is also saved every
 `--save-every` seconds (state/saver.py), so a `kill -9` loses at most that.
 """
@@ -303,7 +304,9 @@ class _Tables:
 
     def compact(self, stopping: Callable[[], bool]) -> None:
         """Fold the tables' change files into their bases where they weigh enough."""
-        for table in self._declared if self.state_dir else ():
+        if self.state_dir is None:
+            return
+        for table in self._declared:
             if snapshot.due(self.state_dir, table.name):
                 snapshot.compact(
                     self.state_dir, table.name, _key_names(table), _ttl(table), stopping
