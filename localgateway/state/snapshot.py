@@ -124,10 +124,10 @@ def compact(
     """Fold the change files into the base (dropping expired items); False if `stopping`
     said to give up first (nothing changed then)."""
     files = _change_files(state_dir, table)
-    items = _replay(state_dir, table, key_names, files)
-    now = time.time()
-    kept = (item for item in items.values() if not _expired(item, ttl_attribute, now))
     try:
+        items = _replay(state_dir, table, key_names, files, stopping)
+        now = time.time()
+        kept = (item for item in items.values() if not _expired(item, ttl_attribute, now))
         _write(path_for(state_dir, table), kept, stopping)
     except _GaveUp:
         return False
@@ -141,14 +141,19 @@ class _GaveUp(Exception):
 
 
 def _replay(
-    state_dir: Path, table: str, key_names: tuple[str, ...], files: list[Path] | None = None
+    state_dir: Path,
+    table: str,
+    key_names: tuple[str, ...],
+    files: list[Path] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> dict[Identity, dict[str, Any]]:
     """The items the base and the change files hold, by key."""
     items: dict[Identity, dict[str, Any]] = {}
     base = path_for(state_dir, table)
-    if base.is_file():
-        for item in _read(base):
-            items[identity(_key_of(item, key_names))] = item
+    for count, item in enumerate(_read(base) if base.is_file() else ()):
+        if count % 1000 == 0 and stopping():
+            raise _GaveUp
+        items[identity(_key_of(item, key_names))] = item
     for path in _change_files(state_dir, table) if files is None else files:
         for record in _read(path):
             if "reset" in record:
