@@ -13,7 +13,7 @@ AXE_INTEGRITY := sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce85
 AXE := build/axe-core-$(AXE_VERSION)/axe.min.js
 AXE_PACK := build/axe-pack/axe-core-$(AXE_VERSION).tgz
 
-.PHONY: run page test browser axe bench bench-profile bench-stop format clean
+.PHONY: run page test browser axe bench bench-profile bench-stop bench-stop-size format clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-profile: $(INSTALLED)
 # Ctrl-C and kill -9 with 300 chat clients open, then a restart (docs/local-gateway.md).
 bench-stop: $(INSTALLED)
 	$(PY) -m bench.stop
+
+# Stop and start times by table size, 13,000 and 100,000 items (docs/local-gateway.md).
+bench-stop-size: $(INSTALLED)
+	$(PY) -m bench.stop_size --write
 
 format: $(INSTALLED)
 	$(PY) -m ruff format .
