@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
-from botocore.exceptions import ConnectionError as LostConnection
 from chalice.app import WebsocketEvent
 
 from chalicelib import budget, origins, protocol
@@ -36,6 +34,7 @@ from chalicelib.ids import id_time_ms
 from chalicelib.memberships import DM_PREFIX, PersonRoom, dm_room
 from chalicelib.mentions import Mentions
 from chalicelib.moderation import Moderation
+from chalicelib.outage import STORAGE_ERRORS, log_storage_error
 from chalicelib.protocol import Command, ProtocolError, Refusal
 from chalicelib.roles import ADMIN_GROUP
 from chalicelib.sending import Sender
@@ -74,10 +73,6 @@ TAKEOVER_PAUSE_SECONDS = 0.05
 
 # A client's own message id may be this far from the server's clock.
 SKEW_MS = 60_000
-
-STORAGE_ERRORS = (ClientError, BotoCoreError)
-# DynamoDB too slow or not answering: expected during an outage, one line each in the log.
-UNANSWERED = (budget.OutOfTime, budget.NotAnswering, ReadTimeoutError, LostConnection)
 
 
 def guest_nick(connection_id: str, digits: int = 4) -> str:
@@ -176,7 +171,7 @@ class Chat:
             except Unauthorized as refused:
                 return _refusal(401, protocol.UNAUTHORIZED, str(refused))
             except STORAGE_ERRORS as error:
-                _log_storage_error(error, "connect %s: Cognito", event.connection_id)
+                log_storage_error(error, "connect %s: Cognito", event.connection_id)
                 return _refusal(503, protocol.UNAVAILABLE, "sign-in could not be checked")
             return self._register(
                 event.connection_id,
@@ -193,7 +188,7 @@ class Chat:
             try:
                 self._gone(event.connection_id, self._store.remove_connection(event.connection_id))
             except STORAGE_ERRORS as error:
-                _log_storage_error(error, "disconnect %s (TTL will clean it)", event.connection_id)
+                log_storage_error(error, "disconnect %s (TTL will clean it)", event.connection_id)
 
     def message(self, event: WebsocketEvent) -> None:
         """Every frame takes a token of the connection's limit (bad frames too), then runs."""
@@ -206,7 +201,7 @@ class Chat:
                 self._reply_error(connection_id, _rate_limited(limited, "frames"))
                 return
             except STORAGE_ERRORS as error:
-                _log_storage_error(error, "message from %s", connection_id)
+                log_storage_error(error, "message from %s", connection_id)
                 self._reply_error(connection_id, _unavailable(command))
                 return
             if isinstance(command, ProtocolError):
@@ -266,7 +261,7 @@ class Chat:
             self._store.release_slot(ip, slot, connection_id)
             return _refusal(409, protocol.NICK_TAKEN, f"{nick} is taken in {room}")
         except STORAGE_ERRORS as error:
-            _log_storage_error(error, "connect %s", connection_id)
+            log_storage_error(error, "connect %s", connection_id)
             self._forget(connection_id, room, nick, ip, slot)
             return _refusal(503, protocol.UNAVAILABLE, "chat storage unavailable")
         return None
@@ -428,7 +423,7 @@ class Chat:
             self._reply_error(conn.id, refusal.error)
             return
         except STORAGE_ERRORS as error:
-            _log_storage_error(error, "%s from %s", type(command).__name__, conn.id)
+            log_storage_error(error, "%s from %s", type(command).__name__, conn.id)
         self._reply_error(conn.id, _unavailable(command))
 
     def _run(self, conn: Connection, command: Command, origin: WebsocketEvent) -> None:
@@ -995,14 +990,6 @@ class Chat:
 
     def _reply_error(self, connection_id: str, error: ProtocolError) -> None:
         self._sender.send(connection_id, protocol.error_frame(error))
-
-
-def _log_storage_error(error: Exception, what: str, *args: Any) -> None:
-    """An outage is one line per frame; anything else gets its traceback."""
-    if isinstance(error, UNANSWERED):
-        log.warning(f"{what}: storage unavailable: %s", *args, error)
-    else:
-        log.exception(f"{what}: storage unavailable", *args)
 
 
 def _unavailable(command: Command | ProtocolError) -> ProtocolError:
