@@ -6,6 +6,7 @@ from chalice import Chalice
 from chalice.app import WebsocketEvent
 
 from chalicelib import service
+from chalicelib.chat.events import from_chalice
 
 app = Chalice(app_name="chalice-chat")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -14,17 +15,17 @@ app.websocket_api.session = service.websocket_session()
 
 @app.on_ws_connect()
 def connect(event: WebsocketEvent) -> dict | None:
-    return service.chat(app.websocket_api).connect(event)
+    return service.chat(app.websocket_api).connect(from_chalice(event))
 
 
 @app.on_ws_message()
 def message(event: WebsocketEvent) -> None:
-    service.chat(app.websocket_api).message(event)
+    service.chat(app.websocket_api).message(from_chalice(event))
 
 
 @app.on_ws_disconnect()
 def disconnect(event: WebsocketEvent) -> None:
-    service.chat(app.websocket_api).disconnect(event)
+    service.chat(app.websocket_api).disconnect(from_chalice(event))
 
 
 @app.lambda_function(name="fanout")

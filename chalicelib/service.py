@@ -24,8 +24,18 @@ from botocore.config import Config
 from chalicelib import budget
 from chalicelib.attachments import Files
 from chalicelib.auth import Verifier
-from chalicelib.commands import Chat
+from chalicelib.chat.broadcaster import Broadcaster
+from chalicelib.chat.clock import Clock
+from chalicelib.chat.dispatch import Chat
+from chalicelib.chat.identity import Identity
+from chalicelib.chat.lifecycle import Lifecycle
+from chalicelib.chat.person_rooms import PersonRooms
+from chalicelib.chat.posting import Posting
+from chalicelib.chat.rooms import Rooms
+from chalicelib.conversation import Conversation
 from chalicelib.fanout import FanOut
+from chalicelib.mentions import Mentions
+from chalicelib.moderation import Moderation
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings, positive_int
 from chalicelib.storage import ChatStore
@@ -113,7 +123,8 @@ def verifier(user_pool_id: str, client_id: str) -> Verifier:
 
 def chat(websocket_api: Any) -> Chat:
     settings = Settings.from_env()
-    store = ChatStore(dynamodb_client(), settings)
+    clock = Clock()
+    store = ChatStore(dynamodb_client(), settings, clock.now)
     fanout = None
     if settings.fanout_function:
         fanout = FanOut(lambda_client, settings.fanout_function, settings.fanout_batch, send_pool())
@@ -121,4 +132,36 @@ def chat(websocket_api: Any) -> Chat:
     if settings.auth != "none" and settings.user_pool_id and settings.client_id:
         checks = verifier(settings.user_pool_id, settings.client_id)
     files = Files(s3_client, settings) if settings.bucket_name else None
-    return Chat(store, Sender(websocket_api, send_pool()), settings, fanout, checks, files)
+    sender = Sender(websocket_api, send_pool())
+    return build_chat(store, sender, settings, clock, fanout, checks, files)
+
+
+def build_chat(
+    store: ChatStore,
+    sender: Sender,
+    settings: Settings,
+    clock: Clock,
+    fanout: FanOut | None = None,
+    verifier: Verifier | None = None,
+    files: Files | None = None,
+) -> Chat:
+    """The object graph of one invocation's chat: each action's module over the
+    broadcaster, which every change that others must hear goes through."""
+    broadcaster = Broadcaster(store, sender, settings, clock, fanout)
+    rooms = Rooms(store, sender, settings, clock, broadcaster)
+    person_rooms = PersonRooms(store, sender, rooms)
+    mentions = Mentions(store.people)
+    moderation = Moderation(store, store.roles, sender, rooms.expel)
+    return Chat(
+        store,
+        sender,
+        settings,
+        broadcaster,
+        Lifecycle(store, sender, settings, clock, broadcaster, person_rooms.mine, verifier),
+        rooms,
+        person_rooms,
+        Posting(store, sender, clock, broadcaster, mentions, files),
+        Identity(store, sender, broadcaster),
+        Conversation(store, sender, settings, moderation.moderates, mentions),
+        moderation,
+    )

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib import protocol
-from chalicelib.commands import guest_nick
+from chalicelib.chat.nicknames import guest_nick
 from tests.conftest import ChatHarness, dev_table_name
 
 

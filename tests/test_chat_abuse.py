@@ -312,7 +312,7 @@ def test_a_member_found_gone_while_announcing_leaves_without_its_own_announcemen
 
 
 def guest(connection_id: str) -> str:
-    from chalicelib.commands import guest_nick
+    from chalicelib.chat.nicknames import guest_nick
 
     return guest_nick(connection_id)
 
