@@ -1,6 +1,6 @@
 """Acting on a room's messages: edit and delete, reactions, and typing.
 
-The caller (chalicelib/commands.py) has checked that the room is one of the
+The caller (chalicelib/chat/dispatch.py) has checked that the room is one of the
 sender's; every other rule is checked here, on the server, against the stored
 message: only its sender edits it, its sender or a moderator deletes it, a
 deleted message takes no edit or reaction, an unknown id is `not_found`.

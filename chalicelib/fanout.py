@@ -32,7 +32,7 @@ class Batch:
     room: str
     data: str
     connection_ids: list[str]
-    # Recipients still opening: a 410 from them does not mean gone (see commands.py).
+    # Recipients still opening: a 410 from them does not mean gone (chat/broadcaster.py).
     opening: list[str]
     # The API to post through: the message handler's event says which.
     domain_name: str

@@ -27,7 +27,7 @@ from chalicelib.text import nick_key
 
 # Broadcast a frame to the room (the sender always gets it).
 Tell = Callable[[dict[str, Any]], None]
-# Take a room from connections at once, telling each why (chalicelib/commands.py).
+# Take a room from connections at once, telling each why (chalicelib/chat/rooms.py).
 Expel = Callable[[str, list[str], str], None]
 
 
