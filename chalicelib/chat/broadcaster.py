@@ -69,6 +69,8 @@ class Broadcaster:
         self._settings = settings
         self._clock = clock
         self._fanout = fanout
+        # Nickname claims go with the broadcaster: a departure gives a staying tab its
+        # name back, and taking over a gone holder's name evicts the holder through here.
         self.nicknames = Nicknames(
             store, sender, clock, lambda room, gone: self.evict(room, gone, announce=True)
         )
