@@ -19,8 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import protocol
+from chalicelib.memberships import DM_PREFIX
 from chalicelib.protocol import FORBIDDEN, NOT_FOUND, Refusal
-from chalicelib.roles import MODERATOR, OWNER, Roles
+from chalicelib.roles import MEMBER, MODERATOR, OWNER, Roles
 from chalicelib.sending import Sender
 from chalicelib.storage import ChatStore, Connection
 from chalicelib.text import nick_key
@@ -41,6 +42,17 @@ class Moderation:
     def moderates(self, conn: Connection, room: str) -> bool:
         """Admins moderate every room; otherwise its owner and moderators."""
         return conn.admin or self._roles.rank(room, conn.user) in (OWNER, MODERATOR)
+
+    def role(self, conn: Connection, room: str) -> str:
+        """The connection's role in `room`, for `joined`. A DM has no roles and a guest no
+        identity (`member`); an admin moderates every room (`moderator`, in rooms they own
+        too: the group, read at $connect, answers without a read). Anyone else's costs one
+        rank read."""
+        if room.startswith(DM_PREFIX) or not conn.user:
+            return MEMBER
+        if conn.admin:
+            return MODERATOR
+        return self._roles.rank(room, conn.user) or MEMBER
 
     def run(self, conn: Connection, room: str, command: protocol.Command, tell: Tell) -> None:
         terms = self._store.people.terms(room)
