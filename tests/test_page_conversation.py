@@ -8,7 +8,9 @@ own. Helpers and flags are those of tests/test_page.py and tests/test_page_rooms
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +20,17 @@ from playwright.sync_api import expect
 
 from tests import test_page as shared
 from tests.conftest import ROOT, RunningGateway, start_gateway
-from tests.test_page import DESKTOP, PHONE, fits_the_viewport, messages, say, screenshot
+from tests.test_page import (
+    DESKTOP,
+    PHONE,
+    fits_the_viewport,
+    messages,
+    relay_frames,
+    say,
+    screenshot,
+    set_nick,
+    wait_online,
+)
 from tests.test_page_a11y import violations
 from tests.test_page_rooms import USERS, badge, set_visibility, sign_in
 
@@ -55,10 +67,12 @@ def person(
     room: str,
     viewport: Any = DESKTOP,
     script: str = "",
+    routes: list[Any] | None = None,
     **options: Any,
 ) -> Any:
     """`user` signed in and online in `room`; every frame the page sends is kept in
-    `page.sent`. `script` runs in the page before its own."""
+    `page.sent`. `script` runs in the page before its own. With `routes`, its websockets
+    go through the test (tests/test_page.py, relay_frames), for frames of the test's own."""
     about = gateway.endpoints["cognito"]
     query = {"cognito": about["endpoint"], "client": about["clients"]["ChatUserPoolClient"]}
     url = f"{gateway.endpoints['http']}?{urlencode({**query, 'room': room})}"
@@ -70,6 +84,8 @@ def person(
         )
         if script:
             page.add_init_script(script)
+        if routes is not None:
+            relay_frames(page, lambda route, frame: route.send(frame), routes)
 
     page = open_page(url, viewport, before=record, reduced_motion="reduce", **options)
     page.sent = sent
@@ -318,3 +334,97 @@ def test_a_mention_while_the_tab_is_hidden_notifies_once_and_badges(
     expect(badge(bob, room)).to_have_count(0)
     expect(bob.locator("#rooms .mention-count")).to_have_count(0)
     expect(bob).to_have_title("chalice-chat")
+
+
+# Every typing frame the page sends, when it went (`window.typingSent`, ms), and every
+# text its typing line shows in turn (`window.typingShown`).
+WATCH_TYPING = """
+window.typingSent = [];
+const sendFrame = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  let action = "";
+  try {
+    action = JSON.parse(data).action;
+  } catch {}
+  if (action === "typing") window.typingSent.push(Date.now());
+  return sendFrame.call(this, data);
+};
+window.typingShown = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const line = document.getElementById("typing");
+  new MutationObserver(() => {
+    const shown = window.typingShown;
+    if (shown[shown.length - 1] !== line.textContent) shown.push(line.textContent);
+  }).observe(line, { childList: true, characterData: true, subtree: true });
+});
+"""
+# Steady typing, as long as it lasts: the page's typing frames go 4 s apart.
+STEADY_S = 10
+# Someone is typing for 5 s after their last typing frame (typing.js).
+SHOWN_MS = 5000
+
+
+def type_for(page: Any, seconds: float) -> None:
+    """Type into the composer, a key every tenth of a second, for `seconds`."""
+    composer = page.get_by_label("Message (or /help)")
+    started = time.monotonic()
+    for key in itertools.cycle("typing along steadily "):
+        if time.monotonic() - started >= seconds:
+            return
+        composer.press(key if key != " " else "Space")
+        page.wait_for_timeout(100)
+
+
+def test_typing_names_one_two_then_several_and_each_name_goes_on_its_own(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    room = "typists"
+    alice, bob, carol = (
+        person(open_page, gateway, user, room, script=WATCH_TYPING) for user in USERS
+    )
+    dave = open_page(
+        f"{gateway.endpoints['http']}?room={room}",
+        DESKTOP,
+        before=lambda page: page.add_init_script(WATCH_TYPING),
+        reduced_motion="reduce",
+    )
+    wait_online(dave)
+    set_nick(dave, "dave")  # the fourth, a guest
+    expect(bob.locator("#member-count")).to_have_text("(4)")
+
+    # alice types steadily for 10 s: one frame at once, then one every 4 s, and not
+    # one dropped by the server (3 s apart per connection): bob's line never lapses.
+    bob.evaluate("window.typingShown = []")
+    type_for(alice, STEADY_S)
+    sent = alice.evaluate("window.typingSent")
+    assert 2 <= len(sent) <= 3, sent
+    assert bob.evaluate("window.typingShown") == ["alice is typing…"]
+    # It goes within 5 s of her last frame, so of her last keystroke.
+    expect(bob.locator("#typing")).to_have_text("", timeout=SHOWN_MS + LIVE_MS)
+    alice.get_by_label("Message (or /help)").fill("")
+
+    # One, two, then several; never oneself.
+    alice.get_by_label("Message (or /help)").press_sequentially("so")
+    expect(bob.locator("#typing")).to_have_text("alice is typing…", timeout=LIVE_MS)
+    carol.get_by_label("Message (or /help)").press_sequentially("me")
+    expect(bob.locator("#typing")).to_have_text("alice and carol are typing…", timeout=LIVE_MS)
+    dave.get_by_label("Message (or /help)").press_sequentially("me too")
+    expect(bob.locator("#typing")).to_have_text("several people are typing…", timeout=LIVE_MS)
+    expect(alice.locator("#typing")).to_have_text("carol and dave are typing…", timeout=LIVE_MS)
+    screenshot(bob, "conversation-typing-several.png")
+    # alice sends: her name leaves at once, the others' stay.
+    alice.get_by_label("Message (or /help)").press_sequentially(" here")
+    alice.get_by_label("Message (or /help)").press("Enter")
+    expect(messages(bob).last).to_have_text("so here")
+    expect(bob.locator("#typing")).to_have_text("carol and dave are typing…")
+    # carol and dave stopped: their names go within 5 s of their last keystroke.
+    expect(bob.locator("#typing")).to_have_text("", timeout=SHOWN_MS + LIVE_MS)
+    # Every line bob saw since the steady typing, in turn: carol stopped first.
+    assert bob.evaluate("window.typingShown")[2:] == [
+        "alice is typing…",
+        "alice and carol are typing…",
+        "several people are typing…",
+        "carol and dave are typing…",
+        "dave is typing…",
+        "",
+    ]
