@@ -19,8 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import protocol
+from chalicelib.memberships import DM_PREFIX
 from chalicelib.protocol import FORBIDDEN, NOT_FOUND, Refusal
-from chalicelib.roles import MODERATOR, OWNER, Roles
+from chalicelib.roles import MEMBER, MODERATOR, OWNER, Roles
 from chalicelib.sending import Sender
 from chalicelib.storage import ChatStore, Connection
 from chalicelib.text import nick_key
@@ -29,6 +30,18 @@ from chalicelib.text import nick_key
 Tell = Callable[[dict[str, Any]], None]
 # Take a room from connections at once, telling each why (chalicelib/chat/rooms.py).
 Expel = Callable[[str, list[str], str], None]
+
+
+def role(roles: Roles, conn: Connection, room: str) -> str:
+    """The connection's role in `room`, for `joined`. A DM has no roles and a guest no
+    identity (`member`); an admin moderates every room (`moderator`, in rooms they own
+    too: the group, read at $connect, answers without a read). Anyone else's costs one
+    rank read."""
+    if room.startswith(DM_PREFIX) or not conn.user:
+        return MEMBER
+    if conn.admin:
+        return MODERATOR
+    return roles.rank(room, conn.user) or MEMBER
 
 
 class Moderation:

@@ -17,6 +17,7 @@ from chalicelib.chat.broadcaster import Broadcaster, presence
 from chalicelib.chat.clock import Clock
 from chalicelib.chat.replies import room_of
 from chalicelib.memberships import DM_PREFIX, PersonRoom
+from chalicelib.moderation import role
 from chalicelib.protocol import FORBIDDEN, ProtocolError, Refusal
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
@@ -84,6 +85,7 @@ class Rooms:
             more,
             verified_nicks(live),
             iso_timestamp(self._clock.now_ms()),
+            role=role(self._store.roles, conn, room),
         )
         self._sender.send(conn.id, joined)
 
@@ -147,22 +149,25 @@ class Rooms:
 
     def expel(self, room: str, connection_ids: list[str], words: str) -> None:
         """Take `room` from these connections at once (a kick or a ban); each hears why
-        (`forbidden`) and `left`. One left with no room leaves the chat: its next frame
-        starts it over in the default room, as after an expiry."""
+        (`forbidden`) and `left`. One left with no room leaves the chat, and its `left`
+        says so (`current` null): its next frame starts it over in the default room, as
+        after an expiry."""
         for connection_id in connection_ids:
             conn = self._store.get_connection(connection_id)
             if conn is None or room not in conn.rooms | {conn.room}:
                 continue
             error = protocol.error_frame(ProtocolError(FORBIDDEN, words))
             self._sender.send(connection_id, error)
+            current = None
             if len(conn.rooms | {conn.room}) == 1:
                 departures = self._store.remove_connection(connection_id)
                 self._broadcaster.gone(connection_id, departures)
-                continue
-            conn, departure = self._store.unsubscribe(conn, room)
-            if departure is not None:
-                self._broadcaster.depart(departure)
-            self._sender.send(connection_id, {"type": "left", "room": room, "current": conn.room})
+            else:
+                conn, departure = self._store.unsubscribe(conn, room)
+                if departure is not None:
+                    self._broadcaster.depart(departure)
+                current = conn.room
+            self._sender.send(connection_id, {"type": "left", "room": room, "current": current})
 
     def spread(self, user: str, room: str, entry: PersonRoom, skip: str = "") -> None:
         """A person's new room reaches their live connections at once: each subscribes
