@@ -31,26 +31,20 @@ from chalicelib.auth import Unauthorized, Verifier
 from chalicelib.conversation import Conversation
 from chalicelib.fanout import Batch, FanOut
 from chalicelib.ids import id_time_ms
-from chalicelib.memberships import DM_PREFIX, PersonRoom, dm_room
 from chalicelib.mentions import Mentions
 from chalicelib.moderation import Moderation
 from chalicelib.outage import STORAGE_ERRORS, log_storage_error
 from chalicelib.protocol import Command, ProtocolError, Refusal
-from chalicelib.roles import ADMIN_GROUP
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
-from chalicelib.storage import (
-    AddressFull,
-    ChatStore,
-    Connection,
-    ConnectionChanged,
-    Departure,
-    IdInUse,
-    Member,
-    NickTaken,
-    RateLimited,
-    iso_timestamp,
-)
+from chalicelib.store import Store
+from chalicelib.store.claims import AddressFull, NickTaken
+from chalicelib.store.connections import Connection, ConnectionChanged
+from chalicelib.store.memberships import DM_PREFIX, PersonRoom, dm_room
+from chalicelib.store.messages import IdInUse, iso_timestamp
+from chalicelib.store.rates import RateLimited
+from chalicelib.store.roles import ADMIN_GROUP
+from chalicelib.store.rooms import Departure, Member
 from chalicelib.text import nick_key
 
 log = logging.getLogger(__name__)
@@ -116,7 +110,7 @@ def _refusal(status: int, code: str, message: str) -> dict[str, Any]:
 class Chat:
     def __init__(
         self,
-        store: ChatStore,
+        store: Store,
         sender: Sender,
         settings: Settings,
         fanout: FanOut | None = None,
@@ -131,7 +125,7 @@ class Chat:
         self._verifier = verifier
         # The stage's bucket for attachments (BUCKET_NAME); None: `upload` is refused.
         self._files = files
-        self._mentions = Mentions(store.people)
+        self._mentions = Mentions(store.memberships)
         self._moderation = Moderation(store, store.roles, sender, self._expel)
         self._conversation = Conversation(
             store, sender, settings, self._moderation.moderates, self._mentions
@@ -186,7 +180,7 @@ class Chat:
     def disconnect(self, event: WebsocketEvent) -> None:
         with budget.within(budget.FRAME_SECONDS):
             try:
-                self._gone(event.connection_id, self._store.remove_connection(event.connection_id))
+                self._gone(event.connection_id, self._store.connections.remove(event.connection_id))
             except STORAGE_ERRORS as error:
                 log_storage_error(error, "disconnect %s (TTL will clean it)", event.connection_id)
 
@@ -246,9 +240,9 @@ class Chat:
             if not self._may_enter(room, user):
                 message = f"{room} is private: only its members may join it"
                 return _refusal(403, protocol.FORBIDDEN, message)
-            slot = self._store.claim_slot(ip, connection_id)
+            slot = self._store.claims.slot(ip, connection_id)
             nick = self._claim(room, nick, connection_id, now, chosen, False, user)
-            conn = self._store.add_connection(
+            conn = self._store.connections.add(
                 connection_id, nick, room, ip, slot, connected_at=now, user=user, admin=admin
             )
             if user:
@@ -258,7 +252,7 @@ class Chat:
             return _refusal(429, protocol.TOO_MANY_CONNECTIONS, f"at most {limit} per address")
         except NickTaken:
             assert slot is not None  # the nickname is claimed after the slot
-            self._store.release_slot(ip, slot, connection_id)
+            self._store.claims.release_slot(ip, slot, connection_id)
             return _refusal(409, protocol.NICK_TAKEN, f"{nick} is taken in {room}")
         except STORAGE_ERRORS as error:
             log_storage_error(error, "connect %s", connection_id)
@@ -298,7 +292,7 @@ class Chat:
         """Claim a nickname; one held by a connection API Gateway says is gone (a page
         reconnecting before its old connection's $disconnect ran) is taken over."""
         try:
-            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
+            self._store.claims.nick(room, nick, connection_id, connected_at, confirmed, user)
         except NickTaken as taken:
             # A 410 for a holder whose $connect may still be running means "not open yet";
             # one that has sent a frame has opened, and a 410 for it means gone.
@@ -309,29 +303,31 @@ class Chat:
             self._evict(room, [taken.holder], announce=True)
             for _ in range(TAKEOVER_WAITS):
                 try:
-                    self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
+                    self._store.claims.nick(
+                        room, nick, connection_id, connected_at, confirmed, user
+                    )
                     return
                 except NickTaken as again:
                     if again.holder != taken.holder:
                         raise
                 # Its $disconnect removed it first and is telling the room it left.
                 time.sleep(TAKEOVER_PAUSE_SECONDS)
-            self._store.release_nick(room, nick, taken.holder)
-            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
+            self._store.claims.release_nick(room, nick, taken.holder)
+            self._store.claims.nick(room, nick, connection_id, connected_at, confirmed, user)
 
     def _subscribe_person(self, conn: Connection) -> Connection:
         """A signed-in person's connection receives all their rooms (up to MAX_ROOMS):
         one Query of their rooms, batch writes of the subscriptions."""
-        people = self._store.people
+        people = self._store.memberships
         people.add_connection(
             conn.user, conn.id, self._store.now_ms() // 1000 + self._settings.connection_ttl_seconds
         )
         rooms, _ = people.rooms_of(conn.user)
         if conn.room not in {r.room for r in rooms}:  # a new room: its past is not unread
-            newest, _ = self._store.history(conn.room, 1)
+            newest, _ = self._store.messages.history(conn.room, 1)
             people.add(conn.user, PersonRoom(conn.room, read=newest[-1]["id"] if newest else ""))
         names = [r.room for r in rooms if r.room != conn.room][: self._settings.max_rooms - 1]
-        return self._store.subscribe_many(conn, names)
+        return self._store.connections.subscribe_many(conn, names)
 
     def _may_enter(self, room: str, user: str) -> bool:
         """`?room=` on $connect: a private room only for its members (the default room
@@ -340,19 +336,19 @@ class Chat:
             return True
         if room.startswith(DM_PREFIX) and not user:
             return False
-        terms = self._store.people.terms(room)
+        terms = self._store.memberships.terms(room)
         if terms is None:
             return not room.startswith(DM_PREFIX)
-        return bool(user) and self._store.people.room_of(user, room) is not None
+        return bool(user) and self._store.memberships.room_of(user, room) is not None
 
     def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
         """Best effort after a failed $connect: what it wrote is pending and expires anyway."""
         try:
             with budget.within(budget.CLEANUP_SECONDS):
-                self._store.remove_connection(connection_id, room_hint=room)
-                self._store.release_nick(room, nick, connection_id)
+                self._store.connections.remove(connection_id, room_hint=room)
+                self._store.claims.release_nick(room, nick, connection_id)
                 if slot is not None:
-                    self._store.release_slot(ip, slot, connection_id)
+                    self._store.claims.release_slot(ip, slot, connection_id)
         except STORAGE_ERRORS:
             log.warning("connect %s: left pending items to expire", connection_id)
 
@@ -360,11 +356,11 @@ class Chat:
         """The sender's connection, a frame token taken. Its first frame confirms it (and
         announces it); one missing from the table (expired, or cleaned after a failed
         send while it was still open) is registered again."""
-        conn = self._store.admit(connection_id, self._settings.frame_rate)
+        conn = self._store.connections.admit(connection_id, self._settings.frame_rate)
         if conn is None:
             room, now = self._settings.default_room, self._store.now_ms()
             nick = self._claim(room, "", connection_id, now, chosen=False, confirmed=True)
-            return self._store.add_connection(
+            return self._store.connections.add(
                 connection_id, nick, room, connected_at=now, confirmed=True
             )
         if conn.confirmed:
@@ -376,12 +372,12 @@ class Chat:
             guest = self._claim(
                 conn.room, "", conn.id, conn.connected_at, chosen=False, confirmed=True
             )
-            conn = self._store.rename(conn, guest)
-            count = self._store.confirm(conn)
+            conn = self._store.connections.rename(conn, guest)
+            count = self._store.connections.confirm(conn)
             message = f"your nickname went to another member; you are {guest}"
             self._reply_error(conn.id, ProtocolError(protocol.NICK_TAKEN, message))
         else:
-            count = self._store.confirm(conn)
+            count = self._store.connections.confirm(conn)
         confirmed = replace(conn, confirmed=True)
         for room in sorted(confirmed.rooms | {confirmed.room}, key=lambda r: r != conn.room):
             self._tell_room(
@@ -407,7 +403,7 @@ class Chat:
                     self._run(conn, command, origin)
                     return
                 except ConnectionChanged:
-                    conn = self._store.get_connection(conn.id) or conn
+                    conn = self._store.connections.get(conn.id) or conn
             log.error("connection %s kept changing during %s", conn.id, command)
         except NickTaken as taken:
             self._reply_error(conn.id, ProtocolError(protocol.NICK_TAKEN, str(taken)))
@@ -449,7 +445,9 @@ class Chat:
             case protocol.History(room=room):
                 if self._in_room(conn, room):
                     shown = room or conn.room
-                    messages, more = self._store.history(shown, command.limit, command.before)
+                    messages, more = self._store.messages.history(
+                        shown, command.limit, command.before
+                    )
                     self._sender.send(conn.id, protocol.history_frame(shown, messages, more))
             case protocol.Who(room=room):
                 if self._in_room(conn, room):
@@ -498,8 +496,8 @@ class Chat:
 
     def _send_rooms(self, conn: Connection) -> None:
         """Public rooms with members; private rooms and DMs never appear here."""
-        rooms = self._store.rooms()
-        private = self._store.people.private_among([name for name, _ in rooms])
+        rooms = self._store.rooms.listed()
+        private = self._store.memberships.private_among([name for name, _ in rooms])
         listed = [(name, count) for name, count in rooms if name not in private]
         self._sender.send(conn.id, protocol.rooms_frame(listed))
 
@@ -524,7 +522,7 @@ class Chat:
                 self._reply_error(conn.id, ProtocolError(refused.code, refused.message))
                 return
         mentions = self._mentions(room, command.text) if command.text else []
-        message, _ = self._store.add_message(
+        message, _ = self._store.messages.add(
             room, conn, command.text, command.id, mentions, attachment
         )
         frame = protocol.message_frame(message)
@@ -547,7 +545,7 @@ class Chat:
                 post = files.presign_upload(room, command.name, command.type, command.size)
                 answer = {"type": "upload", "room": room, "name": command.name, **post}
             else:
-                attachment = self._store.attachment(room, command.id)
+                attachment = self._store.messages.attachment(room, command.id)
                 if attachment is None:
                     raise Refused(protocol.NOT_FOUND, f"no message {command.id} with a file")
                 url = files.presign_download(attachment)
@@ -572,9 +570,9 @@ class Chat:
                 message = f"you are in {limit} rooms, the most there can be: leave one first"
                 self._reply_error(conn.id, ProtocolError(protocol.TOO_MANY_ROOMS, message))
                 return
-            self._store.admit_join(conn, self._settings.join_rate)
+            self._store.connections.admit_join(conn, self._settings.join_rate)
             self._hold(room, conn.nick, conn.id, conn.connected_at, user=conn.user)
-            conn = self._store.subscribe(conn, room)
+            conn = self._store.connections.subscribe(conn, room)
             added = entry
             live = self._tell_room(
                 room,
@@ -584,14 +582,14 @@ class Chat:
                 person=conn.user,
             )
         elif room != conn.room:
-            conn = self._store.set_current(conn, room)
+            conn = self._store.connections.set_current(conn, room)
         if live is None:  # a room already joined, or one too big for presence
             live = self._live_members(room)
-        messages, more = self._store.history(room, self._settings.history_page_size)
+        messages, more = self._store.messages.history(room, self._settings.history_page_size)
         if added is not None and conn.user:
             # What the `joined` frame shows is read (a marker they have is kept).
             read = messages[-1]["id"] if messages else ""
-            self._store.people.add(conn.user, replace(added, read=read))
+            self._store.memberships.add(conn.user, replace(added, read=read))
             self._spread(conn.user, room, added, skip=conn.id)
         joined = protocol.joined_frame(
             room,
@@ -618,7 +616,7 @@ class Chat:
             message = f"you are banned from {room}: a moderator may unban you"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return None
-        terms = self._store.people.terms(room)
+        terms = self._store.memberships.terms(room)
         if terms is None:
             if room.startswith(DM_PREFIX):  # reserved for DMs, made only by `dm`
                 self._reply_error(conn.id, refused)
@@ -628,7 +626,7 @@ class Chat:
             message = f"{room} is private: sign in to join private rooms and DMs"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return None
-        entry = self._store.people.room_of(conn.user, room)
+        entry = self._store.memberships.room_of(conn.user, room)
         if entry is None and terms.owner == conn.user:  # an owner who left comes back
             return PersonRoom(room, private=True)
         if entry is None:
@@ -638,15 +636,15 @@ class Chat:
     def _spread(self, user: str, room: str, entry: PersonRoom, skip: str = "") -> None:
         """A person's new room reaches their live connections at once: each subscribes
         (up to MAX_ROOMS) and hears `added`."""
-        _, connections = self._store.people.rooms_of(user)
+        _, connections = self._store.memberships.rooms_of(user)
         for connection_id in connections:
             if connection_id == skip:
                 continue
-            other = self._store.get_connection(connection_id)
+            other = self._store.connections.get(connection_id)
             if other is None or len(other.rooms) >= self._settings.max_rooms:
                 continue
             if room not in other.rooms:
-                other = self._store.subscribe_many(other, [room])
+                other = self._store.connections.subscribe_many(other, [room])
                 if other.confirmed:
                     self._tell_room(
                         room,
@@ -668,20 +666,20 @@ class Chat:
             message = "this is your only room: join another before you leave it"
             self._reply_error(conn.id, ProtocolError(protocol.BAD_REQUEST, message))
             return
-        conn, departure = self._store.unsubscribe(conn, room)
+        conn, departure = self._store.connections.unsubscribe(conn, room)
         others = []
         if conn.user:
-            self._store.people.remove(conn.user, room)
-            _, connections = self._store.people.rooms_of(conn.user)
+            self._store.memberships.remove(conn.user, room)
+            _, connections = self._store.memberships.rooms_of(conn.user)
             for connection_id in connections:
-                other = self._store.get_connection(connection_id)
+                other = self._store.connections.get(connection_id)
                 if (
                     other is not None
                     and other.id != conn.id
                     and room in other.rooms
                     and len(other.rooms | {other.room}) > 1
                 ):
-                    other, other_departure = self._store.unsubscribe(other, room)
+                    other, other_departure = self._store.connections.unsubscribe(other, room)
                     others.append(other_departure)
                     self._sender.send(
                         other.id, {"type": "left", "room": room, "current": other.room}
@@ -695,14 +693,14 @@ class Chat:
 
     def _create(self, conn: Connection, command: protocol.Create) -> None:
         """A room and its owner: a public room's creator owns it if it had no members and
-        no owner (chalicelib/roles.py); the default room and DMs have none."""
+        no owner (chalicelib/store/roles.py); the default room and DMs have none."""
         if not command.private:
             if (
                 conn.user
                 and command.room != self._settings.default_room
                 and not command.room.startswith(DM_PREFIX)
-                and self._store.people.terms(command.room) is None
-                and self._store.room_count(command.room) == 0
+                and self._store.memberships.terms(command.room) is None
+                and self._store.rooms.count(command.room) == 0
             ):
                 self._store.roles.claim_owner(command.room, conn.user)
             self._join(conn, command.room)
@@ -714,18 +712,18 @@ class Chat:
         taken = (
             command.room.startswith(DM_PREFIX)
             or command.room == self._settings.default_room
-            or self._store.room_count(command.room) > 0
+            or self._store.rooms.count(command.room) > 0
         )
-        if taken or not self._store.people.create(command.room, conn.user):
+        if taken or not self._store.memberships.create(command.room, conn.user):
             message = f"{command.room} exists already: choose another name"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return
-        self._store.people.add(conn.user, PersonRoom(command.room, private=True))
+        self._store.memberships.add(conn.user, PersonRoom(command.room, private=True))
         self._join(conn, command.room)
 
     def _invite(self, conn: Connection, user: str, room: str) -> None:
         """The owner adds a user to a private room; the room reaches them at once."""
-        terms = self._store.people.terms(room)
+        terms = self._store.memberships.terms(room)
         if terms is None or terms.dm or not conn.user or terms.owner != conn.user:
             message = f"only the owner of private room {room} may invite to it"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
@@ -735,7 +733,7 @@ class Chat:
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return
         entry = PersonRoom(room, private=True)
-        self._store.people.add(user, entry)
+        self._store.memberships.add(user, entry)
         self._spread(user, room, entry)
         self._sender.send(conn.id, {"type": "invited", "room": room, "user": user})
 
@@ -750,10 +748,10 @@ class Chat:
             self._reply_error(conn.id, ProtocolError(protocol.BAD_REQUEST, message))
             return
         room = dm_room(conn.user, to)
-        self._store.people.create(room, "", dm=True)
-        self._store.people.add(conn.user, PersonRoom(room, private=True, dm=True, peer=to))
+        self._store.memberships.create(room, "", dm=True)
+        self._store.memberships.add(conn.user, PersonRoom(room, private=True, dm=True, peer=to))
         theirs = PersonRoom(room, private=True, dm=True, peer=conn.user)
-        self._store.people.add(to, theirs)
+        self._store.memberships.add(to, theirs)
         self._spread(to, room, theirs)
         self._join(conn, room)
 
@@ -762,14 +760,14 @@ class Chat:
         (`forbidden`) and `left`. One left with no room leaves the chat: its next frame
         starts it over in the default room, as after an expiry."""
         for connection_id in connection_ids:
-            conn = self._store.get_connection(connection_id)
+            conn = self._store.connections.get(connection_id)
             if conn is None or room not in conn.rooms | {conn.room}:
                 continue
             self._reply_error(connection_id, ProtocolError(protocol.FORBIDDEN, words))
             if len(conn.rooms | {conn.room}) == 1:
-                self._gone(connection_id, self._store.remove_connection(connection_id))
+                self._gone(connection_id, self._store.connections.remove(connection_id))
                 continue
-            conn, departure = self._store.unsubscribe(conn, room)
+            conn, departure = self._store.connections.unsubscribe(conn, room)
             if departure is not None:
                 self._depart(departure)
             self._sender.send(connection_id, {"type": "left", "room": room, "current": conn.room})
@@ -778,7 +776,7 @@ class Chat:
         """`mine`: the connection's rooms; a person's with unread counts (one Query each)."""
         entries: dict[str, PersonRoom] = {}
         if conn.user:
-            stored, _ = self._store.people.rooms_of(conn.user)
+            stored, _ = self._store.memberships.rooms_of(conn.user)
             entries = {entry.room: entry for entry in stored}
         rooms = []
         for room in sorted(conn.rooms | {conn.room}):
@@ -787,7 +785,7 @@ class Chat:
             if entry.peer:
                 described["with"] = entry.peer
             if conn.user:
-                unread = self._store.unread(room, entry.read, conn.user, entry.dm)
+                unread = self._store.memberships.unread(room, entry.read, conn.user, entry.dm)
                 described.update(
                     unread=protocol.unread_label(unread.count),
                     mentions=unread.mentions,
@@ -804,17 +802,17 @@ class Chat:
             message = "sign in to keep read markers"
             self._reply_error(conn.id, ProtocolError(protocol.FORBIDDEN, message))
             return
-        if not self._store.people.mark_read(conn.user, room, message_id):
+        if not self._store.memberships.mark_read(conn.user, room, message_id):
             message = f"you are not in {room}: join it first"
             self._reply_error(conn.id, ProtocolError(protocol.NOT_IN_ROOM, message))
             return
-        entry = self._store.people.room_of(conn.user, room)
-        unread = self._store.unread(
+        entry = self._store.memberships.room_of(conn.user, room)
+        unread = self._store.memberships.unread(
             room, entry.read if entry else message_id, conn.user, bool(entry and entry.dm)
         )
         frame = {"type": "read", "room": room, "id": message_id}
         frame["unread"] = protocol.unread_label(unread.count)
-        _, connections = self._store.people.rooms_of(conn.user)
+        _, connections = self._store.memberships.rooms_of(conn.user)
         self._sender.broadcast(sorted(set(connections) | {conn.id}), protocol.encode(frame))
 
     def _rename(self, conn: Connection, nick: str) -> None:
@@ -831,20 +829,20 @@ class Chat:
         except NickTaken:
             if nick_key(nick) != nick_key(conn.nick):
                 for room in held:
-                    self._store.release_nick(room, nick, conn.id)
+                    self._store.claims.release_nick(room, nick, conn.id)
             raise
-        renamed = self._store.rename(conn, nick)
+        renamed = self._store.connections.rename(conn, nick)
         try:
             for room in rooms:
                 frame = self._presence(replace(renamed, room=room), "nick", previous=conn.nick)
                 told = self._tell_room(room, frame, presence=True, always=conn.id)
                 # The renamer always gets the frame (of its current room): the acknowledgement.
                 if told is None and room == conn.room:
-                    self._sender.send(conn.id, frame(self._store.room_count(room)))
+                    self._sender.send(conn.id, frame(self._store.rooms.count(room)))
         finally:
             if nick_key(nick) != nick_key(conn.nick):  # see _depart
                 for room in rooms:
-                    self._store.release_nick(room, conn.nick, conn.id)
+                    self._store.claims.release_nick(room, conn.nick, conn.id)
 
     # Fan-out and clean-up ----------------------------------------------------------------
 
@@ -856,10 +854,10 @@ class Chat:
         )
 
     def _live_members(self, room: str) -> list[Member]:
-        live, expired = self._store.members(room)
+        live, expired = self._store.rooms.members(room)
         self._evict(room, [m.connection_id for m in expired], announce=False)
         if expired:
-            self._store.correct_count(room, sum(1 for m in live if m.confirmed))
+            self._store.rooms.correct_count(room, sum(1 for m in live if m.confirmed))
         return live
 
     def _tell_room(
@@ -890,7 +888,7 @@ class Chat:
         limit = self._settings.presence_limit if announcing else None
         if count is not None and count > self._settings.presence_limit:
             return None
-        members = self._store.members(room, at_most=limit)
+        members = self._store.rooms.members(room, at_most=limit)
         if members is None:
             return None
         live, expired = members
@@ -913,7 +911,7 @@ class Chat:
         self._evict(room, [*stale, *gone], announce=not announcing)
         remaining = [m for m in live if m.connection_id not in gone]
         if gone or stale:
-            self._store.correct_count(room, sum(1 for m in remaining if m.confirmed))
+            self._store.rooms.correct_count(room, sum(1 for m in remaining if m.confirmed))
         return remaining
 
     def _fan_out(
@@ -950,7 +948,7 @@ class Chat:
         """Remove connections that are gone. With `announce`, each confirmed departure is
         announced once, and members found gone by those announcements leave silently."""
         for connection_id in dict.fromkeys(connection_ids):
-            departures = self._store.remove_connection(connection_id, room_hint=room)
+            departures = self._store.connections.remove(connection_id, room_hint=room)
             self._gone(connection_id, departures, announce)
 
     def _gone(self, connection_id: str, departures: list[Departure], announce: bool = True) -> None:
@@ -958,7 +956,7 @@ class Chat:
         for departure in departures:
             self._depart(departure, announce)
         for user in {d.member.user for d in departures if d.member.user}:
-            self._store.people.remove_connection(user, connection_id)
+            self._store.memberships.remove_connection(user, connection_id)
 
     def _depart(self, departure: Departure, announce: bool = True) -> None:
         """Announce a departure, then free its nickname: a newcomer under that name (a
@@ -977,7 +975,7 @@ class Chat:
             elif member.user:
                 stays = _other_tab(self._live_members(member.room), member)
         finally:
-            self._store.release_nick(member.room, member.nick, member.connection_id)
+            self._store.claims.release_nick(member.room, member.nick, member.connection_id)
         if stays is not None:
             with contextlib.suppress(NickTaken):  # taken in between: the tab keeps its membership
                 self._hold(

@@ -28,7 +28,7 @@ from chalicelib.commands import Chat
 from chalicelib.fanout import FanOut
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings, positive_int
-from chalicelib.storage import ChatStore
+from chalicelib.store import Store
 
 # Concurrent PostToConnection calls per broadcast. The send pool and the HTTP
 # connection pool of the websocket client get the same size: a thread without
@@ -113,7 +113,7 @@ def verifier(user_pool_id: str, client_id: str) -> Verifier:
 
 def chat(websocket_api: Any) -> Chat:
     settings = Settings.from_env()
-    store = ChatStore(dynamodb_client(), settings)
+    store = Store(dynamodb_client(), settings)
     fanout = None
     if settings.fanout_function:
         fanout = FanOut(lambda_client, settings.fanout_function, settings.fanout_batch, send_pool())
