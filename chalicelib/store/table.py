@@ -53,30 +53,30 @@ class Table:
 
     def __init__(self, client: Any, name: str) -> None:
         self._client = client
-        self.name = name
+        self._name = name
 
     def get(self, key: Item, **options: Any) -> Item | None:
         """The item at `key`, or None."""
         with _translated():
-            response = self._client.get_item(TableName=self.name, Key=key, **options)
+            response = self._client.get_item(TableName=self._name, Key=key, **options)
         item: Item | None = response.get("Item")
         return item
 
     def put(self, item: Item, **options: Any) -> None:
         with _translated():
-            self._client.put_item(TableName=self.name, Item=item, **options)
+            self._client.put_item(TableName=self._name, Item=item, **options)
 
     def update(self, key: Item, **options: Any) -> Item:
         """The attributes the request asked back (ReturnValues), or {}."""
         with _translated():
-            response = self._client.update_item(TableName=self.name, Key=key, **options)
+            response = self._client.update_item(TableName=self._name, Key=key, **options)
         attributes: Item = response.get("Attributes", {})
         return attributes
 
     def delete(self, key: Item, **options: Any) -> Item:
         """The attributes the request asked back (ReturnValues), or {}."""
         with _translated():
-            response = self._client.delete_item(TableName=self.name, Key=key, **options)
+            response = self._client.delete_item(TableName=self._name, Key=key, **options)
         attributes: Item = response.get("Attributes", {})
         return attributes
 
@@ -84,13 +84,13 @@ class Table:
         """Every item the query matches, page after page, as the caller reads them."""
         with _translated():
             paginator = self._client.get_paginator("query")
-            for page in paginator.paginate(TableName=self.name, **options):
+            for page in paginator.paginate(TableName=self._name, **options):
                 yield from page["Items"]
 
     def query_page(self, **options: Any) -> list[Item]:
         """One page of a query (with `Limit`: at most that many items), one request."""
         with _translated():
-            response = self._client.query(TableName=self.name, **options)
+            response = self._client.query(TableName=self._name, **options)
         items: list[Item] = response["Items"]
         return items
 
@@ -98,11 +98,11 @@ class Table:
         """The items at `keys` that exist, in any order: one BatchGetItem per 100 keys."""
         found: list[Item] = []
         for start in range(0, len(keys), BATCH_GET):
-            request: Any = {self.name: {"Keys": keys[start : start + BATCH_GET], **options}}
+            request: Any = {self._name: {"Keys": keys[start : start + BATCH_GET], **options}}
             while request:
                 with _translated():
                     response = self._client.batch_get_item(RequestItems=request)
-                found += response["Responses"].get(self.name, [])
+                found += response["Responses"].get(self._name, [])
                 request = response.get("UnprocessedKeys") or {}
         return found
 
@@ -110,7 +110,7 @@ class Table:
         """Put every item: one BatchWriteItem per 25 (not atomic)."""
         for start in range(0, len(items), BATCH_WRITE):
             batch = items[start : start + BATCH_WRITE]
-            request: Any = {self.name: [{"PutRequest": {"Item": item}} for item in batch]}
+            request: Any = {self._name: [{"PutRequest": {"Item": item}} for item in batch]}
             while request:
                 with _translated():
                     response = self._client.batch_write_item(RequestItems=request)
