@@ -599,6 +599,7 @@ class Chat:
             more,
             _verified_nicks(live),
             iso_timestamp(self._store.now_ms()),
+            role=self._moderation.role(conn, room),
         )
         self._sender.send(conn.id, joined)
 
@@ -757,20 +758,23 @@ class Chat:
 
     def _expel(self, room: str, connection_ids: list[str], words: str) -> None:
         """Take `room` from these connections at once (a kick or a ban); each hears why
-        (`forbidden`) and `left`. One left with no room leaves the chat: its next frame
-        starts it over in the default room, as after an expiry."""
+        (`forbidden`) and `left`. One left with no room leaves the chat, and its `left`
+        says so (`current` null): its next frame starts it over in the default room, as
+        after an expiry."""
         for connection_id in connection_ids:
             conn = self._store.connections.get(connection_id)
             if conn is None or room not in conn.rooms | {conn.room}:
                 continue
             self._reply_error(connection_id, ProtocolError(protocol.FORBIDDEN, words))
+            current = None
             if len(conn.rooms | {conn.room}) == 1:
                 self._gone(connection_id, self._store.connections.remove(connection_id))
-                continue
-            conn, departure = self._store.connections.unsubscribe(conn, room)
-            if departure is not None:
-                self._depart(departure)
-            self._sender.send(connection_id, {"type": "left", "room": room, "current": conn.room})
+            else:
+                conn, departure = self._store.connections.unsubscribe(conn, room)
+                if departure is not None:
+                    self._depart(departure)
+                current = conn.room
+            self._sender.send(connection_id, {"type": "left", "room": room, "current": current})
 
     def _send_mine(self, conn: Connection) -> None:
         """`mine`: the connection's rooms; a person's with unread counts (one Query each)."""

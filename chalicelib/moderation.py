@@ -23,7 +23,8 @@ from chalicelib.protocol import FORBIDDEN, NOT_FOUND, Refusal
 from chalicelib.sending import Sender
 from chalicelib.store import Store
 from chalicelib.store.connections import Connection
-from chalicelib.store.roles import MODERATOR, OWNER, Roles
+from chalicelib.store.memberships import DM_PREFIX
+from chalicelib.store.roles import MEMBER, MODERATOR, OWNER, Roles
 from chalicelib.text import nick_key
 
 # Broadcast a frame to the room (the sender always gets it).
@@ -42,6 +43,17 @@ class Moderation:
     def moderates(self, conn: Connection, room: str) -> bool:
         """Admins moderate every room; otherwise its owner and moderators."""
         return conn.admin or self._roles.rank(room, conn.user) in (OWNER, MODERATOR)
+
+    def role(self, conn: Connection, room: str) -> str:
+        """The connection's role in `room`, for `joined`. A DM has no roles and a guest no
+        identity (`member`); an admin moderates every room (`moderator`, in rooms they own
+        too: the group, read at $connect, answers without a read). Anyone else's costs one
+        rank read."""
+        if room.startswith(DM_PREFIX) or not conn.user:
+            return MEMBER
+        if conn.admin:
+            return MODERATOR
+        return self._roles.rank(room, conn.user) or MEMBER
 
     def run(self, conn: Connection, room: str, command: protocol.Command, tell: Tell) -> None:
         terms = self._store.memberships.terms(room)

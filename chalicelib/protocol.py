@@ -699,10 +699,13 @@ def joined_frame(
     more: bool,
     verified: list[str] | None = None,
     server_time: str | None = None,
+    *,
+    role: str,
 ) -> dict[str, Any]:
-    """`server_time` lets a client make message ids on the server's clock, not its own."""
+    """`server_time` lets a client make message ids on the server's clock, not its own;
+    `role` (owner, moderator, member) lets it offer only what the server will allow."""
     frame = members_frame(room, nicks, verified)
-    frame.update(type="joined", nick=nick)
+    frame.update(type="joined", nick=nick, role=role)
     if server_time is not None:
         frame["server_time"] = server_time
     return fit_history(frame, history, more)

@@ -6,6 +6,7 @@ is in the Cognito group `admins`; others are guests.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -196,10 +197,111 @@ def test_banned_from_the_only_room_leaves_the_chat(chat: ChatHarness, crew: Pool
     bob = person(chat, crew, "bob")
     chat.drain()
     chat.send(dave, {"action": "ban", "room": "lobby", "user": "bob"})
-    (why,) = of_type(chat.take(bob), "error")
-    assert "banned from lobby" in why["message"]
+    why, left = chat.take(bob)
+    assert why["code"] == "forbidden" and "banned from lobby" in why["message"]
+    assert left == {"type": "left", "room": "lobby", "current": None}
     leaves = of_type(chat.take(dave), "presence")
     assert [(p["event"], p["nick"]) for p in leaves] == [("leave", "bob")]
     assert chat.refusal({"token": crew.token("bob")})["status"] == 403
     chat.send(dave, "/who")
     assert chat.take_one(dave, "members")["members"] == ["dave"]
+
+
+def joined_role(chat: ChatHarness, who: str, room: str) -> tuple[str, int]:
+    """The role `joined` tells `who` joining `room`, and the BatchGetItem calls it took."""
+    batch_gets: list[str] = []
+    client = service.dynamodb_client()
+
+    def count(**_: Any) -> None:
+        batch_gets.append("BatchGetItem")
+
+    client.meta.events.register("provide-client-params.dynamodb.BatchGetItem", count)
+    try:
+        chat.send(who, {"action": "join", "room": room})
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.BatchGetItem", count)
+    return chat.take_one(who, "joined")["role"], len(batch_gets)
+
+
+def test_joined_tells_the_joiner_their_role_for_at_most_one_read(
+    chat: ChatHarness, crew: Pool
+) -> None:
+    alice = person(chat, crew, "alice")
+    bob = person(chat, crew, "bob")
+    carol = person(chat, crew, "carol")
+    dave = person(chat, crew, "dave")
+    guest = chat.connect({"nick": "visitor"})
+    chat.send(alice, {"action": "create", "room": "cafe"})  # public, alice its owner
+    assert chat.take_one(alice, "joined")["role"] == "owner"
+    chat.send(carol, {"action": "create", "room": "den", "private": True})
+    assert chat.take_one(carol, "joined")["role"] == "owner"
+    chat.send(carol, {"action": "invite", "room": "den", "user": "bob"})
+    chat.drain()
+
+    assert joined_role(chat, bob, "cafe") == ("member", 1)
+    chat.send(alice, {"action": "role", "room": "cafe", "user": "bob", "role": "moderator"})
+    chat.drain()
+    assert joined_role(chat, bob, "cafe") == ("moderator", 1)
+    assert joined_role(chat, alice, "cafe") == ("owner", 1)
+    assert joined_role(chat, carol, "cafe") == ("member", 1)
+    assert joined_role(chat, carol, "den") == ("owner", 1)  # a private room's creator
+    assert joined_role(chat, bob, "den") == ("member", 1)
+    assert joined_role(chat, dave, "cafe") == ("moderator", 0)  # an admin, by the group
+    assert joined_role(chat, dave, "lobby") == ("moderator", 0)
+    assert joined_role(chat, guest, "cafe") == ("member", 0)
+    chat.send(alice, {"action": "role", "room": "cafe", "user": "bob", "role": "member"})
+    chat.drain()
+    assert joined_role(chat, bob, "cafe") == ("member", 1)
+
+    chat.send(alice, {"action": "dm", "to": "dave"})  # a DM has no roles, for anyone
+    dm = chat.take_one(alice, "joined")
+    assert dm["role"] == "member"
+    assert joined_role(chat, dave, dm["room"]) == ("member", 0)
+    assert joined_role(chat, alice, dm["room"]) == ("member", 0)
+
+
+def test_a_kick_from_the_only_room_ends_with_left_and_no_current(
+    chat: ChatHarness, crew: Pool
+) -> None:
+    """Each of the person's connections hears `forbidden` then `left`, nothing more of the
+    room, and its next frame starts it over in the default room."""
+    alice = person(chat, crew, "alice", room="cafe")
+    laptop = person(chat, crew, "bob", room="cafe")
+    phone = person(chat, crew, "bob", room="cafe")
+    chat.drain()
+    chat.send(alice, {"action": "kick", "room": "cafe", "user": "bob"})
+    assert "only moderators" in chat.take_one(alice, "error")["message"]  # no owner: admins
+    dave = person(chat, crew, "dave", room="cafe")
+    chat.drain()
+
+    chat.send(dave, {"action": "kick", "room": "cafe", "user": "bob"})
+    for tab in (laptop, phone):
+        why, left = chat.take(tab)
+        assert (why["type"], why["code"]) == ("error", "forbidden")
+        assert "dave removed you from cafe" in why["message"]
+        assert left == {"type": "left", "room": "cafe", "current": None}
+    assert of_type(chat.take(alice), "kicked") == [
+        {"type": "kicked", "room": "cafe", "user": "bob", "by": "dave"}
+    ]
+    chat.send(alice, {"action": "sendmessage", "data": "after the kick", "room": "cafe"})
+    assert chat.take(laptop) == [] and chat.take(phone) == []
+    chat.send(dave, "/who")
+    assert chat.take_one(dave, "members")["members"] == ["alice", "dave"]
+    chat.send(laptop, {"action": "ping"})  # starts over, in the default room
+    assert chat.take(laptop) == [{"type": "pong"}]
+    assert list(mine(chat, laptop)) == ["lobby"]
+
+
+def test_a_kick_from_one_of_two_rooms_leaves_the_other_current(
+    chat: ChatHarness, crew: Pool
+) -> None:
+    dave = person(chat, crew, "dave", room="cafe")
+    bob = person(chat, crew, "bob", room="cafe")
+    chat.send(bob, {"action": "join", "room": "hall"})
+    chat.drain()
+    chat.send(dave, {"action": "kick", "room": "cafe", "user": "bob"})
+    why, left = chat.take(bob)
+    assert (why["code"], left) == ("forbidden", {"type": "left", "room": "cafe", "current": "hall"})
+    chat.send(dave, {"action": "sendmessage", "data": "after the kick", "room": "cafe"})
+    assert chat.take(bob) == []
+    assert list(mine(chat, bob)) == ["hall"]

@@ -232,3 +232,79 @@ def test_a_moderator_deletes_and_bans_and_an_admin_moderates_a_room_not_theirs(
             send(dave, {"action": "ban", "room": "lobby", "user": "carol"})
             wait(dave, "banned")
             assert "banned from lobby" in of_type(wait(carol, "error"), "error")[0]["message"]
+
+
+def joined_role(gateway: RunningGateway, room: str, username: str = "") -> str:
+    """The role `joined` tells a new connection into `room` (signed in as `username`, or
+    a guest) on its `join`."""
+    query = f"?token={token(gateway, username)}&room={room}" if username else f"?room={room}"
+    with gateway.connect(query) as ws:
+        send(ws, {"action": "join", "room": room})
+        (joined,) = of_type(wait(ws, "joined"), "joined")
+    return joined["role"]
+
+
+def test_joined_tells_owners_moderators_admins_members_and_guests_their_role(
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room = "ranks"
+    monkeypatch.setitem(USERS, "dave", ADMIN[1])
+    with open_as(gateway, "alice", "lobby") as alice:
+        send(alice, {"action": "create", "room": room})
+        (created,) = of_type(wait(alice, "joined"), "joined")
+        assert (created["room"], created["role"]) == (room, "owner")
+        assert joined_role(gateway, room, "bob") == "member"
+        send(alice, {"action": "role", "room": room, "user": "bob", "role": "moderator"})
+        wait(alice, "role")
+        assert joined_role(gateway, room, "bob") == "moderator"  # bob reconnects
+        assert joined_role(gateway, room, "carol") == "member"
+        assert joined_role(gateway, room, "dave") == "moderator"  # an admin, not the owner
+        assert joined_role(gateway, room) == "member"  # a guest
+        assert joined_role(gateway, room, "alice") == "owner"
+        send(alice, {"action": "dm", "to": "carol"})
+        (dm,) = of_type(wait(alice, "joined"), "joined")
+        assert dm["role"] == "member"
+
+
+def only_in(ws: Any, room: str) -> None:
+    """Leave every room but `room`, one at a time (a person's rooms outlive the
+    connections of this module's other tests)."""
+    send(ws, {"action": "mine"})
+    (mine,) = of_type(wait(ws, "mine"), "mine")
+    for other in [r["room"] for r in mine["rooms"] if r["room"] != room]:
+        send(ws, {"action": "leave", "room": other})
+        wait(ws, "left")
+
+
+def test_a_kick_from_the_only_room_ends_with_one_forbidden_and_one_left_without_current(
+    gateway: RunningGateway,
+) -> None:
+    room, other = "dock", "pier"
+    with open_as(gateway, "alice", "lobby") as alice:
+        send(alice, {"action": "create", "room": room})  # public, alice its owner
+        wait(alice, "joined")
+        with open_as(gateway, "bob", room) as laptop, open_as(gateway, "bob", room) as phone:
+            only_in(laptop, room)
+            for ws in (alice, laptop, phone):
+                everything(ws)
+
+            send(alice, {"action": "kick", "room": room, "user": "bob"})
+            (kicked,) = of_type(wait(alice, "kicked"), "kicked")
+            assert (kicked["user"], kicked["by"]) == ("bob", "alice")
+            heard = {id(ws): wait(ws, "error", "left") for ws in (laptop, phone)}
+            post(alice, "bob is gone", room)
+            for ws in (laptop, phone):
+                frames = heard[id(ws)] + everything(ws)  # its ping starts it over
+                assert [f["type"] for f in frames] == ["error", "left"]
+                assert frames[0]["code"] == "forbidden"
+                assert "alice removed you from dock" in frames[0]["message"]
+                assert frames[1] == {"type": "left", "room": room, "current": None}
+
+        with open_as(gateway, "bob", other) as bob:  # dock is still among bob's rooms
+            everything(alice)
+            send(alice, {"action": "kick", "room": room, "user": "bob"})
+            frames = wait(bob, "error", "left")
+            post(alice, "bob is gone again", room)
+            frames += everything(bob)
+            assert [f["type"] for f in frames] == ["error", "left"]
+            assert frames[1] == {"type": "left", "room": room, "current": other}

@@ -8,8 +8,10 @@ own. Helpers and flags are those of tests/test_page.py and tests/test_page_rooms
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +20,19 @@ from playwright.sync_api import expect
 
 from tests import test_page as shared
 from tests.conftest import ROOT, RunningGateway, start_gateway
-from tests.test_page import DESKTOP, PHONE, fits_the_viewport, messages, say, screenshot
+from tests.page_support import fill_room
+from tests.test_page import (
+    DESKTOP,
+    PHONE,
+    fits_the_viewport,
+    join,
+    messages,
+    relay_frames,
+    say,
+    screenshot,
+    set_nick,
+    wait_online,
+)
 from tests.test_page_a11y import violations
 from tests.test_page_rooms import USERS, badge, set_visibility, sign_in
 
@@ -55,10 +69,13 @@ def person(
     room: str,
     viewport: Any = DESKTOP,
     script: str = "",
+    rewrite: Callable[[Any, str], None] | None = None,
+    routes: list[Any] | None = None,
     **options: Any,
 ) -> Any:
     """`user` signed in and online in `room`; every frame the page sends is kept in
-    `page.sent`. `script` runs in the page before its own."""
+    `page.sent`. `script` runs in the page before its own. With `rewrite` or `routes`, its
+    websockets go through the test (tests/test_page.py, relay_frames)."""
     about = gateway.endpoints["cognito"]
     query = {"cognito": about["endpoint"], "client": about["clients"]["ChatUserPoolClient"]}
     url = f"{gateway.endpoints['http']}?{urlencode({**query, 'room': room})}"
@@ -70,6 +87,8 @@ def person(
         )
         if script:
             page.add_init_script(script)
+        if rewrite is not None or routes is not None:
+            relay_frames(page, rewrite or (lambda route, frame: route.send(frame)), routes)
 
     page = open_page(url, viewport, before=record, reduced_motion="reduce", **options)
     page.sent = sent
@@ -88,6 +107,15 @@ def menu_of(page: Any, text: str) -> Any:
     message.hover()
     message.get_by_role("button", name="Message actions").click()
     return message.get_by_role("menu")
+
+
+def long_press(page: Any, text: str) -> Any:
+    """Open a message's menu as a finger does: a press held past half a second."""
+    held = row(page, text).locator(".text")
+    held.dispatch_event("pointerdown", {"pointerType": "touch", "isPrimary": True})
+    page.wait_for_timeout(700)
+    held.dispatch_event("pointerup", {"pointerType": "touch", "isPrimary": True})
+    return row(page, text).get_by_role("menu")
 
 
 def typing_frames(page: Any) -> int:
@@ -198,11 +226,7 @@ def test_a_moderator_deletes_and_bans_from_the_page_and_a_phone_has_the_long_pre
     # bob on a phone: a long press on his message opens its menu; he edits from it.
     say(bob, "first from the phone")
     expect(messages(bob).last).to_have_text("first from the phone")
-    text = row(bob, "first from the phone").locator(".text")
-    text.dispatch_event("pointerdown", {"pointerType": "touch", "isPrimary": True})
-    bob.wait_for_timeout(700)
-    text.dispatch_event("pointerup", {"pointerType": "touch", "isPrimary": True})
-    menu = row(bob, "first from the phone").get_by_role("menu")
+    menu = long_press(bob, "first from the phone")
     expect(menu).to_be_visible()
     expect(menu.get_by_role("menuitem", name="Edit")).to_be_in_viewport(ratio=1)
     expect(menu.get_by_role("menuitem", name="Delete")).to_be_in_viewport(ratio=1)
@@ -318,3 +342,245 @@ def test_a_mention_while_the_tab_is_hidden_notifies_once_and_badges(
     expect(badge(bob, room)).to_have_count(0)
     expect(bob.locator("#rooms .mention-count")).to_have_count(0)
     expect(bob).to_have_title("chalice-chat")
+
+
+# Every typing frame the page sends, when it went (`window.typingSent`, ms), and every
+# text its typing line shows in turn (`window.typingShown`).
+WATCH_TYPING = """
+window.typingSent = [];
+const sendFrame = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  let action = "";
+  try {
+    action = JSON.parse(data).action;
+  } catch {}
+  if (action === "typing") window.typingSent.push(Date.now());
+  return sendFrame.call(this, data);
+};
+window.typingShown = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const line = document.getElementById("typing");
+  new MutationObserver(() => {
+    const shown = window.typingShown;
+    if (shown[shown.length - 1] !== line.textContent) shown.push(line.textContent);
+  }).observe(line, { childList: true, characterData: true, subtree: true });
+});
+"""
+# Steady typing, as long as it lasts: the page's typing frames go 4 s apart.
+STEADY_S = 10
+# Someone is typing for 5 s after their last typing frame (typing.js).
+SHOWN_MS = 5000
+
+
+def type_for(page: Any, seconds: float) -> None:
+    """Type into the composer, a key every tenth of a second, for `seconds`."""
+    composer = page.get_by_label("Message (or /help)")
+    started = time.monotonic()
+    for key in itertools.cycle("typing along steadily "):
+        if time.monotonic() - started >= seconds:
+            return
+        composer.press(key if key != " " else "Space")
+        page.wait_for_timeout(100)
+
+
+def test_typing_names_one_two_then_several_and_each_name_goes_on_its_own(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    room = "typists"
+    alice, bob, carol = (
+        person(open_page, gateway, user, room, script=WATCH_TYPING) for user in USERS
+    )
+    dave = open_page(
+        f"{gateway.endpoints['http']}?room={room}",
+        DESKTOP,
+        before=lambda page: page.add_init_script(WATCH_TYPING),
+        reduced_motion="reduce",
+    )
+    wait_online(dave)
+    set_nick(dave, "dave")  # the fourth, a guest
+    expect(bob.locator("#member-count")).to_have_text("(4)")
+
+    # alice types steadily for 10 s: one frame at once, then one every 4 s, and not
+    # one dropped by the server (3 s apart per connection): bob's line never lapses.
+    bob.evaluate("window.typingShown = []")
+    type_for(alice, STEADY_S)
+    sent = alice.evaluate("window.typingSent")
+    assert 2 <= len(sent) <= 3, sent
+    assert bob.evaluate("window.typingShown") == ["alice is typing…"]
+    # It goes within 5 s of her last frame, so of her last keystroke.
+    expect(bob.locator("#typing")).to_have_text("", timeout=SHOWN_MS + LIVE_MS)
+    alice.get_by_label("Message (or /help)").fill("")
+
+    # One, two, then several; never oneself.
+    alice.get_by_label("Message (or /help)").press_sequentially("so")
+    expect(bob.locator("#typing")).to_have_text("alice is typing…", timeout=LIVE_MS)
+    carol.get_by_label("Message (or /help)").press_sequentially("me")
+    expect(bob.locator("#typing")).to_have_text("alice and carol are typing…", timeout=LIVE_MS)
+    dave.get_by_label("Message (or /help)").press_sequentially("me too")
+    expect(bob.locator("#typing")).to_have_text("several people are typing…", timeout=LIVE_MS)
+    expect(alice.locator("#typing")).to_have_text("carol and dave are typing…", timeout=LIVE_MS)
+    screenshot(bob, "conversation-typing-several.png")
+    # alice sends: her name leaves at once, the others' stay.
+    alice.get_by_label("Message (or /help)").press_sequentially(" here")
+    alice.get_by_label("Message (or /help)").press("Enter")
+    expect(messages(bob).last).to_have_text("so here")
+    expect(bob.locator("#typing")).to_have_text("carol and dave are typing…")
+    # carol and dave stopped: their names go within 5 s of their last keystroke.
+    expect(bob.locator("#typing")).to_have_text("", timeout=SHOWN_MS + LIVE_MS)
+    # Every line bob saw since the steady typing, in turn: carol stopped first.
+    assert bob.evaluate("window.typingShown")[2:] == [
+        "alice is typing…",
+        "alice and carol are typing…",
+        "several people are typing…",
+        "carol and dave are typing…",
+        "dave is typing…",
+        "",
+    ]
+
+
+def moderator_items(menu: Any, author: str) -> None:
+    expect(menu.get_by_role("menuitem", name="Delete")).to_be_visible()
+    expect(menu.get_by_role("menuitem", name=f"Kick {author}")).to_be_visible()
+    expect(menu.get_by_role("menuitem", name=f"Ban {author}")).to_be_visible()
+
+
+def test_an_owner_and_a_moderator_keep_the_moderator_menu_after_a_reload(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    """Needs the server's `joined.role`: without it a reloaded page cannot know."""
+    room = "kept-roles"
+    alice = person(open_page, gateway, "alice", "lobby")
+    alice.get_by_label("New room").fill(room)
+    alice.get_by_role("button", name="Create").click()
+    expect(alice.locator("#room-title")).to_have_text(f"#{room}")
+    bob = person(open_page, gateway, "bob", room)
+    carol = person(open_page, gateway, "carol", room)
+    expect(alice.locator("#members")).to_contain_text("carol")
+    say(alice, "/role bob moderator")
+    for page in (alice, bob, carol):
+        expect(page.locator("#log li.system", has_text="moderator")).to_have_text(
+            f"bob is now a moderator of #{room}", timeout=LIVE_MS
+        )
+    say(carol, "carol was here")
+    say(bob, "bob moderates")
+    for page in (alice, bob, carol):
+        expect(messages(page).last).to_have_text("bob moderates")
+
+    for page, user in ((alice, "alice"), (bob, "bob")):
+        page.reload()
+        sign_in(page, user)
+        if page is alice:
+            join(alice, room)  # her page opens at ?room=lobby
+        expect(messages(page).last).to_have_text("bob moderates")
+        moderator_items(menu_of(page, "carol was here"), "carol")
+        page.keyboard.press("Escape")
+    menu = menu_of(carol, "bob moderates")
+    expect(menu.get_by_role("menuitem")).to_have_count(8)  # the picker only
+
+
+def with_role(role: str) -> Callable[[Any, str], None]:
+    """A relay that adds `role` to every `joined`, as a server that tells it does."""
+
+    def rewrite(route: Any, frame: str) -> None:
+        data = json.loads(frame)
+        if data.get("type") == "joined":
+            data["role"] = role
+        route.send(json.dumps(data))
+
+    return rewrite
+
+
+def test_the_role_in_joined_and_role_frames_decide_the_moderator_menu(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    room = "told-roles"
+    routes: list[Any] = []
+    carol = person(open_page, gateway, "carol", room, rewrite=with_role("moderator"), routes=routes)
+    bob = person(open_page, gateway, "bob", room)
+    say(bob, "moderate me")
+    expect(messages(carol).last).to_have_text("moderate me")
+    moderator_items(menu_of(carol, "moderate me"), "bob")
+    carol.keyboard.press("Escape")
+
+    # Live: no longer a moderator, said in the log, and the menu follows.
+    routes[-1].send(json.dumps({"type": "role", "room": room, "user": "carol", "role": "member"}))
+    expect(carol.locator("#log li.system").last).to_have_text(
+        f"carol is no longer a moderator of #{room}"
+    )
+    expect(menu_of(carol, "moderate me").get_by_role("menuitem")).to_have_count(8)
+    carol.keyboard.press("Escape")
+    routes[-1].send(
+        json.dumps({"type": "role", "room": room, "user": "carol", "role": "moderator"})
+    )
+    expect(carol.locator("#log li.system").last).to_have_text(
+        f"carol is now a moderator of #{room}"
+    )
+    moderator_items(menu_of(carol, "moderate me"), "bob")
+
+
+def on_screen(page: Any, menu: Any) -> None:
+    """The menu is whole on screen, and nothing scrolls sideways, the page nor the log."""
+    width = page.viewport_size["width"]
+    box = menu.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.locator("#scroller").evaluate("view => view.scrollWidth <= view.clientWidth")
+    fits_the_viewport(page)
+    expect(messages(page).last).to_be_in_viewport()
+
+
+# Long names, as a person may choose them (at most 32 characters).
+LONG_NAMES = ["alexandra-writes-a-long-one", "bartholomew-types-slowly", "cy"]
+
+
+def test_a_phone_keeps_the_typing_line_on_one_line_and_the_menu_on_screen(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    room = "narrow"
+    guest = "W" * 32  # the longest nickname, in the widest letter
+    routes: list[Any] = []
+    bob = person(
+        open_page,
+        gateway,
+        "bob",
+        room,
+        PHONE,
+        rewrite=with_role("owner"),
+        routes=routes,
+        has_touch=True,
+        is_mobile=True,
+    )
+    fill_room(gateway, room, [(guest, "ok")])
+    say(bob, "mine, on the right")
+    expect(messages(bob).last).to_have_text("mine, on the right")
+    line = bob.locator("#typing")
+
+    def typing(*names: str) -> None:
+        for name in names:
+            routes[-1].send(json.dumps({"type": "typing", "room": room, "nick": name}))
+
+    empty = line.bounding_box()["height"]
+    # Two long names: cut short with an ellipsis, on the one line the empty line takes.
+    typing(*LONG_NAMES[:2])
+    expect(line).to_have_text(f"{LONG_NAMES[0]} and {LONG_NAMES[1]} are typing…")
+    assert line.bounding_box()["height"] == empty
+    assert line.evaluate("line => line.scrollWidth > line.clientWidth")  # cut, not wrapped
+    screenshot(bob, "conversation-phone-typing-two.png")
+
+    # Three: "several people", and a menu open on his own message at the right edge.
+    typing(*LONG_NAMES)
+    expect(line).to_have_text("several people are typing…")
+    menu = long_press(bob, "mine, on the right")
+    expect(menu.get_by_role("menuitem", name="Edit")).to_be_visible()
+    on_screen(bob, menu)
+    assert line.bounding_box()["height"] == empty
+    expect(line).to_have_text("several people are typing…")
+    screenshot(bob, "conversation-phone-typing-menu.png")
+    bob.keyboard.press("Escape")
+
+    # The owner's menu on the guest's message: the widest, Kick and a long name.
+    typing(*LONG_NAMES)
+    menu = long_press(bob, "ok")
+    expect(menu.get_by_role("menuitem", name=f"Kick {guest}")).to_be_visible()
+    on_screen(bob, menu)
+    screenshot(bob, "conversation-phone-moderator-menu.png")

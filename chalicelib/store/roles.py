@@ -16,7 +16,8 @@ group ADMIN_GROUP (the token's `cognito:groups`, read at $connect) moderate
 every room (chalicelib/moderation.py has the rules).
 
 Request counts: a rank is one BatchGetItem (META, OWNER and the ROLE item);
-an admin costs none. A ban check is one GetItem, made when a signed-in person
+an admin costs none. `joined` tells a signed-in non-admin their rank (one; none
+in a DM). A ban check is one GetItem, made when a signed-in person
 connects into a room, joins a new one, or is invited.
 """
 
@@ -31,7 +32,7 @@ ADMIN_GROUP = "admins"
 OWNER_SK = "OWNER"
 ROLE_PREFIX = "ROLE#"
 BAN_PREFIX = "BAN#"
-OWNER, MODERATOR = "owner", "moderator"
+OWNER, MODERATOR, MEMBER = "owner", "moderator", "member"
 
 
 def _key(room: str, sk: str) -> Item:

@@ -17,7 +17,8 @@ const PRESS_SLOP_PX = 10;
 const convo = {
   // The message being edited in the composer: {room, id}, or null.
   editing: null,
-  // Rooms this page knows it moderates: created here, or named moderator in a `role`.
+  // Rooms this page knows it moderates: by `joined.role`, created here, or named
+  // moderator in a `role`.
   moderates: new Set(),
   // A room asked for with `create`: its `joined` makes us its owner.
   creating: "",
@@ -27,6 +28,8 @@ const convo = {
   refusal: { words: "", at: 0 },
   leftNote: "",
 };
+// The roles (`joined.role`, `role.role`) that moderate a room.
+const MODERATING = new Set(["owner", "moderator"]);
 // A `forbidden` this recent, then `left`: the room was taken away, and this is why.
 const REMOVAL_WINDOW_MS = 5000;
 
@@ -149,11 +152,20 @@ export function receiveReactions(frame) {
   if (row && Array.isArray(frame.reactions)) changeLog(() => showReactions(row, frame.reactions));
 }
 
-// `role`: a moderator named (or no longer) in a room.
+// `role`: a moderator named (or no longer) in a room. Said in the room shown, and to
+// the person named wherever they are; about oneself it changes what the menu offers.
 export function receiveRole(frame) {
-  if (frame.user !== ownNick() || !signedIn()) return;
-  if (frame.role === "moderator") convo.moderates.add(frame.room);
-  else convo.moderates.delete(frame.room);
+  const mine = frame.user === ownNick() && signedIn();
+  if (mine) setRole(frame.room, frame.role);
+  const now = MODERATING.has(frame.role) ? "is now" : "is no longer";
+  if (mine || frame.room === shownRoom()) systemLine(`${frame.user} ${now} a moderator of #${frame.room}`);
+}
+
+// What the server says one is in a room (`joined` or `role`): an owner and a moderator
+// moderate it, a member does not.
+function setRole(room, role) {
+  if (MODERATING.has(role)) convo.moderates.add(room);
+  else convo.moderates.delete(room);
 }
 
 export function receiveRemoval(frame) {
@@ -172,12 +184,14 @@ export function noteLeft(label) {
   convo.refusal = { words: "", at: 0 };
 }
 
-// A room came back `joined`: one we asked to create is ours (we moderate it), and why
-// the last one went is said here.
-export function noteJoined(room) {
+// A room came back `joined`: its `role` (a server that sends one) says whether we
+// moderate it, across reloads; without one, a room we asked to create is ours. Why the
+// last room went is said here.
+export function noteJoined(room, role) {
   if (convo.leftNote) systemLine(convo.leftNote);
   convo.leftNote = "";
-  if (room === convo.creating && signedIn()) convo.moderates.add(room);
+  if (typeof role === "string" && signedIn()) setRole(room, role);
+  else if (room === convo.creating && signedIn()) convo.moderates.add(room);
   convo.creating = "";
   if (convo.editing && convo.editing.room !== room) cancelEdit();
 }

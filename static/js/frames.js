@@ -66,7 +66,7 @@ const handlers = {
     const unread = rejoin ? 0 : unreadOf(frame.room);
     if (!rejoin) clearLog(frame.room, frame.more);
     if (!rejoin) forgetTyping();
-    noteJoined(frame.room);
+    noteJoined(frame.room, frame.role);
     setCurrentRoom(frame.room);
     setOwnNick(frame.nick);
     listMembers(frame.members, frame.count, frame.verified);

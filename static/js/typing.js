@@ -4,9 +4,12 @@ import { ui } from "./dom.js";
 import { shownRoom } from "./log.js";
 import { send } from "./socket.js";
 
-// The server passes on one typing frame per connection every 3 s: the page sends no more.
-const SEND_EVERY_MS = 3000;
-// Someone is typing for this long after their last typing frame.
+// The server passes on one typing frame per connection every 3 s and drops the others
+// silently. Sent exactly 3 s apart, timer jitter lands some inside the 3 s and the
+// receiver's line flickers off: a second of margin keeps every frame passed on.
+const SEND_EVERY_MS = 4000;
+// Someone is typing for this long after their last typing frame: longer than the
+// spacing above, so a steady typist's line never lapses between two frames.
 const SHOWN_MS = 5000;
 
 const typing = {
@@ -15,7 +18,7 @@ const typing = {
   who: new Map(),
 };
 
-// The composer changed: one typing frame at most every 3 s, never for a /command.
+// The composer changed: one typing frame at most every 4 s, never for a /command.
 export function noteTyped(text) {
   const now = Date.now();
   if (!text || (text.startsWith("/") && !text.startsWith("//"))) return;
