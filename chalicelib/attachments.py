@@ -12,7 +12,8 @@ random under a digest of the room's name: no user text reaches S3 but the
 cleaned file name, in metadata.
 
 The validation functions are pure (protocol.py calls them); `Files` makes the
-S3 calls.
+S3 calls, and any failure of S3 that is not a refusal of the upload becomes
+`chalicelib.outage.Unavailable` (the sender hears `unavailable`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
 
+from chalicelib.outage import translated
 from chalicelib.settings import Settings
 from chalicelib.text import clean_message
 
@@ -174,25 +176,28 @@ class Files:
         }
         conditions: list[Any] = [{field: value} for field, value in announced.items()]
         conditions.append(["content-length-range", size, size])
-        post = self._client().generate_presigned_post(
-            Bucket=self._bucket,
-            Key=key,
-            Fields=announced,
-            Conditions=conditions,
-            ExpiresIn=self._settings.upload_seconds,
-        )
+        with translated():
+            post = self._client().generate_presigned_post(
+                Bucket=self._bucket,
+                Key=key,
+                Fields=announced,
+                Conditions=conditions,
+                ExpiresIn=self._settings.upload_seconds,
+            )
         return {"key": key, "url": post["url"], "fields": post["fields"]}
 
     def check(self, room: str, key: str, width: int | None, height: int | None) -> Attachment:
         """The uploaded object behind `key`, if it is what its upload announced; else Refused."""
         if not key.startswith(room_prefix(room)):
             raise Refused(INVALID_ATTACHMENT, "that attachment was not uploaded to this room")
-        try:
-            head = self._client().head_object(Bucket=self._bucket, Key=key)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _MISSING:
-                raise Refused(INVALID_ATTACHMENT, "nothing was uploaded under that key") from None
-            raise
+        with translated():
+            try:
+                head = self._client().head_object(Bucket=self._bucket, Key=key)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in _MISSING:
+                    message = "nothing was uploaded under that key"
+                    raise Refused(INVALID_ATTACHMENT, message) from None
+                raise
         metadata = head.get("Metadata") or {}
         announced_type = metadata.get("type", "")
         announced_size = metadata.get("size", "")
@@ -209,10 +214,12 @@ class Files:
                 "the uploaded file is not what its upload announced (size or type differ)",
             )
         if is_image(announced_type):
-            part = self._client().get_object(
-                Bucket=self._bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}"
-            )
-            if not looks_like(announced_type, part["Body"].read()):
+            with translated():
+                part = self._client().get_object(
+                    Bucket=self._bucket, Key=key, Range=f"bytes=0-{SNIFF_BYTES - 1}"
+                )
+                start = part["Body"].read()
+            if not looks_like(announced_type, start):
                 raise Refused(INVALID_ATTACHMENT, f"the uploaded file is not an {announced_type}")
         else:
             width = height = None
@@ -223,16 +230,17 @@ class Files:
         """A presigned GET of the object; images inline (previews), other files as downloads
         under their name."""
         disposition = "inline" if is_image(attachment.type) else "attachment"
-        url: str = self._client().generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": self._bucket,
-                "Key": attachment.key,
-                "ResponseContentType": attachment.type,
-                "ResponseContentDisposition": (
-                    f"{disposition}; filename*=UTF-8''{quote(attachment.name, safe='')}"
-                ),
-            },
-            ExpiresIn=self._settings.download_seconds,
-        )
+        with translated():
+            url: str = self._client().generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": attachment.key,
+                    "ResponseContentType": attachment.type,
+                    "ResponseContentDisposition": (
+                        f"{disposition}; filename*=UTF-8''{quote(attachment.name, safe='')}"
+                    ),
+                },
+                ExpiresIn=self._settings.download_seconds,
+            )
         return url

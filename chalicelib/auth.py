@@ -27,6 +27,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.outage import translated
+
 # Refusals Cognito gives for a token it does not accept (others are its outages).
 REFUSED_BY_COGNITO = (
     "NotAuthorizedException",
@@ -63,7 +65,7 @@ class Verifier:
 
     def identify(self, token: str | None) -> Identity:
         """The token's identity; Unauthorized if it admits nobody. An outage of Cognito
-        raises botocore's errors, for the caller to answer 503."""
+        raises `chalicelib.outage.Unavailable`, for the caller to answer 503."""
         if not token:
             raise Unauthorized("sign in: the connection needs ?token= (a Cognito access token)")
         claims = _claims(token)
@@ -79,12 +81,14 @@ class Verifier:
         known = self._known.get(token)
         if known is not None:
             return known
-        try:
-            username = self._client().get_user(AccessToken=token)["Username"]
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in REFUSED_BY_COGNITO:
-                raise Unauthorized("Cognito does not accept the token: sign in again") from error
-            raise
+        with translated():
+            try:
+                username = self._client().get_user(AccessToken=token)["Username"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in REFUSED_BY_COGNITO:
+                    message = "Cognito does not accept the token: sign in again"
+                    raise Unauthorized(message) from error
+                raise
         groups = claims.get("cognito:groups")
         listed = tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else ()
         identity = Identity(username, claims["exp"], listed)

@@ -20,18 +20,21 @@ from typing import Any
 
 from chalicelib import protocol
 from chalicelib.limits import Rate
-from chalicelib.messages import (
+from chalicelib.protocol import NOT_FOUND, Refusal
+from chalicelib.sending import Sender
+from chalicelib.settings import Settings
+from chalicelib.store import Store
+from chalicelib.store.connections import Connection
+from chalicelib.store.messages import (
     ATTEMPTS,
     MAX_REACTIONS,
     Conflict,
     Stored,
+    iso_timestamp,
     reactor_key,
     summary,
 )
-from chalicelib.protocol import NOT_FOUND, Refusal
-from chalicelib.sending import Sender
-from chalicelib.settings import Settings
-from chalicelib.storage import ChatStore, Connection, RateLimited, iso_timestamp
+from chalicelib.store.rates import RateLimited
 
 TYPING_MS = 3000
 TYPING_RATE = Rate(TYPING_MS, 1)
@@ -48,7 +51,7 @@ Mentions = Callable[[str, str], list[str]]
 class Conversation:
     def __init__(
         self,
-        store: ChatStore,
+        store: Store,
         sender: Sender,
         settings: Settings,
         moderates: Moderates,
@@ -145,10 +148,10 @@ class Conversation:
     def _typing(self, conn: Connection, room: str) -> None:
         """Tell the room's other members (not the typist's other tabs), if within the limits."""
         try:
-            self._store.admit_typing(conn, TYPING_RATE)
+            self._store.connections.admit_typing(conn, TYPING_RATE)
         except RateLimited:
             return  # dropped silently: a typing indicator is no request
-        members = self._store.members(room, at_most=self._settings.presence_limit)
+        members = self._store.rooms.members(room, at_most=self._settings.presence_limit)
         if members is None:
             return
         live, _ = members

@@ -5,7 +5,7 @@ it as a single "theoretical arrival time" (TAT) instead of a token count and a
 refill time. An event at `now` is allowed when TAT <= now + (B - 1) / R, and
 moves TAT to max(TAT, now) + 1 / R. One number suits DynamoDB: it lives on the
 connection item, and the conditional UpdateItem that reads the connection for
-each frame also takes the token (chalicelib/storage.py).
+each frame also takes the token (chalicelib/store/connections.py, rates.py).
 
 Times are integer milliseconds.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.memberships import Memberships
+from chalicelib.store.memberships import Memberships
 
 MENTION = re.compile(r"(?<![\w@.+=,-])@([\w.@+=,-]{1,128})")
 MAX_MENTIONS = 20

@@ -1,6 +1,6 @@
 """Moderating a room: roles, kicks and bans, every rule checked on the server.
 
-The owner (chalicelib/roles.py) names moderators with `role`; admins (the
+The owner (chalicelib/store/roles.py) names moderators with `role`; admins (the
 Cognito group) and moderators delete anyone's message
 (chalicelib/conversation.py), `kick` and `ban`. Nobody kicks or bans
 themselves or the owner, and only the owner or an admin a moderator. A DM has
@@ -19,11 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import protocol
-from chalicelib.memberships import DM_PREFIX
 from chalicelib.protocol import FORBIDDEN, NOT_FOUND, Refusal
-from chalicelib.roles import MEMBER, MODERATOR, OWNER, Roles
 from chalicelib.sending import Sender
-from chalicelib.storage import ChatStore, Connection
+from chalicelib.store import Store
+from chalicelib.store.connections import Connection
+from chalicelib.store.memberships import DM_PREFIX
+from chalicelib.store.roles import MEMBER, MODERATOR, OWNER, Roles
 from chalicelib.text import nick_key
 
 # Broadcast a frame to the room (the sender always gets it).
@@ -45,7 +46,7 @@ def role(roles: Roles, conn: Connection, room: str) -> str:
 
 
 class Moderation:
-    def __init__(self, store: ChatStore, roles: Roles, sender: Sender, expel: Expel) -> None:
+    def __init__(self, store: Store, roles: Roles, sender: Sender, expel: Expel) -> None:
         self._store = store
         self._roles = roles
         self._sender = sender
@@ -56,7 +57,7 @@ class Moderation:
         return conn.admin or self._roles.rank(room, conn.user) in (OWNER, MODERATOR)
 
     def run(self, conn: Connection, room: str, command: protocol.Command, tell: Tell) -> None:
-        terms = self._store.people.terms(room)
+        terms = self._store.memberships.terms(room)
         if terms is not None and terms.dm:
             raise Refusal(FORBIDDEN, "a direct conversation has no roles: nobody is kicked from it")
         rank = "admin" if conn.admin else self._roles.rank(room, conn.user)
@@ -70,7 +71,7 @@ class Moderation:
             case protocol.Kick(user=user):
                 self._check_target(conn, room, rank, user)
                 if terms is not None:  # a private room: the invitation goes
-                    self._store.people.remove(user, room)
+                    self._store.memberships.remove(user, room)
                 self._expel(room, self._connections(user), f"{conn.nick} removed you from {room}")
                 tell({"type": "kicked", "room": room, "user": user, "by": conn.nick})
             case protocol.Ban(banned=True):
@@ -107,14 +108,14 @@ class Moderation:
             )
             return
         self._roles.set_role(room, user, "member", conn.user)
-        self._store.people.remove(user, room)
+        self._store.memberships.remove(user, room)
         words = f"you are banned from {room} (by {conn.nick}): you cannot rejoin it"
         self._expel(room, self._connections(user), words)
         tell({"type": "banned", "room": room, "user": user, "by": conn.nick})
 
     def _kick_guest(self, conn: Connection, room: str, nick: str, tell: Tell) -> None:
         """A guest by nickname, kept out for the life of its connection."""
-        live, _ = self._store.members(room) or ([], [])
+        live, _ = self._store.rooms.members(room) or ([], [])
         guests = [m for m in live if not m.user and nick_key(m.nick) == nick_key(nick)]
         if not guests:
             signed_in = [m for m in live if m.user and nick_key(m.nick) == nick_key(nick)]
@@ -122,10 +123,10 @@ class Moderation:
             raise Refusal(NOT_FOUND, f"no guest called {nick} is in {room}{hint}")
         ids = [m.connection_id for m in guests]
         for connection_id in ids:
-            self._store.keep_out(connection_id, room)
+            self._store.connections.keep_out(connection_id, room)
         self._expel(room, ids, f"{conn.nick} removed you from {room}")
         tell({"type": "kicked", "room": room, "nick": guests[0].nick, "by": conn.nick})
 
     def _connections(self, user: str) -> list[str]:
-        _, connections = self._store.people.rooms_of(user)
+        _, connections = self._store.memberships.rooms_of(user)
         return connections

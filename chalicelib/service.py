@@ -38,7 +38,7 @@ from chalicelib.mentions import Mentions
 from chalicelib.moderation import Moderation
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings, positive_int
-from chalicelib.storage import ChatStore
+from chalicelib.store import Store
 
 # Concurrent PostToConnection calls per broadcast. The send pool and the HTTP
 # connection pool of the websocket client get the same size: a thread without
@@ -124,7 +124,7 @@ def verifier(user_pool_id: str, client_id: str) -> Verifier:
 def chat(websocket_api: Any) -> Chat:
     settings = Settings.from_env()
     clock = Clock()
-    store = ChatStore(dynamodb_client(), settings, clock.now)
+    store = Store(dynamodb_client(), settings, clock.now)
     fanout = None
     if settings.fanout_function:
         fanout = FanOut(lambda_client, settings.fanout_function, settings.fanout_batch, send_pool())
@@ -137,7 +137,7 @@ def chat(websocket_api: Any) -> Chat:
 
 
 def build_chat(
-    store: ChatStore,
+    store: Store,
     sender: Sender,
     settings: Settings,
     clock: Clock,
@@ -150,7 +150,7 @@ def build_chat(
     broadcaster = Broadcaster(store, sender, settings, clock, fanout)
     rooms = Rooms(store, sender, settings, clock, broadcaster)
     person_rooms = PersonRooms(store, sender, rooms)
-    mentions = Mentions(store.people)
+    mentions = Mentions(store.memberships)
     moderation = Moderation(store, store.roles, sender, rooms.expel)
     return Chat(
         store,

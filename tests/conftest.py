@@ -111,7 +111,7 @@ class ChatHarness:
         headers: dict[str, str] | None = None,
     ) -> str:
         """$connect; then, `opened`, a first frame (a ping, its pong dropped), as a client
-        that has opened and spoken does: it confirms the connection (storage.py)."""
+        that has opened and spoken does: it confirms the connection (store/connections.py)."""
         caller = events.Caller(events.new_id(), self.now_ms(), ip, "pytest")
         event = events.connect_event(
             API,

@@ -632,17 +632,18 @@ def test_a_malformed_fan_out_event_is_refused_without_a_crash(
 def test_a_change_from_a_stale_copy_is_refused_and_leaves_no_trace(dynamodb: Any) -> None:
     """Two frames of one client run concurrently; the loser retries with fresh state."""
     from chalicelib.settings import Settings
-    from chalicelib.storage import ChatStore, ConnectionChanged
+    from chalicelib.store import Store
+    from chalicelib.store.connections import ConnectionChanged
 
-    store = ChatStore(dynamodb, Settings(table_name=dev_table_name()))
-    stale = store.add_connection("conn1AAAAAAAAAA=", "ada", "a", confirmed=True)
-    store.subscribe(stale, "b")
+    store = Store(dynamodb, Settings(table_name=dev_table_name()))
+    stale = store.connections.add("conn1AAAAAAAAAA=", "ada", "a", confirmed=True)
+    store.connections.subscribe(stale, "b")
     with pytest.raises(ConnectionChanged):
-        store.subscribe(stale, "c")
+        store.connections.subscribe(stale, "c")
     with pytest.raises(ConnectionChanged):
-        store.rename(stale, "grace")
-    assert store.members("c") == ([], [])
+        store.connections.rename(stale, "grace")
+    assert store.rooms.members("c") == ([], [])
     for room in ("a", "b"):  # `join` adds a room: "a" is still one of its rooms
-        ((member,), _) = store.members(room)
+        ((member,), _) = store.rooms.members(room)
         assert (member.connection_id, member.nick) == ("conn1AAAAAAAAAA=", "ada")
-    assert store.get_connection("conn1AAAAAAAAAA=").rooms == {"a", "b"}
+    assert store.connections.get("conn1AAAAAAAAAA=").rooms == {"a", "b"}

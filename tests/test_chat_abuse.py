@@ -89,26 +89,27 @@ def test_frames_handled_at_once_within_the_limit_are_never_refused(dynamodb: Any
     frame's token requests, another frame of the same connection takes a token. Within
     the burst every one is admitted; the burst counts them all; past it, refused."""
     from chalicelib import limits
-    from chalicelib.storage import ChatStore, RateLimited
+    from chalicelib.store import Store
+    from chalicelib.store.rates import RateLimited
 
     settings = Settings(table_name=dev_table_name())
-    store = ChatStore(dynamodb, settings)
-    rival = ChatStore(boto3.client("dynamodb"), settings)
-    store.add_connection("conn1AAAAAAAAAA=", "ada", "lobby", confirmed=True)
+    store = Store(dynamodb, settings)
+    rival = Store(boto3.client("dynamodb"), settings)
+    store.connections.add("conn1AAAAAAAAAA=", "ada", "lobby", confirmed=True)
     rate = limits.Rate.per_second(1, burst=40)
     rival_takes = 0
 
     def rival_frame(**_: Any) -> None:
         nonlocal rival_takes
         with contextlib.suppress(RateLimited):
-            rival.admit("conn1AAAAAAAAAA=", rate)
+            rival.connections.admit("conn1AAAAAAAAAA=", rate)
             rival_takes += 1
 
     dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", rival_frame)
     admitted = 0
     with pytest.raises(RateLimited):
         while True:
-            assert store.admit("conn1AAAAAAAAAA=", rate) is not None
+            assert store.connections.admit("conn1AAAAAAAAAA=", rate) is not None
             admitted += 1
     # Every token of the burst went to one frame or the other, none was refused early.
     assert rate.burst <= admitted + rival_takes <= rate.burst + 2
@@ -244,7 +245,7 @@ def test_a_reconnecting_page_gets_its_name_back_from_its_gone_connection(
 
 def nick_holder(room: str, nick: str) -> str | None:
     """The connection holding a nickname's claim in a room, if any."""
-    from chalicelib.storage import NICK_PREFIX
+    from chalicelib.store.claims import NICK_PREFIX
     from chalicelib.text import nick_key
 
     key = {"pk": {"S": f"ROOM#{room}"}, "sk": {"S": NICK_PREFIX + nick_key(nick)}}

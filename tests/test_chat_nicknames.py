@@ -18,7 +18,7 @@ from chalicelib.chat.nicknames import (
     TAKEOVER_WAITS,
     Nicknames,
 )
-from chalicelib.storage import NickTaken
+from chalicelib.store.claims import NickTaken
 
 NOW = 1_800_000_000.0
 HOLDER, NEWCOMER = "old-connection", "new-connection"
@@ -33,7 +33,7 @@ class Claims:
         self.holder_confirmed = holder_confirmed
         self.calls: list[tuple[str, str]] = []
 
-    def claim_nick(self, room: str, nick: str, connection_id: str, *_: Any) -> None:
+    def nick(self, room: str, nick: str, connection_id: str, *_: Any) -> None:
         self.calls.append(("claim", connection_id))
         if self.refusals:
             self.refusals -= 1

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib import service
-from chalicelib.memberships import dm_room
+from chalicelib.store.memberships import dm_room
 from tests.conftest import ChatHarness
 from tests.test_chat_signin import Pool, make_pool
 

@@ -364,7 +364,9 @@ def test_the_deployment_package_holds_only_the_app_and_chalices_runtime(
     packaged: dict[str, Package], stage: str
 ) -> None:
     result = packaged[stage]
-    app_files = sorted(f"chalicelib/{path.name}" for path in (ROOT / "chalicelib").glob("*.py"))
+    app_files = sorted(
+        path.relative_to(ROOT).as_posix() for path in (ROOT / "chalicelib").rglob("*.py")
+    )
     assert result.names == tuple(
         sorted(["app.py", "chalice/__init__.py", "chalice/app.py", *app_files])
     )

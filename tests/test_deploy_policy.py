@@ -23,8 +23,21 @@ from tests.test_deploy import ACCOUNT, REGION, expected_statements
 
 STAGES = ("dev", "prod")
 CHALICELIB = ROOT / "chalicelib"
-# The modules that call DynamoDB (each through its own `self._client`).
-STORE_MODULES = ("storage.py", "memberships.py", "messages.py", "roles.py")
+# The one module that calls DynamoDB (through its `self._client`): the store's table layer.
+TABLE_MODULE = CHALICELIB / "store" / "table.py"
+# The modules that may import botocore's exceptions: the table layer and outage.py turn
+# them into the chat's own; budget.py defines its own; the edges of the other services
+# pick out the answers that mean something (Cognito's refusal, S3's missing object) or
+# handle their own failures (PostToConnection, the fan-out's Invoke).
+BOTOCORE_ERRORS_MODULES = {
+    "store/table.py",
+    "outage.py",
+    "budget.py",
+    "auth.py",
+    "attachments.py",
+    "sending.py",
+    "fanout.py",
+}
 
 # What the Lambda runtime itself needs to write the functions' logs (not a call of the code).
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -46,15 +59,13 @@ def calls_on(path: Path, receiver: str) -> list[tuple[str, ast.Call]]:
 
 
 def dynamodb_actions() -> list[str]:
-    """The IAM actions for the DynamoDB calls of the store (chalicelib/storage.py; since
-    issue 17 chalicelib/memberships.py; since issue 18 messages.py and roles.py)."""
-    path = CHALICELIB / "storage.py"
+    """The IAM actions for the DynamoDB calls of the store (chalicelib/store/table.py)."""
+    path = TABLE_MODULE
     operations: set[str] = set()
-    for module in STORE_MODULES:
-        for name, call in calls_on(CHALICELIB / module, "self._client"):
-            if name == "get_paginator":
-                name = ast.literal_eval(call.args[0])
-            operations.add("".join(part.title() for part in name.split("_")))
+    for name, call in calls_on(path, "self._client"):
+        if name == "get_paginator":
+            name = ast.literal_eval(call.args[0])
+        operations.add("".join(part.title() for part in name.split("_")))
     if "TransactWriteItems" in operations:
         # IAM authorises each item of a transaction by its own action.
         operations.remove("TransactWriteItems")
@@ -68,11 +79,46 @@ def dynamodb_actions() -> list[str]:
     return sorted(f"dynamodb:{operation}" for operation in operations)
 
 
-def test_only_the_store_modules_call_dynamodb() -> None:
-    """A module that calls DynamoDB and is not in STORE_MODULES would escape the check below."""
-    for path in sorted(CHALICELIB.glob("*.py")):
-        if path.name not in STORE_MODULES:
-            assert not calls_on(path, "self._client"), path.name
+def chalicelib_modules() -> list[Path]:
+    return sorted(CHALICELIB.rglob("*.py"))
+
+
+def test_only_the_table_layer_calls_dynamodb() -> None:
+    """A module that called DynamoDB besides store/table.py would escape the check below."""
+    callers = [path for path in chalicelib_modules() if calls_on(path, "self._client")]
+    assert callers == [TABLE_MODULE]
+    assert dynamodb_actions() == [
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ]
+
+
+def imports_botocore_errors(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "botocore.exceptions":
+            return True
+        if isinstance(node, ast.Import) and any(
+            alias.name.startswith("botocore.exceptions") for alias in node.names
+        ):
+            return True
+    return False
+
+
+def test_no_module_above_the_store_handles_botocores_errors() -> None:
+    """The store's aggregates, the commands and the wiring see `ConditionFailed` and
+    `Unavailable`, never botocore's errors: those stop at the table layer (and at the
+    edges of the other services)."""
+    importers = {
+        str(path.relative_to(CHALICELIB))
+        for path in chalicelib_modules()
+        if imports_botocore_errors(path)
+    }
+    assert importers == BOTOCORE_ERRORS_MODULES
 
 
 def lambda_actions() -> list[str]:

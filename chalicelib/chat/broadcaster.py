@@ -23,7 +23,10 @@ from chalicelib.chat.nicknames import OPENING_GRACE_MS, Nicknames
 from chalicelib.fanout import Batch, FanOut
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
-from chalicelib.storage import ChatStore, Connection, Departure, Member, NickTaken
+from chalicelib.store import Store
+from chalicelib.store.claims import NickTaken
+from chalicelib.store.connections import Connection
+from chalicelib.store.rooms import Departure, Member
 
 # Builds a frame from the number of members in the room (presence frames carry it).
 FrameFor = Callable[[int], dict[str, Any]]
@@ -58,7 +61,7 @@ def _other_tab(live: list[Member] | None, member: Member) -> Member | None:
 class Broadcaster:
     def __init__(
         self,
-        store: ChatStore,
+        store: Store,
         sender: Sender,
         settings: Settings,
         clock: Clock,
@@ -72,7 +75,7 @@ class Broadcaster:
         # Nickname claims go with the broadcaster: a departure gives a staying tab its
         # name back, and taking over a gone holder's name evicts the holder through here.
         self.nicknames = Nicknames(
-            store, sender, clock, lambda room, gone: self.evict(room, gone, announce=True)
+            store.claims, sender, clock, lambda room, gone: self.evict(room, gone, announce=True)
         )
 
     def send_to_room(
@@ -104,10 +107,10 @@ class Broadcaster:
 
     def live_members(self, room: str) -> list[Member]:
         """The room's members, those expired removed silently."""
-        live, expired = self._store.members(room)
+        live, expired = self._store.rooms.members(room)
         self.evict(room, [m.connection_id for m in expired], announce=False)
         if expired:
-            self._store.correct_count(room, sum(1 for m in live if m.confirmed))
+            self._store.rooms.correct_count(room, sum(1 for m in live if m.confirmed))
         return live
 
     def deliver_batch(self, batch: Batch) -> None:
@@ -119,7 +122,7 @@ class Broadcaster:
         """Remove connections that are gone. With `announce`, each confirmed departure is
         announced once, and members found gone by those announcements leave silently."""
         for connection_id in dict.fromkeys(connection_ids):
-            departures = self._store.remove_connection(connection_id, room_hint=room)
+            departures = self._store.connections.remove(connection_id, room_hint=room)
             self.gone(connection_id, departures, announce)
 
     def gone(self, connection_id: str, departures: list[Departure], announce: bool = True) -> None:
@@ -127,7 +130,7 @@ class Broadcaster:
         for departure in departures:
             self.depart(departure, announce)
         for user in {d.member.user for d in departures if d.member.user}:
-            self._store.people.remove_connection(user, connection_id)
+            self._store.memberships.remove_connection(user, connection_id)
 
     def depart(self, departure: Departure, announce: bool = True) -> None:
         """Announce a departure, then free its nickname: a newcomer under that name (a
@@ -146,7 +149,7 @@ class Broadcaster:
             elif member.user:
                 stays = _other_tab(self.live_members(member.room), member)
         finally:
-            self._store.release_nick(member.room, member.nick, member.connection_id)
+            self._store.claims.release_nick(member.room, member.nick, member.connection_id)
         if stays is not None:
             with contextlib.suppress(NickTaken):  # taken in between: the tab keeps its membership
                 self.nicknames.hold(
@@ -172,7 +175,7 @@ class Broadcaster:
         limit = self._settings.presence_limit if announcing else None
         if count is not None and count > self._settings.presence_limit:
             return None
-        members = self._store.members(room, at_most=limit)
+        members = self._store.rooms.members(room, at_most=limit)
         if members is None:
             return None
         live, expired = members
@@ -195,7 +198,7 @@ class Broadcaster:
         self.evict(room, [*stale, *gone], announce=not announcing)
         remaining = [m for m in live if m.connection_id not in gone]
         if gone or stale:
-            self._store.correct_count(room, sum(1 for m in remaining if m.confirmed))
+            self._store.rooms.correct_count(room, sum(1 for m in remaining if m.confirmed))
         return remaining
 
     def _fan_out(

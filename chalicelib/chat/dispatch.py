@@ -29,14 +29,11 @@ from chalicelib.outage import STORAGE_ERRORS, log_storage_error
 from chalicelib.protocol import Command, ProtocolError, Refusal
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
-from chalicelib.storage import (
-    ChatStore,
-    Connection,
-    ConnectionChanged,
-    IdInUse,
-    NickTaken,
-    RateLimited,
-)
+from chalicelib.store import Store
+from chalicelib.store.claims import NickTaken
+from chalicelib.store.connections import Connection, ConnectionChanged
+from chalicelib.store.messages import IdInUse
+from chalicelib.store.rates import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +45,7 @@ ATTEMPTS = 3
 class Chat:
     def __init__(
         self,
-        store: ChatStore,
+        store: Store,
         sender: Sender,
         settings: Settings,
         broadcaster: Broadcaster,
@@ -120,7 +117,7 @@ class Chat:
                     self._run(conn, command, origin)
                     return
                 except ConnectionChanged:
-                    conn = self._store.get_connection(conn.id) or conn
+                    conn = self._store.connections.get(conn.id) or conn
             log.error("connection %s kept changing during %s", conn.id, command)
         except NickTaken as taken:
             self._reply_error(conn.id, ProtocolError(protocol.NICK_TAKEN, str(taken)))

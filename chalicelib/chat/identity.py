@@ -13,12 +13,14 @@ from dataclasses import replace
 from chalicelib.chat.broadcaster import Broadcaster, presence
 from chalicelib.protocol import FORBIDDEN, Refusal
 from chalicelib.sending import Sender
-from chalicelib.storage import ChatStore, Connection, NickTaken
+from chalicelib.store import Store
+from chalicelib.store.claims import NickTaken
+from chalicelib.store.connections import Connection
 from chalicelib.text import nick_key
 
 
 class Identity:
-    def __init__(self, store: ChatStore, sender: Sender, broadcaster: Broadcaster) -> None:
+    def __init__(self, store: Store, sender: Sender, broadcaster: Broadcaster) -> None:
         self._store = store
         self._sender = sender
         self._broadcaster = broadcaster
@@ -29,18 +31,18 @@ class Identity:
             raise Refusal(FORBIDDEN, message)
         rooms = sorted(conn.rooms | {conn.room}, key=lambda r: r != conn.room)
         self._claim_everywhere(conn, nick, rooms)
-        renamed = self._store.rename(conn, nick)
+        renamed = self._store.connections.rename(conn, nick)
         try:
             for room in rooms:
                 frame = presence(replace(renamed, room=room), "nick", previous=conn.nick)
                 told = self._broadcaster.announce_presence(room, frame, always=conn.id)
                 # The renamer always gets the frame (of its current room): the acknowledgement.
                 if told is None and room == conn.room:
-                    self._sender.send(conn.id, frame(self._store.room_count(room)))
+                    self._sender.send(conn.id, frame(self._store.rooms.count(room)))
         finally:
             if nick_key(nick) != nick_key(conn.nick):  # see Broadcaster.depart
                 for room in rooms:
-                    self._store.release_nick(room, conn.nick, conn.id)
+                    self._store.claims.release_nick(room, conn.nick, conn.id)
 
     def _claim_everywhere(self, conn: Connection, nick: str, rooms: list[str]) -> None:
         """The new name in every room, or in none (NickTaken)."""
@@ -52,5 +54,5 @@ class Identity:
         except NickTaken:
             if nick_key(nick) != nick_key(conn.nick):
                 for room in held:
-                    self._store.release_nick(room, nick, conn.id)
+                    self._store.claims.release_nick(room, nick, conn.id)
             raise

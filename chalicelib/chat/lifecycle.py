@@ -23,13 +23,15 @@ from chalicelib.chat.clock import Clock
 from chalicelib.chat.events import SocketEvent
 from chalicelib.chat.nicknames import guest_nick
 from chalicelib.chat.replies import connect_refusal
-from chalicelib.memberships import DM_PREFIX, PersonRoom
 from chalicelib.outage import STORAGE_ERRORS, log_storage_error
 from chalicelib.protocol import ProtocolError
-from chalicelib.roles import ADMIN_GROUP
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
-from chalicelib.storage import AddressFull, ChatStore, Connection, NickTaken
+from chalicelib.store import Store
+from chalicelib.store.claims import AddressFull, NickTaken
+from chalicelib.store.connections import Connection
+from chalicelib.store.memberships import DM_PREFIX, PersonRoom
+from chalicelib.store.roles import ADMIN_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ ShowRooms = Callable[[Connection], None]
 class Lifecycle:
     def __init__(
         self,
-        store: ChatStore,
+        store: Store,
         sender: Sender,
         settings: Settings,
         clock: Clock,
@@ -98,7 +100,7 @@ class Lifecycle:
     def disconnect(self, connection_id: str) -> None:
         with budget.within(budget.FRAME_SECONDS):
             try:
-                departures = self._store.remove_connection(connection_id)
+                departures = self._store.connections.remove(connection_id)
                 self._broadcaster.gone(connection_id, departures)
             except STORAGE_ERRORS as error:
                 log_storage_error(error, "disconnect %s (TTL will clean it)", connection_id)
@@ -107,11 +109,11 @@ class Lifecycle:
         """The sender's connection, a frame token taken. Its first frame confirms it (and
         announces it); one missing from the table (expired, or cleaned after a failed
         send while it was still open) is registered again."""
-        conn = self._store.admit(connection_id, self._settings.frame_rate)
+        conn = self._store.connections.admit(connection_id, self._settings.frame_rate)
         if conn is None:
             room, now = self._settings.default_room, self._clock.now_ms()
             nick = self._nicknames.claim(room, "", connection_id, now, chosen=False, confirmed=True)
-            return self._store.add_connection(
+            return self._store.connections.add(
                 connection_id, nick, room, connected_at=now, confirmed=True
             )
         if conn.confirmed:
@@ -123,13 +125,13 @@ class Lifecycle:
             guest = self._nicknames.claim(
                 conn.room, "", conn.id, conn.connected_at, chosen=False, confirmed=True
             )
-            conn = self._store.rename(conn, guest)
-            count = self._store.confirm(conn)
+            conn = self._store.connections.rename(conn, guest)
+            count = self._store.connections.confirm(conn)
             message = f"your nickname went to another member; you are {guest}"
             error = ProtocolError(protocol.NICK_TAKEN, message)
             self._sender.send(conn.id, protocol.error_frame(error))
         else:
-            count = self._store.confirm(conn)
+            count = self._store.connections.confirm(conn)
         confirmed = replace(conn, confirmed=True)
         for room in sorted(confirmed.rooms | {confirmed.room}, key=lambda r: r != conn.room):
             self._broadcaster.announce_presence(
@@ -163,9 +165,9 @@ class Lifecycle:
             if not self._may_enter(room, user):
                 message = f"{room} is private: only its members may join it"
                 return connect_refusal(403, protocol.FORBIDDEN, message)
-            slot = self._store.claim_slot(ip, connection_id)
+            slot = self._store.claims.slot(ip, connection_id)
             nick = self._nicknames.claim(room, nick, connection_id, now, chosen, False, user)
-            conn = self._store.add_connection(
+            conn = self._store.connections.add(
                 connection_id, nick, room, ip, slot, connected_at=now, user=user, admin=admin
             )
             if user:
@@ -175,7 +177,7 @@ class Lifecycle:
             return connect_refusal(429, protocol.TOO_MANY_CONNECTIONS, message)
         except NickTaken:
             assert slot is not None  # the nickname is claimed after the slot
-            self._store.release_slot(ip, slot, connection_id)
+            self._store.claims.release_slot(ip, slot, connection_id)
             return connect_refusal(409, protocol.NICK_TAKEN, f"{nick} is taken in {room}")
         except STORAGE_ERRORS as error:
             log_storage_error(error, "connect %s", connection_id)
@@ -186,15 +188,15 @@ class Lifecycle:
     def _subscribe_person(self, conn: Connection) -> Connection:
         """A signed-in person's connection receives all their rooms (up to MAX_ROOMS):
         one Query of their rooms, batch writes of the subscriptions."""
-        people = self._store.people
+        people = self._store.memberships
         expires_at = self._clock.now_ms() // 1000 + self._settings.connection_ttl_seconds
         people.add_connection(conn.user, conn.id, expires_at)
         rooms, _ = people.rooms_of(conn.user)
         if conn.room not in {r.room for r in rooms}:  # a new room: its past is not unread
-            newest, _ = self._store.history(conn.room, 1)
+            newest, _ = self._store.messages.history(conn.room, 1)
             people.add(conn.user, PersonRoom(conn.room, read=newest[-1]["id"] if newest else ""))
         names = [r.room for r in rooms if r.room != conn.room][: self._settings.max_rooms - 1]
-        return self._store.subscribe_many(conn, names)
+        return self._store.connections.subscribe_many(conn, names)
 
     def _may_enter(self, room: str, user: str) -> bool:
         """`?room=` on $connect: a private room only for its members (the default room
@@ -203,18 +205,18 @@ class Lifecycle:
             return True
         if room.startswith(DM_PREFIX) and not user:
             return False
-        terms = self._store.people.terms(room)
+        terms = self._store.memberships.terms(room)
         if terms is None:
             return not room.startswith(DM_PREFIX)
-        return bool(user) and self._store.people.room_of(user, room) is not None
+        return bool(user) and self._store.memberships.room_of(user, room) is not None
 
     def _forget(self, connection_id: str, room: str, nick: str, ip: str, slot: int | None) -> None:
         """Best effort after a failed $connect: what it wrote is pending and expires anyway."""
         try:
             with budget.within(budget.CLEANUP_SECONDS):
-                self._store.remove_connection(connection_id, room_hint=room)
-                self._store.release_nick(room, nick, connection_id)
+                self._store.connections.remove(connection_id, room_hint=room)
+                self._store.claims.release_nick(room, nick, connection_id)
                 if slot is not None:
-                    self._store.release_slot(ip, slot, connection_id)
+                    self._store.claims.release_slot(ip, slot, connection_id)
         except STORAGE_ERRORS:
             log.warning("connect %s: left pending items to expire", connection_id)

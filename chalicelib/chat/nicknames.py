@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from chalicelib.chat.clock import Clock
 from chalicelib.sending import Sender
-from chalicelib.storage import ChatStore, NickTaken
+from chalicelib.store.claims import Claims, NickTaken
 
 # How long after connecting a 410 from API Gateway may mean "not open yet"
 # rather than "gone" (the $connect handler can still be running).
@@ -35,8 +35,8 @@ def guest_nick(connection_id: str, digits: int = 4) -> str:
 
 
 class Nicknames:
-    def __init__(self, store: ChatStore, sender: Sender, clock: Clock, evict: Evict) -> None:
-        self._store = store
+    def __init__(self, claims: Claims, sender: Sender, clock: Clock, evict: Evict) -> None:
+        self._claims = claims
         self._sender = sender
         self._clock = clock
         self._evict = evict
@@ -73,7 +73,7 @@ class Nicknames:
         """Claim a nickname; one held by a connection API Gateway says is gone (a page
         reconnecting before its old connection's $disconnect ran) is taken over."""
         try:
-            self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
+            self._claims.nick(room, nick, connection_id, connected_at, confirmed, user)
         except NickTaken as taken:
             # A 410 for a holder whose $connect may still be running means "not open yet";
             # one that has sent a frame has opened, and a 410 for it means gone.
@@ -98,12 +98,12 @@ class Nicknames:
         self._evict(room, [holder])
         for _ in range(TAKEOVER_WAITS):
             try:
-                self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
+                self._claims.nick(room, nick, connection_id, connected_at, confirmed, user)
                 return
             except NickTaken as again:
                 if again.holder != holder:
                     raise
             # Its $disconnect removed it first and is telling the room it left.
             self._clock.sleep(TAKEOVER_PAUSE_SECONDS)
-        self._store.release_nick(room, nick, holder)
-        self._store.claim_nick(room, nick, connection_id, connected_at, confirmed, user)
+        self._claims.release_nick(room, nick, holder)
+        self._claims.nick(room, nick, connection_id, connected_at, confirmed, user)

@@ -12,27 +12,28 @@ from typing import Any
 
 from chalicelib import protocol
 from chalicelib.chat.rooms import Rooms
-from chalicelib.memberships import PersonRoom, dm_room
 from chalicelib.protocol import FORBIDDEN, Refusal
 from chalicelib.sending import Sender
-from chalicelib.storage import ChatStore, Connection
+from chalicelib.store import Store
+from chalicelib.store.connections import Connection
+from chalicelib.store.memberships import PersonRoom, dm_room
 
 
 class PersonRooms:
-    def __init__(self, store: ChatStore, sender: Sender, rooms: Rooms) -> None:
+    def __init__(self, store: Store, sender: Sender, rooms: Rooms) -> None:
         self._store = store
         self._sender = sender
         self._rooms = rooms
 
     def invite(self, conn: Connection, user: str, room: str) -> None:
         """The owner adds a user to a private room; the room reaches them at once."""
-        terms = self._store.people.terms(room)
+        terms = self._store.memberships.terms(room)
         if terms is None or terms.dm or not conn.user or terms.owner != conn.user:
             raise Refusal(FORBIDDEN, f"only the owner of private room {room} may invite to it")
         if self._store.roles.banned(room, user):
             raise Refusal(FORBIDDEN, f"{user} is banned from {room}: unban them first")
         entry = PersonRoom(room, private=True)
-        self._store.people.add(user, entry)
+        self._store.memberships.add(user, entry)
         self._rooms.spread(user, room, entry)
         self._sender.send(conn.id, {"type": "invited", "room": room, "user": user})
 
@@ -43,10 +44,10 @@ class PersonRooms:
         if to == conn.user:
             raise Refusal(protocol.BAD_REQUEST, "a direct message needs another user")
         room = dm_room(conn.user, to)
-        self._store.people.create(room, "", dm=True)
-        self._store.people.add(conn.user, PersonRoom(room, private=True, dm=True, peer=to))
+        self._store.memberships.create(room, "", dm=True)
+        self._store.memberships.add(conn.user, PersonRoom(room, private=True, dm=True, peer=to))
         theirs = PersonRoom(room, private=True, dm=True, peer=conn.user)
-        self._store.people.add(to, theirs)
+        self._store.memberships.add(to, theirs)
         self._rooms.spread(to, room, theirs)
         self._rooms.join(conn, room)
 
@@ -54,7 +55,7 @@ class PersonRooms:
         """`mine`: the connection's rooms; a person's with unread counts (one Query each)."""
         entries: dict[str, PersonRoom] = {}
         if conn.user:
-            stored, _ = self._store.people.rooms_of(conn.user)
+            stored, _ = self._store.memberships.rooms_of(conn.user)
             entries = {entry.room: entry for entry in stored}
         rooms = []
         for room in sorted(conn.rooms | {conn.room}):
@@ -63,7 +64,7 @@ class PersonRooms:
             if entry.peer:
                 described["with"] = entry.peer
             if conn.user:
-                unread = self._store.unread(room, entry.read, conn.user, entry.dm)
+                unread = self._store.memberships.unread(room, entry.read, conn.user, entry.dm)
                 described.update(
                     unread=protocol.unread_label(unread.count),
                     mentions=unread.mentions,
@@ -78,13 +79,13 @@ class PersonRooms:
         """Mark a person's room read up to a message, for all their connections."""
         if not conn.user:
             raise Refusal(FORBIDDEN, "sign in to keep read markers")
-        if not self._store.people.mark_read(conn.user, room, message_id):
+        if not self._store.memberships.mark_read(conn.user, room, message_id):
             raise Refusal(protocol.NOT_IN_ROOM, f"you are not in {room}: join it first")
-        entry = self._store.people.room_of(conn.user, room)
-        unread = self._store.unread(
+        entry = self._store.memberships.room_of(conn.user, room)
+        unread = self._store.memberships.unread(
             room, entry.read if entry else message_id, conn.user, bool(entry and entry.dm)
         )
         frame = {"type": "read", "room": room, "id": message_id}
         frame["unread"] = protocol.unread_label(unread.count)
-        _, connections = self._store.people.rooms_of(conn.user)
+        _, connections = self._store.memberships.rooms_of(conn.user)
         self._sender.broadcast(sorted(set(connections) | {conn.id}), protocol.encode(frame))

@@ -20,7 +20,8 @@ from chalicelib.ids import id_time_ms
 from chalicelib.mentions import Mentions
 from chalicelib.protocol import Refusal
 from chalicelib.sending import Sender
-from chalicelib.storage import ChatStore, Connection
+from chalicelib.store import Store
+from chalicelib.store.connections import Connection
 
 # A client's own message id may be this far from the server's clock.
 SKEW_MS = 60_000
@@ -29,7 +30,7 @@ SKEW_MS = 60_000
 class Posting:
     def __init__(
         self,
-        store: ChatStore,
+        store: Store,
         sender: Sender,
         clock: Clock,
         broadcaster: Broadcaster,
@@ -55,7 +56,7 @@ class Posting:
             ref = command.attachment
             attachment = self._uploads().check(room, ref.key, ref.width, ref.height)
         mentions = self._mentions(room, command.text) if command.text else []
-        message, _ = self._store.add_message(
+        message, _ = self._store.messages.add(
             room, conn, command.text, command.id, mentions, attachment
         )
         frame = protocol.message_frame(message)
@@ -71,7 +72,7 @@ class Posting:
         """A presigned GET of the file a message of the room carries."""
         room = room_of(conn, command.room)
         files = self._uploads()
-        attachment = self._store.attachment(room, command.id)
+        attachment = self._store.messages.attachment(room, command.id)
         if attachment is None:
             raise Refused(protocol.NOT_FOUND, f"no message {command.id} with a file")
         url = files.presign_download(attachment)

@@ -11,7 +11,8 @@ from typing import Any
 
 from chalicelib import protocol
 from chalicelib.protocol import Command, ProtocolError, Refusal
-from chalicelib.storage import Connection, RateLimited
+from chalicelib.store.connections import Connection
+from chalicelib.store.rates import RateLimited
 
 
 def connect_refusal(status: int, code: str, message: str) -> dict[str, Any]:

@@ -16,12 +16,15 @@ from chalicelib import protocol
 from chalicelib.chat.broadcaster import Broadcaster, presence
 from chalicelib.chat.clock import Clock
 from chalicelib.chat.replies import room_of
-from chalicelib.memberships import DM_PREFIX, PersonRoom
 from chalicelib.moderation import role
 from chalicelib.protocol import FORBIDDEN, ProtocolError, Refusal
 from chalicelib.sending import Sender
 from chalicelib.settings import Settings
-from chalicelib.storage import ChatStore, Connection, Member, iso_timestamp
+from chalicelib.store import Store
+from chalicelib.store.connections import Connection
+from chalicelib.store.memberships import DM_PREFIX, PersonRoom
+from chalicelib.store.messages import iso_timestamp
+from chalicelib.store.rooms import Member
 
 
 def confirmed_nicks(members: Iterable[Member]) -> list[str]:
@@ -36,7 +39,7 @@ def verified_nicks(members: Iterable[Member]) -> list[str]:
 class Rooms:
     def __init__(
         self,
-        store: ChatStore,
+        store: Store,
         sender: Sender,
         settings: Settings,
         clock: Clock,
@@ -59,23 +62,23 @@ class Rooms:
                 limit = self._settings.max_rooms
                 message = f"you are in {limit} rooms, the most there can be: leave one first"
                 raise Refusal(protocol.TOO_MANY_ROOMS, message)
-            self._store.admit_join(conn, self._settings.join_rate)
+            self._store.connections.admit_join(conn, self._settings.join_rate)
             self._broadcaster.nicknames.hold(
                 room, conn.nick, conn.id, conn.connected_at, user=conn.user
             )
-            conn = self._store.subscribe(conn, room)
+            conn = self._store.connections.subscribe(conn, room)
             live = self._broadcaster.announce_presence(
                 room, presence(conn, "join"), exclude=conn.id, person=conn.user
             )
         elif room != conn.room:
-            conn = self._store.set_current(conn, room)
+            conn = self._store.connections.set_current(conn, room)
         if live is None:  # a room already joined, or one too big for presence
             live = self._broadcaster.live_members(room)
-        messages, more = self._store.history(room, self._settings.history_page_size)
+        messages, more = self._store.messages.history(room, self._settings.history_page_size)
         if added is not None and conn.user:
             # What the `joined` frame shows is read (a marker they have is kept).
             read = messages[-1]["id"] if messages else ""
-            self._store.people.add(conn.user, replace(added, read=read))
+            self._store.memberships.add(conn.user, replace(added, read=read))
             self.spread(conn.user, room, added, skip=conn.id)
         joined = protocol.joined_frame(
             room,
@@ -95,20 +98,20 @@ class Rooms:
         if len(conn.rooms | {conn.room}) == 1:
             message = "this is your only room: join another before you leave it"
             raise Refusal(protocol.BAD_REQUEST, message)
-        conn, departure = self._store.unsubscribe(conn, room)
+        conn, departure = self._store.connections.unsubscribe(conn, room)
         others = []
         if conn.user:
-            self._store.people.remove(conn.user, room)
-            _, connections = self._store.people.rooms_of(conn.user)
+            self._store.memberships.remove(conn.user, room)
+            _, connections = self._store.memberships.rooms_of(conn.user)
             for connection_id in connections:
-                other = self._store.get_connection(connection_id)
+                other = self._store.connections.get(connection_id)
                 if (
                     other is not None
                     and other.id != conn.id
                     and room in other.rooms
                     and len(other.rooms | {other.room}) > 1
                 ):
-                    other, other_departure = self._store.unsubscribe(other, room)
+                    other, other_departure = self._store.connections.unsubscribe(other, room)
                     others.append(other_departure)
                     self._sender.send(
                         other.id, {"type": "left", "room": room, "current": other.room}
@@ -129,8 +132,8 @@ class Rooms:
                 conn.user
                 and room != self._settings.default_room
                 and not room.startswith(DM_PREFIX)
-                and self._store.people.terms(room) is None
-                and self._store.room_count(room) == 0
+                and self._store.memberships.terms(room) is None
+                and self._store.rooms.count(room) == 0
             ):
                 self._store.roles.claim_owner(room, conn.user)
             self.join(conn, room)
@@ -140,11 +143,11 @@ class Rooms:
         taken = (
             room.startswith(DM_PREFIX)
             or room == self._settings.default_room
-            or self._store.room_count(room) > 0
+            or self._store.rooms.count(room) > 0
         )
-        if taken or not self._store.people.create(room, conn.user):
+        if taken or not self._store.memberships.create(room, conn.user):
             raise Refusal(FORBIDDEN, f"{room} exists already: choose another name")
-        self._store.people.add(conn.user, PersonRoom(room, private=True))
+        self._store.memberships.add(conn.user, PersonRoom(room, private=True))
         self.join(conn, room)
 
     def expel(self, room: str, connection_ids: list[str], words: str) -> None:
@@ -153,17 +156,17 @@ class Rooms:
         says so (`current` null): its next frame starts it over in the default room, as
         after an expiry."""
         for connection_id in connection_ids:
-            conn = self._store.get_connection(connection_id)
+            conn = self._store.connections.get(connection_id)
             if conn is None or room not in conn.rooms | {conn.room}:
                 continue
             error = protocol.error_frame(ProtocolError(FORBIDDEN, words))
             self._sender.send(connection_id, error)
             current = None
             if len(conn.rooms | {conn.room}) == 1:
-                departures = self._store.remove_connection(connection_id)
+                departures = self._store.connections.remove(connection_id)
                 self._broadcaster.gone(connection_id, departures)
             else:
-                conn, departure = self._store.unsubscribe(conn, room)
+                conn, departure = self._store.connections.unsubscribe(conn, room)
                 if departure is not None:
                     self._broadcaster.depart(departure)
                 current = conn.room
@@ -172,15 +175,15 @@ class Rooms:
     def spread(self, user: str, room: str, entry: PersonRoom, skip: str = "") -> None:
         """A person's new room reaches their live connections at once: each subscribes
         (up to MAX_ROOMS) and hears `added`."""
-        _, connections = self._store.people.rooms_of(user)
+        _, connections = self._store.memberships.rooms_of(user)
         for connection_id in connections:
             if connection_id == skip:
                 continue
-            other = self._store.get_connection(connection_id)
+            other = self._store.connections.get(connection_id)
             if other is None or len(other.rooms) >= self._settings.max_rooms:
                 continue
             if room not in other.rooms:
-                other = self._store.subscribe_many(other, [room])
+                other = self._store.connections.subscribe_many(other, [room])
                 if other.confirmed:
                     self._broadcaster.announce_presence(
                         room,
@@ -195,7 +198,7 @@ class Rooms:
 
     def history(self, conn: Connection, command: protocol.History) -> None:
         room = room_of(conn, command.room)
-        messages, more = self._store.history(room, command.limit, command.before)
+        messages, more = self._store.messages.history(room, command.limit, command.before)
         self._sender.send(conn.id, protocol.history_frame(room, messages, more))
 
     def who(self, conn: Connection, room: str | None) -> None:
@@ -206,8 +209,8 @@ class Rooms:
 
     def listing(self, conn: Connection) -> None:
         """Public rooms with members; private rooms and DMs never appear here."""
-        rooms = self._store.rooms()
-        private = self._store.people.private_among([name for name, _ in rooms])
+        rooms = self._store.rooms.listed()
+        private = self._store.memberships.private_among([name for name, _ in rooms])
         listed = [(name, count) for name, count in rooms if name not in private]
         self._sender.send(conn.id, protocol.rooms_frame(listed))
 
@@ -220,14 +223,14 @@ class Rooms:
             raise Refusal(FORBIDDEN, message)
         if conn.user and self._store.roles.banned(room, conn.user):
             raise Refusal(FORBIDDEN, f"you are banned from {room}: a moderator may unban you")
-        terms = self._store.people.terms(room)
+        terms = self._store.memberships.terms(room)
         if terms is None:
             if room.startswith(DM_PREFIX):  # reserved for DMs, made only by `dm`
                 raise refused
             return PersonRoom(room)
         if not conn.user:
             raise Refusal(FORBIDDEN, f"{room} is private: sign in to join private rooms and DMs")
-        entry = self._store.people.room_of(conn.user, room)
+        entry = self._store.memberships.room_of(conn.user, room)
         if entry is None and terms.owner == conn.user:  # an owner who left comes back
             return PersonRoom(room, private=True)
         if entry is None:

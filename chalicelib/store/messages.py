@@ -1,8 +1,18 @@
-"""A stored message's later life: edits, deletion and reactions, and how frames show it.
+"""Messages: a room's history, each message's later life, and how frames show them.
 
-A message is one item, `HIST#{room}` / `{id}` (chalicelib/storage.py writes it);
-what happens to it afterwards is attributes of that item, so `history` and
-`joined` read the latest state with the same one Query as before:
+| item     | pk          | sk     | attributes                                            |
+| -------- | ----------- | ------ | ----------------------------------------------------- |
+| message  | HIST#{room} | {ulid} | from, text, ts, conn, user, verified, expires_at,     |
+|          |             |        | mentions, attachment (key, name, size, type, width,   |
+|          |             |        | height); edits, reactions: below                      |
+
+A room's history is its own partition, apart from its members
+(chalicelib/store/rooms.py). Storing a message is one conditional PutItem, so a
+message sent again with its id is never stored twice; a page of history one
+strongly consistent Query, newest first, that stops at the first expired item
+(retention is the same for all). What happens to a message afterwards is
+attributes of its item, so `history` and `joined` read the latest state with
+the same one Query:
 
 | attribute  | meaning                                                             |
 | ---------- | ------------------------------------------------------------------- |
@@ -22,13 +32,16 @@ name shown is their nickname at the time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib.attachments import Attachment
+from chalicelib.ids import new_message_id
+from chalicelib.settings import Settings
+from chalicelib.store.connections import Connection
+from chalicelib.store.lifetime import Lifetime
+from chalicelib.store.table import ConditionFailed, Item, Table
 
 HISTORY_PREFIX = "HIST#"
 # Distinct emoji on one message.
@@ -39,6 +52,15 @@ ATTEMPTS = 8
 
 class Conflict(Exception):
     """The message kept changing under us; the command may be sent again."""
+
+
+class IdInUse(Exception):
+    """A client-chosen message id that another message already has."""
+
+
+def iso_timestamp(epoch_ms: int) -> str:
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 
 @dataclass
@@ -96,18 +118,108 @@ def summary(reactions: list[tuple[str, dict[str, str]]]) -> list[dict[str, Any]]
     ]
 
 
-class MessageChanges:
-    def __init__(self, client: Any, table: str, clock: Callable[[], float]) -> None:
-        self._client = client
+class Messages:
+    """A room's history: storing, reading and changing its messages."""
+
+    def __init__(self, table: Table, settings: Settings, lifetime: Lifetime) -> None:
         self._table = table
-        self._clock = clock
+        self._settings = settings
+        self._lifetime = lifetime
+
+    def add(
+        self,
+        room: str,
+        conn: Connection,
+        text: str,
+        message_id: str | None = None,
+        mentions: list[str] | None = None,
+        attachment: Attachment | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a message once: (the message, whether this call stored it).
+
+        With the client's own `message_id`, sending again after `unavailable` never
+        stores twice: the second call finds this connection's message and returns it.
+        IdInUse when another connection's message has the id.
+        """
+        now_ms = self._lifetime.now_ms()
+        message = {
+            "id": message_id or new_message_id(now_ms),
+            "room": room,
+            "from": conn.nick,
+            "text": text,
+            "ts": iso_timestamp(now_ms),
+            **({"mentions": mentions} if mentions else {}),
+            **({"verified": True} if conn.user else {}),
+            **({"attachment": attachment.shown()} if attachment else {}),
+        }
+        expires_at = now_ms // 1000 + self._settings.history_retention_seconds
+        item = {
+            **_key(room, message["id"]),
+            "from": {"S": conn.nick},
+            "text": {"S": text},
+            "ts": {"S": message["ts"]},
+            "conn": {"S": conn.id},
+            "user": {"S": conn.user},
+            "verified": {"BOOL": bool(conn.user)},
+            "expires_at": {"N": str(expires_at)},
+        }
+        if attachment is not None:
+            item["attachment"] = {"M": attachment_item(attachment)}
+        if mentions:
+            item["mentions"] = {"SS": mentions}
+        try:
+            self._table.put(
+                item,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failed:
+            stored = failed.item or {}
+            if stored.get("conn", {}).get("S") != conn.id:
+                raise IdInUse(message["id"]) from failed
+            return view(room, stored), False
+        return message, True
+
+    def history(
+        self, room: str, limit: int, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `limit` messages older than `before` (oldest first) and whether more exist."""
+        condition = "pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": HISTORY_PREFIX + room}}
+        if before is not None:
+            condition += " AND sk < :before"
+            values[":before"] = {"S": before}
+        newest_first: list[dict[str, Any]] = []
+        for item in self._table.query(
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            PaginationConfig={"PageSize": limit + 1},
+        ):
+            if self._lifetime.expired(int(item["expires_at"]["N"])):
+                break  # everything older expired too: retention is the same for all
+            if len(newest_first) == limit:
+                return newest_first[::-1], True
+            newest_first.append(view(room, item))
+        return newest_first[::-1], False
+
+    def attachment(self, room: str, message_id: str) -> Attachment | None:
+        """The attachment of a message of `room` still in its history, or None."""
+        item = self._table.get(_key(room, message_id), ConsistentRead=True)
+        if (
+            item is None
+            or self._lifetime.expired(int(item["expires_at"]["N"]))
+            or "attachment" not in item
+            or item.get("deleted", {}).get("BOOL")  # a deleted message's file is gone with it
+        ):
+            return None
+        return attachment_of(item["attachment"]["M"])
 
     def get(self, room: str, message_id: str) -> Stored | None:
         """The message, or None if the room has no such message (or it expired)."""
-        item = self._client.get_item(
-            TableName=self._table, Key=_key(room, message_id), ConsistentRead=True
-        ).get("Item")
-        if item is None or int(item["expires_at"]["N"]) <= self._clock():
+        item = self._table.get(_key(room, message_id), ConsistentRead=True)
+        if item is None or self._lifetime.expired(int(item["expires_at"]["N"])):
             return None
         return Stored(
             id=message_id,
@@ -161,23 +273,20 @@ class MessageChanges:
             condition = "attribute_exists(pk) AND attribute_not_exists(rev)"
         names = {"ExpressionAttributeNames": {"#t": "text"}} if "#t" in update else {}
         try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=_key(message.room, message.id),
+            attributes = self._table.update(
+                _key(message.room, message.id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
                 **names,
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise Conflict(message.id) from error
-            raise
-        return view(message.room, response["Attributes"])
+        except ConditionFailed as failed:
+            raise Conflict(message.id) from failed
+        return view(message.room, attributes)
 
 
-def _key(room: str, message_id: str) -> dict[str, Any]:
+def _key(room: str, message_id: str) -> Item:
     return {"pk": {"S": HISTORY_PREFIX + room}, "sk": {"S": message_id}}
 
 

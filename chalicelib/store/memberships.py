@@ -1,6 +1,6 @@
 """A person's rooms, private rooms and read markers: what outlives a connection.
 
-Items, in the chat's one table (storage.py has the rest):
+Items, in the chat's one table (the other modules of chalicelib/store/ have the rest):
 
 | item            | pk          | sk           | attributes                                  |
 | --------------- | ----------- | ------------ | ------------------------------------------- |
@@ -10,7 +10,7 @@ Items, in the chat's one table (storage.py has the rest):
 | a room's terms  | ROOM#{room} | META         | private, dm, owner, created_at              |
 
 Only signed-in people have items here: a guest's rooms are its connection's
-`rooms` (storage.py) and die with it, so a guest costs no write more than
+`rooms` (chalicelib/store/connections.py) and die with it, so a guest costs no write more than
 before. A public room has no META item; a private room or DM has one, and only
 people with a room item for it may join it, read it or post into it (the room
 item is the invitation). Room items leave room for what comes next: roles and
@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from chalicelib.store.messages import HISTORY_PREFIX
+from chalicelib.store.table import ConditionFailed, Item, Table
 
 USER_PREFIX = "USER#"
 ROOM_PREFIX = "ROOM#"
@@ -75,13 +76,10 @@ def dm_room(user: str, other: str) -> str:
     return DM_PREFIX + hashlib.blake2s(pair.encode()).hexdigest()[:24]
 
 
-def _condition_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 class Memberships:
-    def __init__(self, client: Any, table: str, clock: Callable[[], float]) -> None:
-        self._client = client
+    """What a signed-in person has: rooms, read markers, live tabs; and rooms' terms."""
+
+    def __init__(self, table: Table, clock: Callable[[], float]) -> None:
         self._table = table
         self._clock = clock
 
@@ -89,47 +87,28 @@ class Memberships:
 
     def terms(self, room: str) -> RoomTerms | None:
         """The room's terms; None for a public room."""
-        item = self._client.get_item(
-            TableName=self._table,
-            Key={"pk": {"S": ROOM_PREFIX + room}, "sk": {"S": META_SK}},
-            ConsistentRead=True,
-        ).get("Item")
+        item = self._table.get(
+            {"pk": {"S": ROOM_PREFIX + room}, "sk": {"S": META_SK}}, ConsistentRead=True
+        )
         return None if item is None else _terms(room, item)
 
     def private_among(self, rooms: list[str]) -> set[str]:
         """Which of `rooms` are private: one BatchGetItem per 100."""
-        private: set[str] = set()
-        for start in range(0, len(rooms), 100):
-            keys = [
-                {"pk": {"S": ROOM_PREFIX + room}, "sk": {"S": META_SK}}
-                for room in rooms[start : start + 100]
-            ]
-            request = {self._table: {"Keys": keys, "ProjectionExpression": "pk"}}
-            while request:
-                response = self._client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self._table, []):
-                    private.add(item["pk"]["S"][len(ROOM_PREFIX) :])
-                request = response.get("UnprocessedKeys") or {}
-        return private
+        keys = [{"pk": {"S": ROOM_PREFIX + room}, "sk": {"S": META_SK}} for room in rooms]
+        items = self._table.batch_get(keys, ProjectionExpression="pk")
+        return {item["pk"]["S"][len(ROOM_PREFIX) :] for item in items}
 
     def having(self, room: str, users: list[str]) -> set[str]:
         """Which of `users` (at most 100) have `room` among theirs: one BatchGetItem."""
         keys = [_person_room_key(user, room) for user in dict.fromkeys(users)][:100]
-        found: set[str] = set()
-        request = {self._table: {"Keys": keys, "ProjectionExpression": "pk"}} if keys else {}
-        while request:
-            response = self._client.batch_get_item(RequestItems=request)
-            for item in response["Responses"].get(self._table, []):
-                found.add(item["pk"]["S"][len(USER_PREFIX) :])
-            request = response.get("UnprocessedKeys") or {}
-        return found
+        items = self._table.batch_get(keys, ProjectionExpression="pk")
+        return {item["pk"]["S"][len(USER_PREFIX) :] for item in items}
 
     def create(self, room: str, owner: str, dm: bool = False) -> bool:
         """Make `room` private with this owner; False when it already has terms."""
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
+            self._table.put(
+                {
                     "pk": {"S": ROOM_PREFIX + room},
                     "sk": {"S": META_SK},
                     "private": {"BOOL": True},
@@ -139,10 +118,8 @@ class Memberships:
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     # A person's rooms ----------------------------------------------------------------
@@ -161,9 +138,7 @@ class Memberships:
         return rooms, connections
 
     def room_of(self, user: str, room: str) -> PersonRoom | None:
-        item = self._client.get_item(
-            TableName=self._table, Key=_person_room_key(user, room), ConsistentRead=True
-        ).get("Item")
+        item = self._table.get(_person_room_key(user, room), ConsistentRead=True)
         return None if item is None else _person_room(room, item)
 
     def add(self, user: str, entry: PersonRoom) -> None:
@@ -180,67 +155,60 @@ class Memberships:
             update += ", #r = if_not_exists(#r, :read)"
             values[":read"] = {"S": entry.read}
             names["#r"] = "read"
-        self._client.update_item(
-            TableName=self._table,
-            Key=_person_room_key(user, entry.room),
+        self._table.update(
+            _person_room_key(user, entry.room),
             UpdateExpression=update,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
 
     def remove(self, user: str, room: str) -> None:
-        self._client.delete_item(TableName=self._table, Key=_person_room_key(user, room))
+        self._table.delete(_person_room_key(user, room))
 
     def mark_read(self, user: str, room: str, message_id: str) -> bool:
         """Move the person's marker forward to `message_id`; False if it is not their room
         (a marker further on stays where it is, and is no failure)."""
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_person_room_key(user, room),
+            self._table.update(
+                _person_room_key(user, room),
                 UpdateExpression="SET #r = :id",
                 ConditionExpression="attribute_exists(pk) AND "
                 "(attribute_not_exists(#r) OR #r < :id)",
                 ExpressionAttributeNames={"#r": "read"},
                 ExpressionAttributeValues={":id": {"S": message_id}},
             )
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise
+        except ConditionFailed:
             return self.room_of(user, room) is not None
         return True
 
     # A person's connections ----------------------------------------------------------
 
     def add_connection(self, user: str, connection_id: str, expires_at: int) -> None:
-        self._client.put_item(
-            TableName=self._table,
-            Item={
+        self._table.put(
+            {
                 "pk": {"S": USER_PREFIX + user},
                 "sk": {"S": CONN_PREFIX + connection_id},
                 "expires_at": {"N": str(expires_at)},
-            },
+            }
         )
 
     def remove_connection(self, user: str, connection_id: str) -> None:
-        self._client.delete_item(
-            TableName=self._table,
-            Key={"pk": {"S": USER_PREFIX + user}, "sk": {"S": CONN_PREFIX + connection_id}},
+        self._table.delete(
+            {"pk": {"S": USER_PREFIX + user}, "sk": {"S": CONN_PREFIX + connection_id}}
         )
 
     # Unread counts -------------------------------------------------------------------
 
-    def unread(self, room: str, read: str, user: str, history_pk: str, dm: bool = False) -> Unread:
+    def unread(self, room: str, read: str, user: str, dm: bool = False) -> Unread:
         """Messages after the marker, not the person's own nor deleted: one Query, newest
         first, at most UNREAD_CAP items; `mentions` counts those whose `mentions` name the
         user (in a DM, every one of them)."""
         condition = "pk = :pk"
-        values: dict[str, Any] = {":pk": {"S": history_pk}}
+        values: dict[str, Any] = {":pk": {"S": HISTORY_PREFIX + room}}
         if read:
             condition += " AND sk > :read"
             values[":read"] = {"S": read}
-        response = self._client.query(
-            TableName=self._table,
+        found = self._table.query_page(
             KeyConditionExpression=condition,
             ExpressionAttributeValues=values,
             ExpressionAttributeNames={"#u": "user"},
@@ -250,7 +218,7 @@ class Memberships:
             Limit=UNREAD_CAP,
         )
         now = self._clock()
-        items = [i for i in response["Items"] if int(i["expires_at"]["N"]) > now]
+        items = [i for i in found if int(i["expires_at"]["N"]) > now]
         last = items[0]["sk"]["S"] if items else (read or None)
         theirs = [
             i
@@ -263,15 +231,12 @@ class Memberships:
         )
         return Unread(len(theirs), mentions, last)
 
-    def _partition(self, user: str) -> Iterator[dict[str, Any]]:
-        paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self._table,
+    def _partition(self, user: str) -> Iterator[Item]:
+        return self._table.query(
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": USER_PREFIX + user}},
             ConsistentRead=True,
-        ):
-            yield from page["Items"]
+        )
 
 
 def _person_room_key(user: str, room: str) -> dict[str, Any]:

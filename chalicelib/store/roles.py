@@ -1,6 +1,6 @@
 """Who moderates a room, and who is kept out of it: owners, moderators and bans, stored.
 
-Items beside a room's terms (chalicelib/memberships.py), in its partition:
+Items beside a room's terms (chalicelib/store/memberships.py), in its partition:
 
 | item        | pk          | sk           | attributes      |
 | ----------- | ----------- | ------------ | --------------- |
@@ -24,11 +24,9 @@ connects into a room, joins a new one, or is invited.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from botocore.exceptions import ClientError
-
-from chalicelib.memberships import META_SK, ROOM_PREFIX
+from chalicelib.store.memberships import META_SK, ROOM_PREFIX
+from chalicelib.store.table import ConditionFailed, Item, Table
 
 ADMIN_GROUP = "admins"
 OWNER_SK = "OWNER"
@@ -37,13 +35,14 @@ BAN_PREFIX = "BAN#"
 OWNER, MODERATOR, MEMBER = "owner", "moderator", "member"
 
 
-def _key(room: str, sk: str) -> dict[str, Any]:
+def _key(room: str, sk: str) -> Item:
     return {"pk": {"S": ROOM_PREFIX + room}, "sk": {"S": sk}}
 
 
 class Roles:
-    def __init__(self, client: Any, table: str, clock: Callable[[], float]) -> None:
-        self._client = client
+    """A room's owner, moderators and bans."""
+
+    def __init__(self, table: Table, clock: Callable[[], float]) -> None:
         self._table = table
         self._clock = clock
 
@@ -52,12 +51,7 @@ class Roles:
         if not user:
             return ""
         keys = [_key(room, META_SK), _key(room, OWNER_SK), _key(room, ROLE_PREFIX + user)]
-        request: Any = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        items: list[dict[str, Any]] = []
-        while request:
-            response = self._client.batch_get_item(RequestItems=request)
-            items += response["Responses"].get(self._table, [])
-            request = response.get("UnprocessedKeys") or {}
+        items = self._table.batch_get(keys, ConsistentRead=True)
         by_sk = {item["sk"]["S"]: item for item in items}
         owner = by_sk.get(META_SK, by_sk.get(OWNER_SK, {}))
         if owner.get("owner", owner.get("user", {})).get("S") == user:
@@ -68,58 +62,44 @@ class Roles:
     def claim_owner(self, room: str, user: str) -> bool:
         """Make `user` the owner of a public room that has none; False if it has one."""
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={**_key(room, OWNER_SK), "user": {"S": user}, "at": self._now()},
+            self._table.put(
+                {**_key(room, OWNER_SK), "user": {"S": user}, "at": self._now()},
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     def set_role(self, room: str, user: str, role: str, by: str) -> None:
         """`moderator`, or `member` (no role item)."""
         if role == MODERATOR:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
+            self._table.put(
+                {
                     **_key(room, ROLE_PREFIX + user),
                     "role": {"S": role},
                     "by": {"S": by},
                     "at": self._now(),
-                },
+                }
             )
         else:
-            self._client.delete_item(TableName=self._table, Key=_key(room, ROLE_PREFIX + user))
+            self._table.delete(_key(room, ROLE_PREFIX + user))
 
     def banned(self, room: str, user: str) -> bool:
-        item = self._client.get_item(
-            TableName=self._table, Key=_key(room, BAN_PREFIX + user), ConsistentRead=True
-        ).get("Item")
-        return item is not None
+        return self._table.get(_key(room, BAN_PREFIX + user), ConsistentRead=True) is not None
 
     def ban(self, room: str, user: str, by: str) -> bool:
         """Ban `user` from `room`; False if they were banned already."""
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={**_key(room, BAN_PREFIX + user), "by": {"S": by}, "at": self._now()},
+            self._table.put(
+                {**_key(room, BAN_PREFIX + user), "by": {"S": by}, "at": self._now()},
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except ClientError as error:
-            if _condition_failed(error):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     def unban(self, room: str, user: str) -> None:
-        self._client.delete_item(TableName=self._table, Key=_key(room, BAN_PREFIX + user))
+        self._table.delete(_key(room, BAN_PREFIX + user))
 
     def _now(self) -> dict[str, str]:
         return {"N": str(int(self._clock() * 1000))}
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
