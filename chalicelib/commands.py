@@ -204,6 +204,8 @@ class Chat:
                 log_storage_error(error, "message from %s", connection_id)
                 self._reply_error(connection_id, _unavailable(command))
                 return
+            if conn is None:  # told `expired` and closed
+                return
             if isinstance(command, ProtocolError):
                 self._reply_error(connection_id, command)
                 return
@@ -356,11 +358,18 @@ class Chat:
         except STORAGE_ERRORS:
             log.warning("connect %s: left pending items to expire", connection_id)
 
-    def _admit(self, connection_id: str) -> Connection:
+    def _admit(self, connection_id: str) -> Connection | None:
         """The sender's connection, a frame token taken. Its first frame confirms it (and
-        announces it); one missing from the table (expired, or cleaned after a failed
-        send while it was still open) is registered again."""
+        announces it). One missing from the table (expired, or cleaned after a failed
+        send while it was still open) is registered again as a guest where nobody signs
+        in; where people sign in it may have been a person, who must not go on as a
+        guest: it is told `expired` and closed, to reconnect with its token (None)."""
         conn = self._store.admit(connection_id, self._settings.frame_rate)
+        if conn is None and self._verifier is not None:
+            message = "your connection expired: reconnect"
+            self._reply_error(connection_id, ProtocolError(protocol.EXPIRED, message))
+            self._sender.close(connection_id)
+            return None
         if conn is None:
             room, now = self._settings.default_room, self._store.now_ms()
             nick = self._claim(room, "", connection_id, now, chosen=False, confirmed=True)
@@ -760,9 +769,10 @@ class Chat:
 
     def _expel(self, room: str, connection_ids: list[str], words: str) -> None:
         """Take `room` from these connections at once (a kick or a ban); each hears why
-        (`forbidden`) and `left`. One left with no room leaves the chat, and its `left`
-        says so (`current` null): its next frame starts it over in the default room, as
-        after an expiry."""
+        (`forbidden`) and `left`. One left with no room leaves the chat: its `left` says
+        so (`current` null) and the server closes it, so that it cannot start over on the
+        same socket (a ban escaped, a kicked guest back); a new connection is checked
+        like any other."""
         for connection_id in connection_ids:
             conn = self._store.get_connection(connection_id)
             if conn is None or room not in conn.rooms | {conn.room}:
@@ -777,6 +787,8 @@ class Chat:
                     self._depart(departure)
                 current = conn.room
             self._sender.send(connection_id, {"type": "left", "room": room, "current": current})
+            if current is None:
+                self._sender.close(connection_id)
 
     def _send_mine(self, conn: Connection) -> None:
         """`mine`: the connection's rooms; a person's with unread counts (one Query each)."""
