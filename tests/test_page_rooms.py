@@ -37,13 +37,16 @@ browser = shared.browser
 open_page = shared.open_page
 
 USERS = {"alice": "Alice-password-1", "bob": "Bob-password-1", "carol": "Carol-password-1"}
-# dan's rooms are only those of the test that bans him; eve moderates every room.
-USERS |= {"dan": "Dan-password-1", "eve": "Eve-password-1"}
+# This module's gateway has two more: dan, whose rooms are only those of the test that
+# bans him, and eve, who moderates every room.
+PASSWORDS = USERS | {"dan": "Dan-password-1", "eve": "Eve-password-1"}
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    users = [flag for user, word in USERS.items() for flag in ("--cognito-user", f"{user}:{word}")]
+    users = [
+        flag for user, word in PASSWORDS.items() for flag in ("--cognito-user", f"{user}:{word}")
+    ]
     lifted = ["--env", "RATE_PER_SECOND=10000", "--env", "RATE_BURST=10000"]
     running = start_gateway(
         tmp_path_factory.mktemp("rooms"),
@@ -62,7 +65,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
 
 def sign_in(page: Any, user: str) -> None:
     page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(USERS[user])
+    page.get_by_label("Password").fill(PASSWORDS[user])
     page.get_by_label("Password").press("Enter")
     expect(page.locator("#account-name")).to_have_text(f"{user}✓")
     wait_online(page)
@@ -328,7 +331,7 @@ def moderator(gateway: RunningGateway, user: str, room: str) -> Any:
     answer = boto3.client("cognito-idp", endpoint_url=about["endpoint"]).initiate_auth(
         ClientId=about["clients"]["ChatUserPoolClient"],
         AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": user, "PASSWORD": USERS[user]},
+        AuthParameters={"USERNAME": user, "PASSWORD": PASSWORDS[user]},
     )
     token = answer["AuthenticationResult"]["AccessToken"]
     return gateway.connect(f"?{urlencode({'token': token, 'room': room})}")
