@@ -37,6 +37,9 @@ NOT_FOUND = "not_found"
 # A `room` the connection is not in (join it first), and a connection in MAX_ROOMS rooms.
 NOT_IN_ROOM = "not_in_room"
 TOO_MANY_ROOMS = "too_many_rooms"
+# A frame from a connection the chat no longer holds, where people sign in: the server
+# closes it, and its client reconnects (with its token) rather than going on as a guest.
+EXPIRED = "expired"
 # An `attachment` that is not an upload of this room as announced (chalicelib/attachments.py).
 INVALID_ATTACHMENT = attachments.INVALID_ATTACHMENT
 # In the body of a refused $connect (HTTP 401) with AUTH=cognito.

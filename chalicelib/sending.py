@@ -50,6 +50,16 @@ class Sender:
             log.warning("could not ask about %s: %s", connection_id, error)
         return False
 
+    def close(self, connection_id: str) -> None:
+        """Close a connection from the server (DeleteConnection; its $disconnect runs).
+        One gone already is closed; a failure to ask is logged: its TTL ends it anyway."""
+        try:
+            self._api.close(connection_id)
+        except WebsocketDisconnectedError:
+            pass
+        except (ClientError, BotoCoreError) as error:
+            log.warning("could not close %s: %s", connection_id, error)
+
     def use_endpoint(self, domain_name: str, stage: str) -> None:
         """Post through this API (Chalice sets it from websocket events; other
         functions, like the fan-out, must be told)."""

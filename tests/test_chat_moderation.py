@@ -14,7 +14,7 @@ from chalicelib import service
 from tests.conftest import ChatHarness
 from tests.test_chat_conversation import error, posted
 from tests.test_chat_rooms import mine, of_type, person
-from tests.test_chat_signin import Pool, make_pool
+from tests.test_chat_signin import Pool, guest_items, make_pool
 
 
 @pytest.fixture
@@ -196,13 +196,21 @@ def test_banned_from_the_only_room_leaves_the_chat(chat: ChatHarness, crew: Pool
     dave = person(chat, crew, "dave")
     bob = person(chat, crew, "bob")
     chat.drain()
+    chat.connections.calls.clear()
     chat.send(dave, {"action": "ban", "room": "lobby", "user": "bob"})
     why, left = chat.take(bob)
     assert why["code"] == "forbidden" and "banned from lobby" in why["message"]
     assert left == {"type": "left", "room": "lobby", "current": None}
+    # Then the server closes it (changed in issue 18): no frame of it starts it over.
+    assert [call for call in chat.connections.calls if call[0] == "DeleteConnection"] == [
+        ("DeleteConnection", bob)
+    ]
     leaves = of_type(chat.take(dave), "presence")
     assert [(p["event"], p["nick"]) for p in leaves] == [("leave", "bob")]
-    assert chat.refusal({"token": crew.token("bob")})["status"] == 403
+    assert chat.refusal({"token": crew.token("bob")})["status"] == 403  # lobby: the default
+    assert chat.refusal({"token": crew.token("bob"), "room": "lobby"})["status"] == 403
+    chat.send(bob, {"action": "join", "room": "lobby"})  # had it raced the close
+    assert [(f["type"], f["code"]) for f in chat.take(bob)] == [("error", "expired")]
     chat.send(dave, "/who")
     assert chat.take_one(dave, "members")["members"] == ["dave"]
 
@@ -260,11 +268,12 @@ def test_joined_tells_the_joiner_their_role_for_at_most_one_read(
     assert joined_role(chat, alice, dm["room"]) == ("member", 0)
 
 
-def test_a_kick_from_the_only_room_ends_with_left_and_no_current(
-    chat: ChatHarness, crew: Pool
+def test_a_kick_from_the_only_room_ends_with_left_and_no_current_then_a_close(
+    chat: ChatHarness, crew: Pool, dynamodb: Any
 ) -> None:
     """Each of the person's connections hears `forbidden` then `left`, nothing more of the
-    room, and its next frame starts it over in the default room."""
+    room, and is closed: a frame that raced the close is answered `expired`, never a
+    guest in the default room (changed in issue 18)."""
     alice = person(chat, crew, "alice", room="cafe")
     laptop = person(chat, crew, "bob", room="cafe")
     phone = person(chat, crew, "bob", room="cafe")
@@ -273,8 +282,11 @@ def test_a_kick_from_the_only_room_ends_with_left_and_no_current(
     assert "only moderators" in chat.take_one(alice, "error")["message"]  # no owner: admins
     dave = person(chat, crew, "dave", room="cafe")
     chat.drain()
+    chat.connections.calls.clear()
 
     chat.send(dave, {"action": "kick", "room": "cafe", "user": "bob"})
+    closed = [call for call in chat.connections.calls if call[0] == "DeleteConnection"]
+    assert sorted(closed) == sorted([("DeleteConnection", laptop), ("DeleteConnection", phone)])
     for tab in (laptop, phone):
         why, left = chat.take(tab)
         assert (why["type"], why["code"]) == ("error", "forbidden")
@@ -287,9 +299,28 @@ def test_a_kick_from_the_only_room_ends_with_left_and_no_current(
     assert chat.take(laptop) == [] and chat.take(phone) == []
     chat.send(dave, "/who")
     assert chat.take_one(dave, "members")["members"] == ["alice", "dave"]
-    chat.send(laptop, {"action": "ping"})  # starts over, in the default room
-    assert chat.take(laptop) == [{"type": "pong"}]
-    assert list(mine(chat, laptop)) == ["lobby"]
+    chat.send(laptop, {"action": "ping"})
+    assert [(f["type"], f["code"]) for f in chat.take(laptop)] == [("error", "expired")]
+    assert guest_items(dynamodb) == []  # no guest came of it
+    again = person(chat, crew, "bob", room="cafe")  # a kick is no ban: bob may come back
+    chat.send(again, "/who")
+    assert chat.take_one(again, "members")["members"] == ["alice", "bob", "dave"]
+
+
+def test_a_guest_kicked_from_its_only_room_is_closed(chat: ChatHarness, crew: Pool) -> None:
+    dave = person(chat, crew, "dave", room="yard")
+    guest = chat.connect({"nick": "troll", "room": "yard"})
+    chat.drain()
+    chat.connections.calls.clear()
+    chat.send(dave, {"action": "kick", "room": "yard", "nick": "troll"})
+    why, left = chat.take(guest)
+    assert (why["code"], left) == ("forbidden", {"type": "left", "room": "yard", "current": None})
+    closed = [call for call in chat.connections.calls if call[0] == "DeleteConnection"]
+    assert closed == [("DeleteConnection", guest)]
+    chat.send(guest, {"action": "join", "room": "yard"})  # had it raced the close
+    assert [(f["type"], f["code"]) for f in chat.take(guest)] == [("error", "expired")]
+    chat.send(dave, "/who")
+    assert chat.take_one(dave, "members")["members"] == ["dave"]
 
 
 def test_a_kick_from_one_of_two_rooms_leaves_the_other_current(

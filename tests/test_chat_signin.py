@@ -18,6 +18,8 @@ import pytest
 
 from chalicelib import service
 from chalicelib.auth import Verifier
+from chalicelib.settings import Settings
+from chalicelib.store import Store
 from tests.conftest import ChatHarness, dev_table_name
 
 
@@ -170,3 +172,60 @@ def test_without_auth_a_token_is_ignored_and_nobody_is_verified(
     chat.send(guest, {"action": "sendmessage", "data": "hi"})
     (frame,) = chat.take(guest)
     assert frame["from"] == "ada" and "verified" not in frame
+
+
+def forget(dynamodb: Any, connection_id: str) -> None:
+    """The connection's items gone from the table while its socket is open, as after
+    its TTL or a clean-up that took a failed send for a departure."""
+    Store(dynamodb, Settings(table_name=dev_table_name())).connections.remove(connection_id)
+
+
+def guest_items(dynamodb: Any) -> list[dict[str, Any]]:
+    items = dynamodb.scan(TableName=dev_table_name())["Items"]
+    return [item for item in items if "guest-" in str(item)]
+
+
+def test_a_signed_in_connection_the_table_lost_is_closed_never_a_guest(
+    chat: ChatHarness, pool: Pool, dynamodb: Any
+) -> None:
+    """Issue 18/17: re-registered as a guest, an expired connection would skip sign-in."""
+    ada = chat.connect({"token": pool.token("ada"), "room": "dev"})
+    bob = chat.connect({"token": pool.token("bob"), "room": "dev"})
+    forget(dynamodb, ada)
+    chat.drain()
+    before = table_items(dynamodb)
+    chat.connections.calls.clear()
+
+    chat.send(ada, {"action": "sendmessage", "data": "as whom?"})
+    (expired,) = chat.take(ada)
+    assert expired["type"] == "error" and expired["code"] == "expired"
+    assert "reconnect" in expired["message"]
+    assert chat.connections.calls.count(("DeleteConnection", ada)) == 1
+    assert table_items(dynamodb) == before  # no connection, membership or nickname
+    assert guest_items(dynamodb) == []
+    assert chat.take(bob) == []  # nothing posted, nobody announced
+
+    again = chat.connect({"token": pool.token("ada"), "room": "dev"})  # what the client does
+    chat.send(again, "/who")
+    assert chat.take_one(again, "members")["members"] == ["ada", "bob"]
+
+
+def test_without_sign_in_a_connection_the_table_lost_starts_over_as_a_guest(
+    chat: ChatHarness, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTH", "none")
+    ada = chat.connect({"nick": "ada", "room": "dev"})
+    forget(dynamodb, ada)
+    chat.drain()
+    chat.connections.calls.clear()
+    chat.send(ada, {"action": "sendmessage", "data": "still here"})
+    (message,) = chat.take(ada)
+    assert message["room"] == "lobby" and message["from"].startswith("guest-")
+    assert ("DeleteConnection", ada) not in chat.connections.calls
+    keys = sorted((i["pk"]["S"], i["sk"]["S"].split("#")[0]) for i in guest_items(dynamodb))
+    assert keys == [  # the guest, its membership and name, and its message
+        (f"CONN#{ada}", "CONNECTION"),
+        ("HIST#lobby", message["id"]),
+        ("ROOM#lobby", "MEMBER"),
+        ("ROOM#lobby", "NICK"),
+    ]

@@ -142,7 +142,7 @@ def expected_statements(api_id: str | None, stage: str = "dev") -> list[dict[str
             "Action": "execute-api:ManageConnections",
             "Resource": [
                 f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/api/{method}/@connections/*"
-                for method in ("POST", "GET")
+                for method in ("POST", "GET", "DELETE")
             ],
         },
         {

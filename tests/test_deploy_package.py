@@ -83,7 +83,7 @@ EXPECTED_POLICY = {
                         "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
                         f"${{AWS::AccountId}}:${{WebsocketAPI}}/api/{method}/@connections/*"
                     }
-                    for method in ("POST", "GET")
+                    for method in ("POST", "GET", "DELETE")
                 ],
             },
             {

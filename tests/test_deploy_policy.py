@@ -173,7 +173,7 @@ def test_the_code_makes_clients_only_for_the_services_the_policy_covers() -> Non
     }
     cognito_calls = {name for name, _ in calls_on(CHALICELIB / "auth.py", "self._client()")}
     assert cognito_calls == {"get_user"}
-    assert connections_methods() == {"POST", "GET"}
+    assert connections_methods() == {"POST", "GET", "DELETE"}
 
 
 @pytest.mark.parametrize("stage", STAGES)

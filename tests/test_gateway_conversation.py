@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import ROOT, RunningGateway, start_gateway
 from tests.test_gateway_rooms import USERS, everything, of_type, send, token, wait
@@ -276,6 +277,15 @@ def only_in(ws: Any, room: str) -> None:
         wait(ws, "left")
 
 
+def until_closed(ws: Any) -> list[dict[str, Any]]:
+    """Every frame until the server closes the socket."""
+    frames = []
+    with pytest.raises(ConnectionClosed):
+        while True:
+            frames.append(json.loads(ws.recv(timeout=20)))
+    return frames
+
+
 def test_a_kick_from_the_only_room_ends_with_one_forbidden_and_one_left_without_current(
     gateway: RunningGateway,
 ) -> None:
@@ -291,14 +301,14 @@ def test_a_kick_from_the_only_room_ends_with_one_forbidden_and_one_left_without_
             send(alice, {"action": "kick", "room": room, "user": "bob"})
             (kicked,) = of_type(wait(alice, "kicked"), "kicked")
             assert (kicked["user"], kicked["by"]) == ("bob", "alice")
-            heard = {id(ws): wait(ws, "error", "left") for ws in (laptop, phone)}
             post(alice, "bob is gone", room)
             for ws in (laptop, phone):
-                frames = heard[id(ws)] + everything(ws)  # its ping starts it over
+                frames = until_closed(ws)  # then the server closes it (changed in issue 18)
                 assert [f["type"] for f in frames] == ["error", "left"]
                 assert frames[0]["code"] == "forbidden"
                 assert "alice removed you from dock" in frames[0]["message"]
                 assert frames[1] == {"type": "left", "room": room, "current": None}
+                assert ws.close_code == 1000
 
         with open_as(gateway, "bob", other) as bob:  # dock is still among bob's rooms
             everything(alice)
@@ -308,3 +318,49 @@ def test_a_kick_from_the_only_room_ends_with_one_forbidden_and_one_left_without_
             frames += everything(bob)
             assert [f["type"] for f in frames] == ["error", "left"]
             assert frames[1] == {"type": "left", "room": room, "current": other}
+
+
+def test_banned_from_the_only_room_the_socket_closes_and_that_room_refuses_403(
+    gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: bob banned from lobby, his only room, cannot go on as a guest on the same
+    socket; lobby is the default room too, so a connection without `?room=` is refused."""
+    monkeypatch.setitem(USERS, "dave", ADMIN[1])
+    with open_as(gateway, "dave", "lobby") as dave:
+        with open_as(gateway, "bob", "lobby") as bob:
+            only_in(bob, "lobby")
+            everything(bob)
+            everything(dave)
+            send(dave, {"action": "ban", "room": "lobby", "user": "bob"})
+            frames = until_closed(bob)
+            assert [f["type"] for f in frames] == ["error", "left"]
+            assert frames[0]["code"] == "forbidden"
+            assert "banned from lobby" in frames[0]["message"]
+            assert frames[1] == {"type": "left", "room": "lobby", "current": None}
+        wait(dave, "banned")
+        try:
+            for query in ("&room=lobby", ""):
+                with pytest.raises(InvalidStatus) as refused:
+                    gateway.connect(f"?token={token(gateway, 'bob')}{query}")
+                assert refused.value.response.status_code == 403
+                assert b"banned from lobby" in refused.value.response.body
+            with open_as(gateway, "bob", "harbour") as elsewhere:  # another room lets him in
+                send(elsewhere, "/who")
+                assert of_type(wait(elsewhere, "members"), "members")[0]["room"] == "harbour"
+        finally:
+            send(dave, {"action": "unban", "room": "lobby", "user": "bob"})
+            wait(dave, "unbanned")
+
+        guest = gateway.connect("?nick=rowdy")  # a guest kicked from lobby, its only room
+        with guest:
+            send(guest, {"action": "ping"})
+            wait(guest, "pong")
+            send(dave, {"action": "kick", "room": "lobby", "nick": "rowdy"})
+            frames = until_closed(guest)
+            assert [f["type"] for f in frames] == ["error", "left"]
+            assert frames[1] == {"type": "left", "room": "lobby", "current": None}
+            assert guest.close_code == 1000
+        with gateway.connect("?nick=rowdy") as again:  # a new connection may come back
+            send(again, {"action": "join", "room": "lobby"})
+            (joined,) = of_type(wait(again, "joined"), "joined")
+            assert joined["room"] == "lobby"

@@ -7,10 +7,12 @@ own. Helpers and flags are those of tests/test_page.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
+import boto3
 import pytest
 from playwright.sync_api import expect
 
@@ -35,11 +37,16 @@ browser = shared.browser
 open_page = shared.open_page
 
 USERS = {"alice": "Alice-password-1", "bob": "Bob-password-1", "carol": "Carol-password-1"}
+# This module's gateway has two more: dan, whose rooms are only those of the test that
+# bans him, and eve, who moderates every room.
+PASSWORDS = USERS | {"dan": "Dan-password-1", "eve": "Eve-password-1"}
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    users = [flag for user, word in USERS.items() for flag in ("--cognito-user", f"{user}:{word}")]
+    users = [
+        flag for user, word in PASSWORDS.items() for flag in ("--cognito-user", f"{user}:{word}")
+    ]
     lifted = ["--env", "RATE_PER_SECOND=10000", "--env", "RATE_BURST=10000"]
     running = start_gateway(
         tmp_path_factory.mktemp("rooms"),
@@ -49,6 +56,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
         "AUTH=optional",
         *lifted,
         *users,
+        "--cognito-group",
+        "admins:eve",
     )
     yield running
     running.stop()
@@ -56,7 +65,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
 
 def sign_in(page: Any, user: str) -> None:
     page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(USERS[user])
+    page.get_by_label("Password").fill(PASSWORDS[user])
     page.get_by_label("Password").press("Enter")
     expect(page.locator("#account-name")).to_have_text(f"{user}✓")
     wait_online(page)
@@ -314,3 +323,66 @@ def test_private_rooms_and_dms_stay_with_their_members_and_invites_arrive_live(
     # The page opens the room the server made current: one of hers.
     expect(carol.locator("#room-title")).not_to_have_text("#plans")
     expect(carol.locator("#rooms [aria-current=true]")).to_have_count(1)
+
+
+def moderator(gateway: RunningGateway, user: str, room: str) -> Any:
+    """`user` on a websocket of their own (not a page), in `room`."""
+    about = gateway.endpoints["cognito"]
+    answer = boto3.client("cognito-idp", endpoint_url=about["endpoint"]).initiate_auth(
+        ClientId=about["clients"]["ChatUserPoolClient"],
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": user, "PASSWORD": PASSWORDS[user]},
+    )
+    token = answer["AuthenticationResult"]["AccessToken"]
+    return gateway.connect(f"?{urlencode({'token': token, 'room': room})}")
+
+
+def moderate(ws: Any, frame: dict[str, Any], answer: str) -> None:
+    ws.send(json.dumps(frame))
+    while json.loads(ws.recv(timeout=20))["type"] != answer:
+        pass
+
+
+def test_banned_from_the_only_room_the_page_goes_on_elsewhere_and_never_loops(
+    gateway: RunningGateway, open_page: Any
+) -> None:
+    """Issue 18: the server closes a connection that lost its only room; the page reconnects
+    to the default room, never the one it lost, and with the default room lost it waits for
+    a room to be picked. Upgrade attempts are counted: no reconnect loop on a 403."""
+    upgrades: list[str] = []
+    dan = person(open_page, gateway, "dan", "moor")
+    dan.on("websocket", lambda ws: upgrades.append(ws.url))
+    with moderator(gateway, "alice", "lobby") as alice:
+        moderate(alice, {"action": "create", "room": "moor"}, "joined")  # alice owns it
+    with moderator(gateway, "eve", "moor") as eve:
+        moderate(eve, {"action": "ping"}, "pong")
+        moderate(eve, {"action": "ban", "room": "moor", "user": "dan"}, "banned")
+
+        expect(dan.locator("#room-title")).to_have_text("#lobby")
+        wait_online(dan)
+        banned = "you are banned from moor (by eve): you cannot rejoin it"
+        expect(dan.locator("#log li.system").first).to_have_text(banned)
+        expect(dan.locator('#my-rooms button[data-room="moor"]')).to_have_count(0)
+        dan.wait_for_timeout(10_000)
+        assert len(upgrades) == 1 and "room=lobby" in upgrades[0]
+        wait_online(dan)
+
+        moderate(eve, {"action": "join", "room": "lobby"}, "joined")
+        moderate(eve, {"action": "ban", "room": "lobby", "user": "dan"}, "banned")
+        status = dan.locator("#status")
+        expect(status).to_have_text("removed from your only room: join a room to go on")
+        expect(status).to_have_attribute("data-state", "offline")
+        expect(dan.locator("#log li.error").last).to_contain_text("banned from lobby")
+        expect(dan.locator("#room-title")).to_have_text("")
+        expect(dan.get_by_role("button", name="Leave #")).to_be_hidden()
+        dan.wait_for_timeout(5_000)
+        assert len(upgrades) == 1  # no socket into a room that refuses it
+        screenshot(dan, "rooms-banned-from-the-only-room.png")
+
+        join(dan, "heath")
+        wait_online(dan)
+        assert len(upgrades) == 2 and "room=heath" in upgrades[1]
+        expect(dan.locator("#log li.system").first).to_contain_text("banned from lobby")
+        say(dan, "here instead")
+        expect(messages(dan).last).to_have_text("here instead")
+        moderate(eve, {"action": "unban", "room": "lobby", "user": "dan"}, "unbanned")

@@ -89,6 +89,8 @@ class Chat:
                 log_storage_error(error, "message from %s", connection_id)
                 self._reply_error(connection_id, unavailable(command))
                 return
+            if conn is None:  # told `expired` and closed
+                return
             if isinstance(command, ProtocolError):
                 self._reply_error(connection_id, command)
                 return

@@ -105,11 +105,19 @@ class Lifecycle:
             except STORAGE_ERRORS as error:
                 log_storage_error(error, "disconnect %s (TTL will clean it)", connection_id)
 
-    def admit(self, connection_id: str) -> Connection:
+    def admit(self, connection_id: str) -> Connection | None:
         """The sender's connection, a frame token taken. Its first frame confirms it (and
-        announces it); one missing from the table (expired, or cleaned after a failed
-        send while it was still open) is registered again."""
+        announces it). One missing from the table (expired, or cleaned after a failed
+        send while it was still open) is registered again as a guest where nobody signs
+        in; where people sign in it may have been a person, who must not go on as a
+        guest: it is told `expired` and closed, to reconnect with its token (None)."""
         conn = self._store.connections.admit(connection_id, self._settings.frame_rate)
+        if conn is None and self._verifier is not None:
+            message = "your connection expired: reconnect"
+            error = ProtocolError(protocol.EXPIRED, message)
+            self._sender.send(connection_id, protocol.error_frame(error))
+            self._sender.close(connection_id)
+            return None
         if conn is None:
             room, now = self._settings.default_room, self._clock.now_ms()
             nick = self._nicknames.claim(room, "", connection_id, now, chosen=False, confirmed=True)

@@ -125,7 +125,7 @@ class Rooms:
 
     def create(self, conn: Connection, command: protocol.Create) -> None:
         """A room and its owner: a public room's creator owns it if it had no members and
-        no owner (chalicelib/roles.py); the default room and DMs have none."""
+        no owner (chalicelib/store/roles.py); the default room and DMs have none."""
         room = command.room
         if not command.private:
             if (
@@ -152,9 +152,10 @@ class Rooms:
 
     def expel(self, room: str, connection_ids: list[str], words: str) -> None:
         """Take `room` from these connections at once (a kick or a ban); each hears why
-        (`forbidden`) and `left`. One left with no room leaves the chat, and its `left`
-        says so (`current` null): its next frame starts it over in the default room, as
-        after an expiry."""
+        (`forbidden`) and `left`. One left with no room leaves the chat: its `left` says
+        so (`current` null) and the server closes it, so that it cannot start over on the
+        same socket (a ban escaped, a kicked guest back); a new connection is checked
+        like any other."""
         for connection_id in connection_ids:
             conn = self._store.connections.get(connection_id)
             if conn is None or room not in conn.rooms | {conn.room}:
@@ -171,6 +172,8 @@ class Rooms:
                     self._broadcaster.depart(departure)
                 current = conn.room
             self._sender.send(connection_id, {"type": "left", "room": room, "current": current})
+            if current is None:
+                self._sender.close(connection_id)
 
     def spread(self, user: str, room: str, entry: PersonRoom, skip: str = "") -> None:
         """A person's new room reaches their live connections at once: each subscribes

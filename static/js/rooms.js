@@ -1,6 +1,7 @@
 // Rooms: the current room; one's rooms (`mine`) with unread badges, direct messages, and
 // the public rooms to browse; the read marker of the room being read. Owns all of them.
 import { signedIn } from "./auth.js";
+import { noteLeft } from "./conversation.js";
 import { ui } from "./dom.js";
 import { closeDrawer } from "./drawer.js";
 import { atBottom, lastSeenId, shownRoom, systemLine } from "./log.js";
@@ -10,6 +11,8 @@ import { params, store } from "./settings.js";
 import { change, send } from "./socket.js";
 
 const ROOM_PATTERN = /^[A-Za-z0-9_.-]+$/;
+// The server's default room (DEFAULT_ROOM), where a page goes that has no room of its own.
+const DEFAULT_ROOM = "lobby";
 // The server counts unread messages exactly up to 99, then says "99+".
 const UNREAD_MAX = 99;
 const TITLE = document.title;
@@ -37,7 +40,7 @@ const roomState = {
 function firstRoom() {
   const asked = params.get("room");
   if (asked && ROOM_PATTERN.test(asked)) return asked;
-  return store.getItem("chat.room") || "lobby";
+  return store.getItem("chat.room") || DEFAULT_ROOM;
 }
 
 export function currentRoom() {
@@ -168,10 +171,31 @@ export function roomAdded(frame) {
 // `left`: the room is no longer ours. Returns the room now current when it was the shown
 // one (the page opens it), else "".
 export function roomLeft(frame) {
+  if (frame.current === null && frame.room === roomState.room) lostOnlyRoom(frame.room);
   roomState.mine.delete(frame.room);
   roomState.counts.delete(frame.room);
   renderRooms();
   return frame.room === shownRoom() && typeof frame.current === "string" ? frame.current : "";
+}
+
+// A kick or ban took our only room (`left` without `current`), and the server closes the
+// socket. The next one goes to the default room, never back to the room we lost, which
+// may refuse us (a ban: 403); the default room lost, none opens until a room is picked.
+// The next `joined` says why.
+function lostOnlyRoom(room) {
+  noteLeft(roomLabel(room));
+  roomState.room = room === DEFAULT_ROOM ? "" : DEFAULT_ROOM;
+  store.setItem("chat.room", roomState.room);
+  if (roomState.room) return;
+  ui.roomTitle.textContent = "";
+  ui.roomInput.value = "";
+}
+
+// Roomless: `room`, if it is a room name, is the one the next socket goes to.
+export function chooseRoom(room) {
+  if (!ROOM_PATTERN.test(room) || room.length > ui.roomInput.maxLength) return false;
+  roomState.room = room;
+  return true;
 }
 
 // A message of one of our rooms arrived: one more unread unless it is our own or we are
@@ -367,6 +391,7 @@ function showRoomControls() {
   const about = roomState.mine.get(roomState.room) || {};
   ui.inviteForm.hidden = !(signedIn() && about.private && !about.dm);
   ui.leaveRoom.textContent = `Leave ${roomLabel(roomState.room)}`;
+  ui.leaveRoom.hidden = !roomState.room;
 }
 
 export function startDm(user) {

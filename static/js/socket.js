@@ -4,7 +4,7 @@ import { guestRefused, refused, socketOpened, tokenForSocket } from "./auth.js";
 import { ui } from "./dom.js";
 import { receive } from "./frames.js";
 import { expectNick, ownNick } from "./people.js";
-import { currentRoom, relistRooms } from "./rooms.js";
+import { chooseRoom, currentRoom, relistRooms } from "./rooms.js";
 import { params, servedConfig } from "./settings.js";
 
 // API Gateway closes connections idle for 10 minutes; protocol pings do not count.
@@ -48,6 +48,10 @@ export function connect() {
   const base = endpoint();
   if (!base) {
     setStatus("offline", "no server: open this page with ?ws=wss://…/api");
+    return;
+  }
+  if (!currentRoom()) {
+    setStatus("offline", "removed from your only room: join a room to go on");
     return;
   }
   const token = tokenForSocket();
@@ -155,6 +159,7 @@ export function changing() {
 
 // Room and nickname changes go one at a time: each waits for the answer to the last.
 export function change(frame) {
+  if (frame.action === "join" && !conn.socket && !currentRoom()) return openInto(frame.room);
   if (!conn.ready) return false;
   if (conn.changing) {
     conn.queued.push(frame);
@@ -165,6 +170,14 @@ export function change(frame) {
   clearTimeout(conn.changeTimer);
   conn.changeTimer = setTimeout(() => settle(conn.changing), CHANGE_TIMEOUT_MS);
   return send(frame);
+}
+
+// Removed from our only room, the page has no socket: a room picked opens one into it.
+function openInto(room) {
+  if (!chooseRoom(room)) return false;
+  clearTimeout(conn.retryTimer);
+  connect();
+  return true;
 }
 
 export function settle(action) {
