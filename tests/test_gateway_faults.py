@@ -460,6 +460,12 @@ class SlowRelay:
         self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
         started.set()
         self.loop.run_forever()
+        # Stopped: end the open relays here, in the loop's own thread, before it closes.
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -478,7 +484,7 @@ class SlowRelay:
                         await asyncio.sleep(self.DELAY)
                     sink.write(chunk)
                     await sink.drain()
-            except OSError:
+            except (OSError, asyncio.CancelledError):
                 pass
             finally:
                 sink.close()
