@@ -1,6 +1,10 @@
 """A signed-in person's rooms: invitations to private rooms, DMs, the list with unread
 counts, and read markers.
 
+A private room's owner, its moderators and admins invite (the rule of
+chalicelib/moderation.py); only a person who has signed in here can be invited
+or sent a DM, so a mistyped name is `not_found` and writes nothing.
+
 These belong to the person, not the connection: an invitation or a DM reaches
 every connection of theirs at once, and a read marker is the same on all of
 them. Guests have none of it.
