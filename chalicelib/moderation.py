@@ -45,6 +45,11 @@ def role(roles: Roles, conn: Connection, room: str) -> str:
     return roles.rank(room, conn.user) or MEMBER
 
 
+def moderates(roles: Roles, conn: Connection, room: str) -> bool:
+    """Admins moderate every room; otherwise its owner and moderators (a guest never)."""
+    return conn.admin or roles.rank(room, conn.user) in (OWNER, MODERATOR)
+
+
 class Moderation:
     def __init__(self, store: Store, roles: Roles, sender: Sender, expel: Expel) -> None:
         self._store = store
@@ -53,8 +58,7 @@ class Moderation:
         self._expel = expel
 
     def moderates(self, conn: Connection, room: str) -> bool:
-        """Admins moderate every room; otherwise its owner and moderators."""
-        return conn.admin or self._roles.rank(room, conn.user) in (OWNER, MODERATOR)
+        return moderates(self._roles, conn, room)
 
     def run(self, conn: Connection, room: str, command: protocol.Command, tell: Tell) -> None:
         terms = self._store.memberships.terms(room)

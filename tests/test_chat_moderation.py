@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from chalicelib import service
-from tests.conftest import ChatHarness
+from chalicelib.store.memberships import dm_room
+from tests.conftest import ChatHarness, dev_table_name
 from tests.test_chat_conversation import error, posted
 from tests.test_chat_rooms import mine, of_type, person
 from tests.test_chat_signin import Pool, guest_items, make_pool
@@ -336,3 +337,54 @@ def test_a_kick_from_one_of_two_rooms_leaves_the_other_current(
     chat.send(dave, {"action": "sendmessage", "data": "after the kick", "room": "cafe"})
     assert chat.take(bob) == []
     assert list(mine(chat, bob)) == ["hall"]
+
+
+def test_the_owner_moderators_and_admins_invite_and_a_plain_member_may_not(
+    chat: ChatHarness, crew: Pool
+) -> None:
+    """Issue 17: `invite` is for the owner or a moderator of the room, and admins."""
+    alice = person(chat, crew, "alice")
+    bob = person(chat, crew, "bob")
+    carol = person(chat, crew, "carol")
+    dave = person(chat, crew, "dave")
+    private_room(chat, alice, "team", "bob")
+    chat.send(alice, {"action": "role", "room": "team", "user": "bob", "role": "moderator"})
+    chat.drain()
+
+    chat.send(bob, {"action": "invite", "room": "team", "user": "carol"})  # a moderator
+    assert chat.take_one(bob, "invited")["user"] == "carol"
+    assert [f["room"] for f in of_type(chat.take(carol), "added")] == ["team"]  # live
+    assert mine(chat, carol)["team"]["private"] is True
+
+    private_room(chat, alice, "den")  # dave, an admin, is not in it
+    chat.drain()
+    chat.send(dave, {"action": "invite", "room": "den", "user": "carol"})
+    assert chat.take_one(dave, "invited")["user"] == "carol"
+    assert [f["room"] for f in of_type(chat.take(carol), "added")] == ["den"]
+    assert "den" in mine(chat, carol)
+
+    before = mine(chat, dave)
+    refused = error(chat, carol, {"action": "invite", "room": "team", "user": "dave"})
+    assert refused["code"] == "forbidden" and "owner or a moderator" in refused["message"]
+    assert chat.take(carol) == []
+    assert chat.take(dave) == []  # no `added`
+    assert mine(chat, dave) == before and "team" not in before
+
+
+def test_a_person_banned_from_their_only_room_can_still_be_sent_a_dm(
+    chat: ChatHarness, crew: Pool, dynamodb: Any
+) -> None:
+    """Their room items and tab are gone; the SEEN mark says they have signed in."""
+    dave = person(chat, crew, "dave")
+    bob = person(chat, crew, "bob")
+    chat.send(dave, {"action": "ban", "room": "lobby", "user": "bob"})
+    chat.drain()
+    items = dynamodb.query(
+        TableName=dev_table_name(),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "USER#bob"}},
+    )["Items"]
+    assert [item["sk"]["S"] for item in items] == ["SEEN"]
+    chat.send(dave, {"action": "dm", "to": "bob"})
+    assert chat.take_one(dave, "joined")["room"] == dm_room("bob", "dave")
+    assert chat.take(bob) == []  # closed: the DM waits in bob's rooms

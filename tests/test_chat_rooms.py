@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from chalicelib import service
 from chalicelib.store.memberships import dm_room
-from tests.conftest import ChatHarness
+from tests.conftest import ChatHarness, dev_table_name
 from tests.test_chat_signin import Pool, make_pool
 
 
@@ -331,3 +332,59 @@ def test_leaving_takes_the_room_from_every_connection_of_the_person(
     assert chat.take_one(laptop, "joined")["room"] == "mine-only"
     chat.send(bob, {"action": "join", "room": "mine-only"})  # nobody else
     assert chat.take_one(bob, "error")["code"] == "forbidden"
+
+
+def table_count() -> int:
+    """Every item in the table (a scan: the test's view, not the chat's)."""
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=dev_table_name())
+    return sum(page["Count"] for page in pages)
+
+
+def partition(user: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = boto3.client("dynamodb").query(
+        TableName=dev_table_name(),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"USER#{user}"}},
+    )["Items"]
+    return items
+
+
+def test_inviting_or_messaging_a_name_nobody_has_is_not_found_and_writes_nothing(
+    chat: ChatHarness, team: Pool
+) -> None:
+    """Issue 17: a typo (`bbo`) makes no membership and no DM for nobody."""
+    alice = person(chat, team, "alice")
+    chat.send(alice, {"action": "create", "room": "secret", "private": True})
+    chat.drain()
+    before = table_count()
+    for frame in (
+        {"action": "invite", "room": "secret", "user": "bbo"},
+        {"action": "dm", "to": "bbo"},
+    ):
+        chat.send(alice, frame)
+        (answer,) = chat.take(alice)
+        assert (answer["type"], answer["code"]) == ("error", "not_found")
+        assert "nobody named bbo has signed in" in answer["message"]
+    assert table_count() == before
+    assert partition("bbo") == []
+    assert set(mine(chat, alice)) == {"lobby", "secret"}
+
+
+def test_a_person_who_signed_in_once_is_invited_and_sent_a_dm_while_away(
+    chat: ChatHarness, team: Pool
+) -> None:
+    carol = person(chat, team, "carol")
+    chat.disconnect(carol)
+    alice = person(chat, team, "alice")
+    chat.send(alice, {"action": "create", "room": "secret", "private": True})
+    chat.drain()
+    chat.send(alice, {"action": "invite", "room": "secret", "user": "carol"})
+    assert chat.take_one(alice, "invited")["user"] == "carol"
+    chat.send(alice, {"action": "dm", "to": "carol"})
+    room = chat.take_one(alice, "joined")["room"]
+    assert room == dm_room("alice", "carol")
+
+    carol = person(chat, team, "carol")
+    rooms = mine(chat, carol)
+    assert set(rooms) == {"lobby", "secret", room}
+    assert (rooms["secret"]["private"], rooms[room]["with"]) == (True, "alice")

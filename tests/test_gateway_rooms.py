@@ -248,3 +248,37 @@ def test_a_guest_chats_beside_users_and_wscat_text_reaches_the_current_room(
     with pytest.raises(InvalidStatus) as refused:
         gateway.connect("?token=not-a-token")
     assert refused.value.response.status_code == 401
+
+
+def test_a_moderator_invites_carol_live_and_a_dm_to_nobody_is_not_found(
+    gateway: RunningGateway,
+) -> None:
+    """Issue 17: the owner's moderators invite too; an unknown name is `not_found`."""
+    with (
+        open_as(gateway, "alice", room="crafts") as alice,
+        open_as(gateway, "bob", room="crafts") as bob,
+        open_as(gateway, "carol", room="crafts") as carol,
+    ):
+        send(alice, {"action": "create", "room": "workshop", "private": True})
+        wait(alice, "joined")
+        send(alice, {"action": "invite", "room": "workshop", "user": "bob"})
+        wait(alice, "invited")
+        wait(bob, "added")
+        send(alice, {"action": "role", "room": "workshop", "user": "bob", "role": "moderator"})
+        wait(alice, "role")
+        everything(carol)
+
+        send(bob, {"action": "invite", "room": "workshop", "user": "carol"})
+        (invited,) = of_type(wait(bob, "invited"), "invited")
+        assert (invited["room"], invited["user"]) == ("workshop", "carol")
+        added = of_type(wait(carol, "added"), "added")
+        assert [(f["room"], f["private"]) for f in added] == [("workshop", True)]
+        send(alice, {"action": "sendmessage", "data": "welcome, carol", "room": "workshop"})
+        wait(alice, "message")
+        assert texts(wait(carol, "message")) == [("workshop", "welcome, carol")]
+
+        everything(alice)
+        send(alice, {"action": "dm", "to": "nobody-here"})
+        answers = wait(alice, "error") + everything(alice)
+        assert [(f["type"], f.get("code")) for f in answers] == [("error", "not_found")]
+        assert "nobody named nobody-here" in answers[0]["message"]

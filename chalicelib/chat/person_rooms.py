@@ -1,6 +1,10 @@
 """A signed-in person's rooms: invitations to private rooms, DMs, the list with unread
 counts, and read markers.
 
+A private room's owner, its moderators and admins invite (the rule of
+chalicelib/moderation.py); only a person who has signed in here can be invited
+or sent a DM, so a mistyped name is `not_found` and writes nothing.
+
 These belong to the person, not the connection: an invitation or a DM reaches
 every connection of theirs at once, and a read marker is the same on all of
 them. Guests have none of it.
@@ -12,7 +16,8 @@ from typing import Any
 
 from chalicelib import protocol
 from chalicelib.chat.rooms import Rooms
-from chalicelib.protocol import FORBIDDEN, Refusal
+from chalicelib.moderation import moderates
+from chalicelib.protocol import FORBIDDEN, NOT_FOUND, Refusal
 from chalicelib.sending import Sender
 from chalicelib.store import Store
 from chalicelib.store.connections import Connection
@@ -26,12 +31,18 @@ class PersonRooms:
         self._rooms = rooms
 
     def invite(self, conn: Connection, user: str, room: str) -> None:
-        """The owner adds a user to a private room; the room reaches them at once."""
+        """The owner, a moderator or an admin adds a person who has signed in here to a
+        private room; the room reaches them at once. Anyone else, or a name nobody
+        has, changes nothing."""
+        if not conn.user:
+            raise Refusal(FORBIDDEN, "sign in to invite people to private rooms")
         terms = self._store.memberships.terms(room)
-        if terms is None or terms.dm or not conn.user or terms.owner != conn.user:
-            raise Refusal(FORBIDDEN, f"only the owner of private room {room} may invite to it")
+        if terms is None or terms.dm or not moderates(self._store.roles, conn, room):
+            message = f"only the owner or a moderator of private room {room} may invite to it"
+            raise Refusal(FORBIDDEN, message)
         if self._store.roles.banned(room, user):
             raise Refusal(FORBIDDEN, f"{user} is banned from {room}: unban them first")
+        self._require_known(user)
         entry = PersonRoom(room, private=True)
         self._store.memberships.add(user, entry)
         self._rooms.spread(user, room, entry)
@@ -43,6 +54,7 @@ class PersonRooms:
             raise Refusal(FORBIDDEN, "sign in to send direct messages")
         if to == conn.user:
             raise Refusal(protocol.BAD_REQUEST, "a direct message needs another user")
+        self._require_known(to)
         room = dm_room(conn.user, to)
         self._store.memberships.create(room, "", dm=True)
         self._store.memberships.add(conn.user, PersonRoom(room, private=True, dm=True, peer=to))
@@ -50,6 +62,12 @@ class PersonRooms:
         self._store.memberships.add(to, theirs)
         self._rooms.spread(to, room, theirs)
         self._rooms.join(conn, room)
+
+    def _require_known(self, user: str) -> None:
+        """Only a person who has signed in here can be invited or DM'd: a typo must not
+        make a membership or a DM for nobody."""
+        if not self._store.memberships.known(user):
+            raise Refusal(NOT_FOUND, f"nobody named {user} has signed in to this chat yet")
 
     def mine(self, conn: Connection) -> None:
         """`mine`: the connection's rooms; a person's with unread counts (one Query each)."""

@@ -7,6 +7,7 @@ Items, in the chat's one table (the other modules of chalicelib/store/ have the 
 | a person's room | USER#{user} | ROOM#{room}  | private, dm, peer (a DM's other user),      |
 |                 |             |              | read (the last message read), added_at      |
 | a live tab      | USER#{user} | CONN#{id}    | expires_at                                  |
+| signed in once  | USER#{user} | SEEN         | at (the last sign-in)                       |
 | a room's terms  | ROOM#{room} | META         | private, dm, owner, created_at              |
 
 Only signed-in people have items here: a guest's rooms are its connection's
@@ -21,7 +22,13 @@ Request counts: a person's rooms are one Query (their partition, at most
 MAX_ROOMS room items and their live connections); joining a private room one
 GetItem for META and one for the room item; an unread count one Query of the
 room's history after the read marker, Limit 100 (`unread`); `read` one
-conditional UpdateItem (a marker only moves forward).
+conditional UpdateItem (a marker only moves forward); whether anyone by a name has
+ever signed in (`known`, before an invitation or a DM) one Query, Limit 1.
+
+SEEN is written with each live tab (one BatchWriteItem, as many requests as the
+tab alone) and never removed: room items are not enough to tell, since a person
+banned or kicked from their only room loses that room item and, at $disconnect,
+their tab, which would leave the partition empty.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from chalicelib.store.table import ConditionFailed, Item, Table
 USER_PREFIX = "USER#"
 ROOM_PREFIX = "ROOM#"
 CONN_PREFIX = "CONN#"
+SEEN_SK = "SEEN"
 META_SK = "META"
 DM_PREFIX = "dm-"
 # Unread counts are exact up to 99; one more tells "99+".
@@ -184,18 +192,37 @@ class Memberships:
     # A person's connections ----------------------------------------------------------
 
     def add_connection(self, user: str, connection_id: str, expires_at: int) -> None:
-        self._table.put(
-            {
-                "pk": {"S": USER_PREFIX + user},
-                "sk": {"S": CONN_PREFIX + connection_id},
-                "expires_at": {"N": str(expires_at)},
-            }
+        """A live tab, and the mark that `user` has signed in (what `known` finds even
+        after every room is gone): one BatchWriteItem."""
+        pk = {"S": USER_PREFIX + user}
+        self._table.batch_put(
+            [
+                {
+                    "pk": pk,
+                    "sk": {"S": CONN_PREFIX + connection_id},
+                    "expires_at": {"N": str(expires_at)},
+                },
+                {"pk": pk, "sk": {"S": SEEN_SK}, "at": {"N": str(int(self._clock() * 1000))}},
+            ]
         )
 
     def remove_connection(self, user: str, connection_id: str) -> None:
         self._table.delete(
             {"pk": {"S": USER_PREFIX + user}, "sk": {"S": CONN_PREFIX + connection_id}}
         )
+
+    def known(self, user: str) -> bool:
+        """Whether `user` has signed in to this chat at least once: any item in their
+        partition (SEEN, a room, a tab), one Query with Limit 1. Only such a person may
+        be invited or sent a DM, so a mistyped name creates nothing."""
+        found = self._table.query_page(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": USER_PREFIX + user}},
+            ProjectionExpression="pk",
+            ConsistentRead=True,
+            Limit=1,
+        )
+        return bool(found)
 
     # Unread counts -------------------------------------------------------------------
 

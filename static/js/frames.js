@@ -186,6 +186,7 @@ const SETTLING_ERRORS = [
   "rate_limited",
   "unauthorized",
   "forbidden",
+  "not_found", // a `dm` to a name that never signed in (issue 17)
 ];
 
 // Error codes (docs/protocol.md) in words; an unknown code shows the server's own text.
