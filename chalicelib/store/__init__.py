@@ -9,7 +9,8 @@ each operation costs:
 | connections.py | CONN#{id} / CONNECTION: a connection, its rooms, its limits  |
 | rooms.py       | ROOM#{room} / MEMBER#{id}, ROOMS / {room}: subscriptions     |
 | claims.py      | ROOM#{room} / NICK#{key}, IP#{ip} / SLOT#{n}: names, slots   |
-| memberships.py | USER#{user} / ROOM#, CONN#; ROOM#{room} / META: a person's   |
+| memberships.py | USER#{user} / ROOM#, CONN#, SEEN; ROOM#{room} / META: a      |
+|                | person's rooms, tabs and sign-in marker; private room terms  |
 | roles.py       | ROOM#{room} / OWNER, ROLE#{user}, BAN#{user}                 |
 | messages.py    | HIST#{room} / {ulid}: history, edits, reactions              |
 
